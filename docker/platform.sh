@@ -1,0 +1,201 @@
+#!/bin/sh
+# crossdock's per-architecture build helper. It runs in the native (BUILDPLATFORM) stages of
+# docker/Dockerfile and maps BuildKit's TARGETARCH + TARGETVARIANT to everything a Rust cross build
+# needs. It mirrors the build-side columns of tasks/platforms.py; tests/test_platform_sh.py runs it for
+# every row of that table (plain sh, no Docker) and compares.
+#
+#   platform.sh env        print KEY=VALUE lines for the target (what the other commands use)
+#   platform.sh toolchain  install the host Rust toolchain (Debian flavour: rustc-web, cargo-web)
+#   platform.sh install    install what the target needs (cross gcc, libc, Rust std for the target)
+#   platform.sh build      cargo build --release for the target and copy the binary to $OUT_DIR
+#
+# Inputs (environment): TARGETARCH, TARGETVARIANT (from BuildKit), BUILDARCH (optional: the build
+# machine's TARGETARCH-style arch), RUST_FLAVOUR (rustup | debian; default: rustup when `rustup` is on
+# PATH, else debian), and for `build`: BIN, PACKAGE (optional), OUT_DIR (default /out),
+# CARGO_PROFILE (default release).
+# Unknown TARGETARCH/TARGETVARIANT: exit 1 with a message naming the supported ones.
+set -eu
+
+die() { echo "platform.sh: error: $*" >&2; exit 1; }
+warn() { echo "platform.sh: warning: $*" >&2; }
+
+flavour() {
+  if [ -n "${RUST_FLAVOUR:-}" ]; then
+    case "$RUST_FLAVOUR" in rustup|debian) echo "$RUST_FLAVOUR" ;; *) die "RUST_FLAVOUR must be rustup or debian, not '$RUST_FLAVOUR'" ;; esac
+  elif command -v rustup >/dev/null 2>&1; then echo rustup
+  else echo debian
+  fi
+}
+
+# Sets RUST_TARGET DEBIAN_ARCH GNU_TYPE (and DEBIAN_RUST_TARGET) for TARGETARCH/TARGETVARIANT.
+map_target() {
+  arch=${TARGETARCH:-}
+  variant=${TARGETVARIANT:-}
+  DEBIAN_RUST_TARGET=""
+  case "$arch/$variant" in
+    amd64/)        RUST_TARGET=x86_64-unknown-linux-gnu;      DEBIAN_ARCH=amd64;   GNU_TYPE=x86_64-linux-gnu ;;
+    arm64/|arm64/v8) RUST_TARGET=aarch64-unknown-linux-gnu;   DEBIAN_ARCH=arm64;   GNU_TYPE=aarch64-linux-gnu ;;
+    arm/|arm/v7)   RUST_TARGET=armv7-unknown-linux-gnueabihf; DEBIAN_ARCH=armhf;   GNU_TYPE=arm-linux-gnueabihf ;;
+    arm/v6)        RUST_TARGET=arm-unknown-linux-gnueabi;     DEBIAN_ARCH=armel;   GNU_TYPE=arm-linux-gnueabi
+                   DEBIAN_RUST_TARGET=armv5te-unknown-linux-gnueabi ;;
+    386/)          RUST_TARGET=i686-unknown-linux-gnu;        DEBIAN_ARCH=i386;    GNU_TYPE=i686-linux-gnu ;;
+    ppc64le/)      RUST_TARGET=powerpc64le-unknown-linux-gnu; DEBIAN_ARCH=ppc64el; GNU_TYPE=powerpc64le-linux-gnu ;;
+    s390x/)        RUST_TARGET=s390x-unknown-linux-gnu;       DEBIAN_ARCH=s390x;   GNU_TYPE=s390x-linux-gnu ;;
+    riscv64/)      RUST_TARGET=riscv64gc-unknown-linux-gnu;   DEBIAN_ARCH=riscv64; GNU_TYPE=riscv64-linux-gnu ;;
+    *) die "unsupported target platform TARGETARCH='$arch' TARGETVARIANT='$variant'. Supported: amd64, arm64, arm/v7, arm/v6, 386, ppc64le, s390x, riscv64" ;;
+  esac
+}
+
+# Debian architecture of the build machine.
+build_debian_arch() {
+  if [ -n "${BUILDARCH:-}" ]; then
+    case "$BUILDARCH" in
+      amd64) echo amd64 ;; arm64) echo arm64 ;; arm) echo armhf ;; 386) echo i386 ;;
+      ppc64le) echo ppc64el ;; s390x) echo s390x ;; riscv64) echo riscv64 ;;
+      *) die "unsupported build platform BUILDARCH='$BUILDARCH'" ;;
+    esac
+  elif command -v dpkg >/dev/null 2>&1; then dpkg --print-architecture
+  else die "cannot tell the build architecture: set BUILDARCH"
+  fi
+}
+
+compute() {
+  map_target
+  FLAVOUR=$(flavour)
+  if [ "$FLAVOUR" = debian ] && [ -n "$DEBIAN_RUST_TARGET" ]; then RUST_TARGET=$DEBIAN_RUST_TARGET; fi
+  BUILD_DEBIAN_ARCH=$(build_debian_arch)
+  LINKER=$GNU_TYPE-gcc
+  triple_env=$(echo "$RUST_TARGET" | tr 'a-z-' 'A-Z_')
+  triple_cc=$(echo "$RUST_TARGET" | tr '-' '_')
+  if [ "$DEBIAN_ARCH" = "$BUILD_DEBIAN_ARCH" ]; then
+    NATIVE=1
+    PACKAGES="gcc libc6-dev"
+  else
+    NATIVE=0
+    PACKAGES="gcc-$(echo "$GNU_TYPE" | tr '_' '-') libc6-dev-$DEBIAN_ARCH-cross"
+  fi
+  if [ "$FLAVOUR" = debian ]; then
+    PACKAGES="$PACKAGES libstd-rust-web-dev:$DEBIAN_ARCH"
+  fi
+}
+
+cmd_env() {
+  compute
+  echo "RUST_FLAVOUR=$FLAVOUR"
+  echo "RUST_TARGET=$RUST_TARGET"
+  echo "DEBIAN_ARCH=$DEBIAN_ARCH"
+  echo "BUILD_DEBIAN_ARCH=$BUILD_DEBIAN_ARCH"
+  echo "GNU_TYPE=$GNU_TYPE"
+  echo "NATIVE=$NATIVE"
+  echo "PACKAGES=$PACKAGES"
+  echo "CARGO_TARGET_${triple_env}_LINKER=$LINKER"
+  echo "CC_${triple_cc}=$LINKER"
+  echo "CXX_${triple_cc}=$GNU_TYPE-g++"
+  echo "AR_${triple_cc}=$GNU_TYPE-ar"
+  echo "PKG_CONFIG_PATH_${triple_cc}=/usr/lib/$GNU_TYPE/pkgconfig:/usr/share/pkgconfig"
+  if [ "$FLAVOUR" = rustup ]; then echo "RUSTUP_TARGET=$RUST_TARGET"; fi
+}
+
+apt_update() {
+  # A mirror may serve a stale index for one architecture (seen on this project's machines for
+  # bookworm-security armhf): go on with what was fetched; a missing package then fails by name.
+  apt-get update -qq || warn "apt-get update reported errors (above); continuing with the indexes it could read"
+}
+
+apt_install() {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+cmd_toolchain() {
+  FLAVOUR=$(flavour)
+  if [ "$FLAVOUR" = rustup ]; then
+    command -v cargo >/dev/null 2>&1 || die "rustup flavour but no cargo on PATH"
+    return 0
+  fi
+  command -v apt-get >/dev/null 2>&1 || die "the builder image has neither rustup nor apt-get: use a rust:*-bookworm image or a Debian image"
+  apt_update
+  apt_install ca-certificates rustc-web cargo-web
+}
+
+# The versions apt offers for a package[:arch], newest first.
+versions() { apt-cache madison "$1" | awk -F'|' '{gsub(/ /, "", $2); print $2}'; }
+
+# Highest version of $1 (a package[:arch]) that also exists for rustc-web.
+common_rust_version() {
+  host_versions=$(versions rustc-web)
+  for v in $(versions "$1"); do
+    if echo "$host_versions" | grep -qx "$v"; then echo "$v"; return 0; fi
+  done
+  return 1
+}
+
+cmd_install() {
+  compute
+  if [ "$FLAVOUR" = rustup ]; then
+    rustup target add "$RUST_TARGET"
+    if [ "$NATIVE" = 0 ] || ! command -v "$LINKER" >/dev/null 2>&1; then
+      apt_update
+      # shellcheck disable=SC2086
+      apt_install $PACKAGES
+    fi
+    return 0
+  fi
+  have=$(dpkg-query -W -f='${Version}' rustc-web 2>/dev/null) || die "rustc-web is not installed: run 'platform.sh toolchain' first"
+  if [ "$NATIVE" = 1 ]; then
+    apt_update
+    apt_install gcc libc6-dev
+    return 0
+  fi
+  # apt must read the target architecture's index to fetch its Rust std...
+  dpkg --add-architecture "$DEBIAN_ARCH"
+  apt_update
+  std="libstd-rust-web-dev:$DEBIAN_ARCH"
+  if versions "$std" | grep -qx "$have"; then
+    v=$have
+  else
+    v=$(common_rust_version "$std") || die "no version of $std matches a rustc-web version the archive offers"
+    warn "$std $have is not available (stale index for $DEBIAN_ARCH?); this target is built with Rust $v"
+    apt_install --allow-downgrades "rustc-web=$v" "cargo-web=$v" "libstd-rust-web-dev=$v"
+  fi
+  # shellcheck disable=SC2086
+  apt_install gcc-$(echo "$GNU_TYPE" | tr '_' '-') libc6-dev-$DEBIAN_ARCH-cross
+  # ...but the std itself is unpacked, not installed: the rlibs under /usr/lib/rustlib/<triple> are all
+  # rustc needs, and a multiarch install would drag in foreign copies of libc6, liblzma5, ... whose
+  # versions must match the host's exactly (one stale index and apt gives up).
+  runtime=$(apt-cache show "$std=$v" | sed -n 's/^Depends: .*\(libstd-rust-web-[0-9.]*\) (=.*/\1/p' | head -n 1)
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq "$std=$v" ${runtime:+"$runtime:$DEBIAN_ARCH=$v"})
+  for deb in "$tmp"/*.deb; do dpkg -x "$deb" /; done
+  rm -rf "$tmp"
+  [ -d "/usr/lib/rustlib/$RUST_TARGET/lib" ] || die "$std did not provide /usr/lib/rustlib/$RUST_TARGET"
+}
+
+cmd_build() {
+  compute
+  : "${BIN:?platform.sh build: BIN (the binary name) is required}"
+  out=${OUT_DIR:-/out}
+  profile=${CARGO_PROFILE:-release}
+  export "CARGO_TARGET_${triple_env}_LINKER=$LINKER" "CC_${triple_cc}=$LINKER" \
+         "CXX_${triple_cc}=$GNU_TYPE-g++" "AR_${triple_cc}=$GNU_TYPE-ar" \
+         "PKG_CONFIG_PATH_${triple_cc}=/usr/lib/$GNU_TYPE/pkgconfig:/usr/share/pkgconfig" \
+         PKG_CONFIG_ALLOW_CROSS=1
+  set -- build --profile "$profile" --target "$RUST_TARGET" --bin "$BIN"
+  if [ -n "${PACKAGE:-}" ]; then set -- "$@" --package "$PACKAGE"; fi
+  if [ -f Cargo.lock ]; then set -- "$@" --locked; fi
+  echo "platform.sh: cargo $* (flavour $FLAVOUR, linker $LINKER)" >&2
+  cargo "$@"
+  dir=$profile
+  if [ "$profile" = dev ] || [ "$profile" = test ]; then dir=debug; fi
+  bin_path="${CARGO_TARGET_DIR:-target}/$RUST_TARGET/$dir/$BIN"
+  [ -f "$bin_path" ] || die "cargo finished but $bin_path does not exist: does the project build a binary named '$BIN'?"
+  mkdir -p "$out"
+  cp "$bin_path" "$out/$BIN"
+}
+
+case "${1:-}" in
+  env) cmd_env ;;
+  toolchain) cmd_toolchain ;;
+  install) cmd_install ;;
+  build) cmd_build ;;
+  *) echo "usage: platform.sh env|toolchain|install|build" >&2; exit 2 ;;
+esac

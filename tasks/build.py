@@ -1,0 +1,280 @@
+"""`inv build`: cross-compile the project for every platform, push each arch, join one manifest list.
+
+Resolve settings -> gather (project, git, engine) -> plan (tasks.buildx, pure) -> run -> report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from invoke import Context, Exit, task
+
+from . import buildx
+from .engine import EngineError, probe_engine
+from .platforms import PlatformError, parse_platforms
+from .project import ProjectError, Target, choose_target, probe_project
+from .report import ArchResult, build_report, human_seconds, summary_table
+from .settings import HELP, SUITE_ROOT, Settings, SettingsError, resolve
+from .vcs import VcsInfo, probe_vcs, version_for
+
+DOCKER_DIR = SUITE_ROOT / "docker"
+STATUS_EVERY = 20.0  # seconds between progress lines while builds run
+LOG_TAIL = 60  # lines of a failed arch's log printed on the console
+
+_print_lock = threading.Lock()
+
+
+def say(message: str) -> None:
+    with _print_lock:
+        print(f"[crossdock] {message}", flush=True)
+
+
+def load_settings(c: Context, **cli: Any) -> Settings:
+    """Defaults < config file (c.config.crossdock) < environment/.env < CLI flags."""
+    config = dict(c.config.get("crossdock", {}) or {})
+    return resolve(config=config, environ=os.environ, cli=cli)
+
+
+def stage_build_files(project: Path) -> Path:
+    """Copy the Dockerfile and platform.sh into <project>/target/crossdock with a merged ignore file."""
+    staged = project / buildx.STAGED_DIR
+    staged.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(DOCKER_DIR / "Dockerfile", staged / "Dockerfile")
+    shutil.copyfile(DOCKER_DIR / "platform.sh", staged / "platform.sh")
+    (staged / "platform.sh").chmod(0o755)
+    user_ignore = project / ".dockerignore"
+    rules = user_ignore.read_text() if user_ignore.is_file() else ""
+    (staged / "Dockerfile.dockerignore").write_text(buildx.merge_dockerignore(rules))
+    return staged
+
+
+def build_args(settings: Settings, target: Target, vcs: VcsInfo | None) -> dict[str, str]:
+    pkg = target.package
+    args = {
+        "BUILDER_IMAGE": settings.builder_image,
+        "RUNTIME_IMAGE": settings.runtime_image,
+        "BIN": target.bin,
+        "PACKAGE": target.cargo_package,
+        "CARGO_PROFILE": settings.cargo_profile,
+        "PORT": settings.port,
+        "VERSION": version_for(vcs, pkg.version),
+        "VCS_REF": vcs.revision if vcs else "unknown",
+        "VCS_BRANCH": vcs.branch if vcs else "unknown",
+        "DATE": vcs.created if vcs else "unknown",
+        "SOURCE_DATE_EPOCH": str(vcs.commit_time) if vcs else "0",
+        "SOURCE_URL": pkg.repository or (vcs.remote_url if vcs else ""),
+        "DESCRIPTION": pkg.description,
+        "LICENSES": pkg.license,
+    }
+    return args
+
+
+def gather(c: Context, settings: Settings, *, dry: bool) -> tuple[buildx.BuildPlan, Target, VcsInfo | None]:
+    platforms = parse_platforms(settings.platforms)
+    packages, root_name = probe_project(settings.project)
+    target = choose_target(packages, bin=settings.bin, package=settings.package, root_package=root_name)
+    vcs = probe_vcs(settings.project)
+    if vcs is None:
+        say(f"warning: {settings.project} is not in a git repository: revision 'unknown', SOURCE_DATE_EPOCH=0")
+    try:
+        driver = probe_engine(c, builder=settings.builder).driver
+    except EngineError as e:
+        if not dry:
+            raise
+        say(f"warning (dry run): {e}; planning for the default 'docker' driver")
+        driver = "docker"
+    request = buildx.BuildRequest(
+        project=settings.project,
+        platforms=platforms,
+        repository=buildx.repository(settings.registry, settings.image or target.bin),
+        tag=settings.tag,
+        output=settings.output,
+        driver=driver,
+        builder=settings.builder,
+        build_args=build_args(settings, target, vcs),
+        run_dir=settings.out_dir / "build",
+        flavour=buildx.flavour_of(settings.builder_image),
+    )
+    return buildx.plan_build(request), target, vcs
+
+
+def _read(c: Context, argv: list[str]) -> str:
+    r = c.run(shlex.join(argv), hide=True, warn=True, dry=False, echo=False, in_stream=False)
+    return r.stdout if r.ok else ""
+
+
+def run_arch(c: Context, arch: buildx.ArchBuild, *, dry: bool) -> ArchResult:
+    started = time.monotonic()
+    base = dict(platform=arch.platform.docker, name=arch.platform.name, triple=arch.triple,
+                log=str(arch.log_file))
+    if dry:
+        c.run(shlex.join(arch.argv))
+        return ArchResult(ok=True, **base)
+    say(f"{arch.platform.docker}: build started (log: {arch.log_file})")
+    arch.metadata_file.unlink(missing_ok=True)
+    with open(arch.log_file, "w") as log:
+        log.write(f"$ {shlex.join(arch.argv)}\n")
+        log.flush()
+        r = c.run(shlex.join(arch.argv), warn=True, out_stream=log, err_stream=log, in_stream=False,
+                  echo=False, hide=False)
+    seconds = time.monotonic() - started
+    if r.failed:
+        return ArchResult(ok=False, seconds=seconds, error=f"docker buildx build exited {r.exited}", **base)
+    try:
+        digest = buildx.parse_metadata(arch.metadata_file.read_text())
+    except (OSError, ValueError) as e:
+        return ArchResult(ok=False, seconds=seconds, error=f"no digest after the build: {e}", **base)
+    return ArchResult(ok=True, digest=digest, seconds=seconds, **base)
+
+
+def _with_size_and_ref(c: Context, plan: buildx.BuildPlan, arch: buildx.ArchBuild, r: ArchResult) -> ArchResult:
+    repo = plan.request.repository
+    if plan.request.output == "load":
+        ref = f"{repo}:{arch.tag}"
+        size = _read(c, ["docker", "image", "inspect", "--format", "{{.Size}}", ref]).strip()
+    else:
+        ref = f"{repo}@{r.digest}"
+        raw = _read(c, [*buildx.buildx_prefix(plan.request.builder), "imagetools", "inspect", "--raw", ref])
+        size = str(buildx.manifest_size(raw)) if raw else ""
+    return ArchResult(**{**r.__dict__, "reference": ref, "size": int(size) if size.isdigit() else 0})
+
+
+def _log_tail(path: str, lines: int = LOG_TAIL) -> str:
+    try:
+        text = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(text[-lines:])
+
+
+def run_plan(c: Context, plan: buildx.BuildPlan, *, jobs: int, dry: bool) -> list[ArchResult]:
+    """Build every arch concurrently (at most `jobs` at once), printing progress while they run."""
+    workers = jobs or len(plan.arches)
+    results: dict[str, ArchResult] = {}
+    started = {a.platform.name: time.monotonic() for a in plan.arches}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crossdock-build") as pool:
+        futures: dict[Future[ArchResult], buildx.ArchBuild] = {
+            pool.submit(run_arch, c, arch, dry=dry): arch for arch in plan.arches}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=STATUS_EVERY, return_when=FIRST_COMPLETED)
+            for f in done:
+                arch = futures[f]
+                try:
+                    r = f.result()
+                except Exception as e:  # a crash in our own code must still name the platform
+                    r = ArchResult(platform=arch.platform.docker, name=arch.platform.name, triple=arch.triple,
+                                   ok=False, error=f"{type(e).__name__}: {e}", log=str(arch.log_file))
+                results[arch.platform.name] = r
+                if dry:
+                    continue
+                if r.ok:
+                    say(f"{r.platform}: built in {human_seconds(r.seconds)} ({r.digest})")
+                else:
+                    say(f"{r.platform}: FAILED after {human_seconds(r.seconds)}: {r.error}; "
+                        f"last {LOG_TAIL} lines of {r.log}:")
+                    with _print_lock:
+                        print(_log_tail(r.log), flush=True)
+            if pending and not dry:
+                now = time.monotonic()
+                running = [futures[f] for f in pending]
+                say("still building: " + ", ".join(
+                    f"{a.platform.docker} {human_seconds(now - started[a.platform.name])}"
+                    f" [{buildx.current_step(_log_tail(str(a.log_file), 200))}]" for a in running))
+    return [results[a.platform.name] for a in plan.arches]
+
+
+@task(
+    auto_shortflags=False,
+    help={
+        "platforms": HELP["platforms"],
+        "project": HELP["project"],
+        "bin": HELP["bin"],
+        "package": HELP["package"],
+        "registry": HELP["registry"],
+        "image": HELP["image"],
+        "tag": HELP["tag"],
+        "output": HELP["output"],
+        "jobs": HELP["jobs"],
+        "builder": HELP["builder"],
+        "builder-image": HELP["builder_image"],
+        "runtime-image": HELP["runtime_image"],
+        "cargo-profile": HELP["cargo_profile"],
+        "port": HELP["port"],
+        "out-dir": HELP["out_dir"],
+    },
+)
+def build(c: Context, platforms=None, project=None, bin=None, package=None, registry=None, image=None,
+          tag=None, output=None, jobs=None, builder=None, builder_image=None, runtime_image=None,
+          cargo_profile=None, port=None, out_dir=None):
+    """Cross-compile the Rust project for every platform and join the images into one manifest list."""
+    dry = bool(c.config.run.dry)
+    t0 = time.monotonic()
+    try:
+        settings = load_settings(
+            c, platforms=platforms, project=project, bin=bin, package=package, registry=registry, image=image,
+            tag=tag, output=output, jobs=jobs, builder=builder, builder_image=builder_image,
+            runtime_image=runtime_image, cargo_profile=cargo_profile, port=port, out_dir=out_dir)
+        plan, target, vcs = gather(c, settings, dry=dry)
+    except (PlatformError, SettingsError, ProjectError, EngineError) as e:
+        raise Exit(f"crossdock: error: {e}", code=1)
+    request = plan.request
+    say(f"building {target.bin} ({request.build_args['VERSION']}) from {settings.project} for "
+        f"{', '.join(p.docker for p in request.platforms)}; "
+        + (f"manifest list {plan.manifest_ref}" if plan.manifest_ref else f"loading {request.repository}:"
+           f"{request.tag}-<arch>"))
+    for note in plan.notes:
+        say(note)
+    if dry:
+        say(f"dry run: would stage docker/Dockerfile, docker/platform.sh and Dockerfile.dockerignore into "
+            f"{settings.project / buildx.STAGED_DIR}")
+    else:
+        stage_build_files(settings.project)
+        request.run_dir.mkdir(parents=True, exist_ok=True)
+    results = run_plan(c, plan, jobs=settings.jobs, dry=dry)
+    failed = [r for r in results if not r.ok]
+    manifest_digest = ""
+    if dry:
+        if plan.manifest_ref:
+            c.run(shlex.join(buildx.imagetools_create_argv(plan, {})))
+        return
+    results = [_with_size_and_ref(c, plan, a, r) if r.ok else r for a, r in zip(plan.arches, results)]
+    if not failed and plan.manifest_ref:
+        argv = buildx.imagetools_create_argv(plan, {r.name: r.digest for r in results})
+        say(f"joining {len(results)} platform(s) into {plan.manifest_ref}")
+        r = c.run(shlex.join(argv), warn=True, hide=True, in_stream=False)
+        if r.failed:
+            failed.append(ArchResult(platform="manifest list", name="manifest", triple="", ok=False,
+                                     error=r.stderr.strip()))
+            say(f"error: imagetools create failed: {r.stderr.strip()}")
+        else:
+            inspect = _read(c, [*buildx.buildx_prefix(request.builder), "imagetools", "inspect", plan.manifest_ref])
+            manifest_digest = buildx.parse_inspect_digest(inspect)
+    elif failed and plan.manifest_ref:
+        say(f"not creating or moving {plan.manifest_ref}: {len(failed)} platform(s) failed")
+    seconds = time.monotonic() - t0
+    print()
+    print(summary_table(results))
+    report = build_report(results=results, manifest_ref=plan.manifest_ref if not failed else "",
+                          manifest_digest=manifest_digest, output=request.output, project=str(settings.project),
+                          bin=target.bin, version=request.build_args["VERSION"],
+                          revision=request.build_args["VCS_REF"], seconds=seconds)
+    report_path = settings.out_dir / "build-report.json"
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    print()
+    if manifest_digest:
+        say(f"manifest list {plan.manifest_ref}@{manifest_digest}")
+    say(f"report: {report_path} ({human_seconds(seconds)})")
+    if failed:
+        names = ", ".join(r.platform for r in failed)
+        raise Exit(f"crossdock: error: build failed for {names} (logs under {request.run_dir})", code=1)
+    sys.stdout.flush()

@@ -1,0 +1,183 @@
+"""Build plans: the exact ``docker buildx`` commands for every platform, as data.
+
+``plan_build`` turns a request into one ``ArchBuild`` per platform plus the ``imagetools create``
+step; the task runs them. Pure: no Docker, no subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from .platforms import Platform
+
+# buildx drivers that can push an image by digest alone (no tag). The default `docker` driver
+# answers "push-by-digest is currently not implemented for docker driver".
+PUSH_BY_DIGEST_DRIVERS = frozenset({"docker-container", "remote", "kubernetes"})
+STAGED_DIR = "target/crossdock"  # inside the project: where the build files are staged
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    project: Path
+    platforms: tuple[Platform, ...]
+    repository: str  # registry/image, e.g. 127.0.0.1:5000/hello-crossdock
+    tag: str
+    output: str  # "push" | "load"
+    driver: str  # buildx driver of the builder
+    builder: str  # "" = current builder
+    build_args: Mapping[str, str]
+    run_dir: Path  # where metadata files and logs of this run go
+    flavour: str = "debian"  # rustup | debian: which triple the builder will use (for reports)
+
+    @property
+    def push_by_digest(self) -> bool:
+        return self.output == "push" and self.driver in PUSH_BY_DIGEST_DRIVERS
+
+
+@dataclass(frozen=True)
+class ArchBuild:
+    platform: Platform
+    triple: str
+    tag: str  # the per-arch tag ("" when pushed by digest)
+    metadata_file: Path
+    log_file: Path
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    request: BuildRequest
+    arches: tuple[ArchBuild, ...]
+    manifest_ref: str  # repository:tag of the manifest list ("" in load mode)
+    notes: tuple[str, ...] = field(default=())
+
+
+def repository(registry: str, image: str) -> str:
+    return f"{registry.rstrip('/')}/{image}" if registry else image
+
+
+def staging_tag(tag: str, platform: Platform) -> str:
+    """Per-arch tag when the builder cannot push by digest: never a release tag."""
+    return f"staging-{tag}-{platform.suffix}"
+
+
+def load_tag(tag: str, platform: Platform) -> str:
+    return f"{tag}-{platform.suffix}"
+
+
+def buildx_prefix(builder: str) -> tuple[str, ...]:
+    return ("docker", "buildx") + (("--builder", builder) if builder else ())
+
+
+def flavour_of(builder_image: str) -> str:
+    """Guess the builder flavour from its image name, for reporting: rustup images are named rust*."""
+    name = builder_image.rsplit("/", 1)[-1].split("@")[0].split(":")[0]
+    return "rustup" if name.startswith("rust") else "debian"
+
+
+def plan_arch(request: BuildRequest, platform: Platform) -> ArchBuild:
+    tag = ""
+    if request.output == "load":
+        tag = load_tag(request.tag, platform)
+        output = ("--tag", f"{request.repository}:{tag}", "--load")
+    elif request.push_by_digest:
+        output = ("--output",
+                  f"type=image,name={request.repository},push-by-digest=true,name-canonical=true,push=true")
+    else:
+        tag = staging_tag(request.tag, platform)
+        output = ("--tag", f"{request.repository}:{tag}", "--push")
+    metadata = request.run_dir / f"{platform.suffix}.metadata.json"
+    args: list[str] = [*buildx_prefix(request.builder), "build",
+                       "--platform", platform.docker,
+                       "--file", str(request.project / STAGED_DIR / "Dockerfile"),
+                       "--progress", "plain",
+                       "--provenance", "false",
+                       "--metadata-file", str(metadata)]
+    for key, value in request.build_args.items():
+        args += ["--build-arg", f"{key}={value}"]
+    args += [*output, str(request.project)]
+    return ArchBuild(platform=platform, triple=platform.triple_for(request.flavour), tag=tag,
+                     metadata_file=metadata, log_file=request.run_dir / f"{platform.suffix}.log",
+                     argv=tuple(args))
+
+
+def plan_build(request: BuildRequest) -> BuildPlan:
+    arches = tuple(plan_arch(request, p) for p in request.platforms)
+    manifest_ref = "" if request.output == "load" else f"{request.repository}:{request.tag}"
+    notes = []
+    if request.output == "push" and not request.push_by_digest:
+        notes.append(f"builder driver {request.driver!r} cannot push by digest: each arch is pushed under "
+                     f"a staging tag (staging-{request.tag}-<arch>) and joined by digest")
+    return BuildPlan(request=request, arches=arches, manifest_ref=manifest_ref, notes=tuple(notes))
+
+
+def digest_placeholder(platform: Platform) -> str:
+    return f"<digest of {platform.docker}>"
+
+
+def imagetools_create_argv(plan: BuildPlan, digests: Mapping[str, str]) -> tuple[str, ...]:
+    """``docker buildx imagetools create`` joining every arch (by digest) under the manifest tag.
+
+    ``digests`` maps platform names to ``sha256:...``; missing ones become placeholders (dry run).
+    """
+    sources = [f"{plan.request.repository}@{digests.get(a.platform.name) or digest_placeholder(a.platform)}"
+               for a in plan.arches]
+    return (*buildx_prefix(plan.request.builder), "imagetools", "create", "--tag", plan.manifest_ref, *sources)
+
+
+def parse_metadata(text: str) -> str:
+    """The pushed (or built) image digest from a ``--metadata-file``."""
+    data = json.loads(text)
+    digest = data.get("containerimage.digest", "")
+    if not digest.startswith("sha256:"):
+        raise ValueError(f"no containerimage.digest in build metadata: {sorted(data)}")
+    return digest
+
+
+def parse_driver(inspect_output: str) -> str:
+    """The driver from ``docker buildx inspect`` output (the first ``Driver:`` line)."""
+    for line in inspect_output.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Driver":
+            return value.strip()
+    raise ValueError("no 'Driver:' line in docker buildx inspect output")
+
+
+def manifest_size(manifest_json: str) -> int:
+    """Bytes of an image manifest's config and layers (compressed, as stored in the registry)."""
+    m = json.loads(manifest_json)
+    return int(m.get("config", {}).get("size", 0)) + sum(int(layer.get("size", 0)) for layer in m.get("layers", []))
+
+
+def parse_inspect_digest(inspect_output: str) -> str:
+    """The digest from ``docker buildx imagetools inspect REF`` (its ``Digest:`` line)."""
+    for line in inspect_output.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Digest" and value.strip().startswith("sha256:"):
+            return value.strip()
+    return ""
+
+
+def current_step(log_text: str) -> str:
+    """The last BuildKit step named in a ``--progress plain`` log, e.g. ``build 4/4``."""
+    for line in reversed(log_text.splitlines()):
+        if line.startswith("#") and " [" in line and "]" in line:
+            step = line.split(" [", 1)[1].split("]", 1)[0]
+            if not step.startswith("internal"):
+                return step
+    return "starting"
+
+
+def merge_dockerignore(user_rules: str) -> str:
+    """The Dockerfile-specific ignore file: the project's own rules, then crossdock's (which win)."""
+    lines = ["# Generated by crossdock from the project's .dockerignore (if any) plus crossdock's rules.",
+             "# buildx reads it because it sits next to the Dockerfile; it replaces <project>/.dockerignore."]
+    if user_rules.strip():
+        lines += ["", "# --- the project's .dockerignore ---", user_rules.rstrip()]
+    lines += ["", "# --- crossdock: build output, VCS data and secrets never reach the builder ---",
+              "target/*", "**/target/*", ".git", "**/.git", ".env", "**/.env", ".env.*", "**/.env.*",
+              f"!{STAGED_DIR}/platform.sh", ""]
+    return "\n".join(lines)

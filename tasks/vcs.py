@@ -1,0 +1,75 @@
+"""What git says about the project: revision, branch, commit time, a version string (GitPython)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+SEMVER_TAG = re.compile(r"^v?(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?)$")
+
+
+@dataclass(frozen=True)
+class VcsInfo:
+    revision: str  # full commit id, or "unknown" outside git
+    branch: str  # "" when detached or outside git
+    commit_time: int  # seconds since the epoch (SOURCE_DATE_EPOCH)
+    dirty: bool
+    head_tags: tuple[str, ...]  # tags that point at HEAD
+    remote_url: str
+
+    @property
+    def short(self) -> str:
+        return self.revision[:7]
+
+    @property
+    def created(self) -> str:
+        """RFC 3339 UTC of the commit time, for org.opencontainers.image.created."""
+        return datetime.fromtimestamp(self.commit_time, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def version_for(vcs: VcsInfo | None, cargo_version: str) -> str:
+    """The image's version label: a semver tag on HEAD, else the Cargo version marked with the commit."""
+    if vcs is None:
+        return cargo_version
+    for tag in vcs.head_tags:
+        m = SEMVER_TAG.match(tag)
+        if m and not vcs.dirty:
+            return m.group(1)
+    return f"{cargo_version}-g{vcs.short}" + (".dirty" if vcs.dirty else "")
+
+
+def public_url(remote: str) -> str:
+    """A remote URL without credentials (``https://user:token@host/x`` -> ``https://host/x``)."""
+    return re.sub(r"^(\w+://)[^/@]*@", r"\1", remote)
+
+
+def probe_vcs(path: Path) -> VcsInfo | None:
+    """Read the git repository containing ``path``; ``None`` when there is none."""
+    import git  # GitPython; imported here so the pure modules never load it
+
+    try:
+        repo = git.Repo(path, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+    try:
+        head = repo.head.commit
+    except ValueError:  # a repository without commits
+        return None
+    try:
+        branch = repo.active_branch.name
+    except TypeError:  # detached HEAD
+        branch = ""
+    tags = tuple(sorted(t.name for t in repo.tags if t.commit == head))
+    remote = ""
+    if repo.remotes:
+        remote = public_url(next(iter(repo.remotes[0].urls), ""))
+    return VcsInfo(
+        revision=head.hexsha,
+        branch=branch,
+        commit_time=int(head.committed_date),
+        dirty=repo.is_dirty(untracked_files=True),
+        head_tags=tags,
+        remote_url=remote,
+    )
