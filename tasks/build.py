@@ -158,6 +158,8 @@ def _log_tail(path: str, lines: int = LOG_TAIL) -> str:
 
 def run_plan(c: Context, plan: buildx.BuildPlan, *, jobs: int, dry: bool) -> list[ArchResult]:
     """Build every arch concurrently (at most `jobs` at once), printing progress while they run."""
+    if dry:  # nothing runs: print the commands in platform order
+        return [run_arch(c, arch, dry=True) for arch in plan.arches]
     workers = jobs or len(plan.arches)
     results: dict[str, ArchResult] = {}
     started = {a.platform.name: time.monotonic() for a in plan.arches}
@@ -175,8 +177,6 @@ def run_plan(c: Context, plan: buildx.BuildPlan, *, jobs: int, dry: bool) -> lis
                     r = ArchResult(platform=arch.platform.docker, name=arch.platform.name, triple=arch.triple,
                                    ok=False, error=f"{type(e).__name__}: {e}", log=str(arch.log_file))
                 results[arch.platform.name] = r
-                if dry:
-                    continue
                 if r.ok:
                     say(f"{r.platform}: built in {human_seconds(r.seconds)} ({r.digest})")
                 else:
@@ -184,7 +184,7 @@ def run_plan(c: Context, plan: buildx.BuildPlan, *, jobs: int, dry: bool) -> lis
                         f"last {LOG_TAIL} lines of {r.log}:")
                     with _print_lock:
                         print(_log_tail(r.log), flush=True)
-            if pending and not dry:
+            if pending:
                 now = time.monotonic()
                 running = [futures[f] for f in pending]
                 say("still building: " + ", ".join(

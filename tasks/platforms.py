@@ -146,8 +146,10 @@ def lookup(name: str) -> Platform:
 
 def by_target(arch: str, variant: str = "") -> Platform:
     """The row for a TARGETARCH / TARGETVARIANT pair (as BuildKit passes them)."""
+    # Docker's defaults: plain "arm" means arm/v7, and arm64's variant v8 is implied.
+    variant = {("arm", ""): "v7", ("arm64", "v8"): ""}.get((arch, variant), variant)
     for p in PLATFORMS:
-        if p.arch == arch and (p.variant == variant or (not variant and p.name == "arm/v7" and arch == "arm")):
+        if (p.arch, p.variant) == (arch, variant):
             return p
     raise PlatformError(f"no platform for TARGETARCH={arch!r} TARGETVARIANT={variant!r}")
 

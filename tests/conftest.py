@@ -1,0 +1,135 @@
+"""Shared fixtures. Tests come in tiers:
+
+* pure core (no marker): tables, settings, plans, parsers; no Docker, no network.
+* ``real``: a real Docker engine, buildx, QEMU binfmt and the registry on 127.0.0.1:5000, as provisioned
+  by scripts/provision-local.sh. Outside CI a missing engine skips them; under CI (``CI`` set) it is a
+  failure, and .ci/run also fails the run if any test was skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SUITE = Path(__file__).resolve().parent.parent
+EXAMPLE = SUITE / "example"
+REGISTRY = "127.0.0.1:5000"
+LOCAL_WORLD = SUITE / "local-world.yaml"
+INV = [sys.executable, "-m", "invoke", "--search-root", str(SUITE)]
+
+
+def run_inv(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 1500) -> subprocess.CompletedProcess[str]:
+    """Run `inv ARGS` the way a user does (invoke loads tasks.py from the suite)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([*INV, *args], capture_output=True, text=True, env=full_env,
+                          cwd=cwd or SUITE, timeout=timeout)
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def make_project(dest: Path, *, source: Path = EXAMPLE, tag: str | None = None) -> Path:
+    """A real git repository holding a copy of the example project (one commit, optional tag)."""
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("target"))
+    (dest / ".gitignore").write_text("target/\n")
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "add", "-A")
+    git(dest, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-q", "-m", "example")
+    if tag:
+        git(dest, "tag", tag)
+    return dest
+
+
+def registry_get(path: str, accept: str = "") -> tuple[int, dict, bytes]:
+    req = urllib.request.Request(f"http://{REGISTRY}{path}")
+    if accept:
+        req.add_header("Accept", accept)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+MANIFEST_ACCEPT = ", ".join([
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+])
+
+
+def manifest(repo: str, ref: str) -> tuple[str, dict]:
+    """(digest, manifest JSON) of repo:ref through the registry's HTTP API; ('', {}) if absent."""
+    status, headers, body = registry_get(f"/v2/{repo}/manifests/{ref}", MANIFEST_ACCEPT)
+    if status != 200:
+        return "", {}
+    return headers.get("Docker-Content-Digest", ""), json.loads(body)
+
+
+def _engine_problem() -> str:
+    if shutil.which("docker") is None:
+        return "no docker CLI"
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        return "Docker engine not reachable"
+    if subprocess.run(["docker", "buildx", "version"], capture_output=True).returncode != 0:
+        return "no buildx"
+    if not Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists():
+        return "no qemu-aarch64 binfmt handler"
+    digest, _ = manifest("crossdock/debian", "bookworm")
+    if not digest:
+        return f"no base image crossdock/debian:bookworm in the registry at {REGISTRY}"
+    return ""
+
+
+@pytest.fixture(scope="session")
+def engine() -> None:
+    """The real engine, provisioned by scripts/provision-local.sh; fails (not skips) under CI."""
+    problem = _engine_problem()
+    if problem:
+        message = f"real tier needs the local world ({problem}): run scripts/provision-local.sh"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@dataclass(frozen=True)
+class Built:
+    project: Path
+    image: str  # repository inside the registry
+    tag: str
+    report: dict
+    result: subprocess.CompletedProcess[str]
+
+    @property
+    def ref(self) -> str:
+        return f"{REGISTRY}/{self.image}:{self.tag}"
+
+
+def unique_image(prefix: str) -> str:
+    return f"test/{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def built_example(engine, tmp_path_factory) -> Built:
+    """The example, in a real git repo, built for amd64, arm64 and arm/v7 and pushed (once per session)."""
+    project = make_project(tmp_path_factory.mktemp("example") / "hello")
+    image = unique_image("hello")
+    out = project.parent / "out"
+    result = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=amd64,arm64,arm", f"--project={project}",
+                     f"--image={image}", "--tag=t1", f"--out-dir={out}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "build-report.json").read_text())
+    return Built(project=project, image=image, tag="t1", report=report, result=result)

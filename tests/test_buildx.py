@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tasks import buildx
+from tasks.platforms import parse_platforms
+
+
+def request(**overrides) -> buildx.BuildRequest:
+    fields = dict(project=Path("/p"), platforms=parse_platforms("arm64,arm"), repository="reg:5000/app",
+                  tag="t1", output="push", driver="docker", builder="", build_args={"BIN": "app", "VERSION": "1.0"},
+                  run_dir=Path("/out/build"))
+    fields.update(overrides)
+    return buildx.BuildRequest(**fields)
+
+
+def test_docker_driver_pushes_each_arch_under_a_staging_tag():
+    plan = buildx.plan_build(request())
+    arm64, arm = plan.arches
+    assert arm64.argv == (
+        "docker", "buildx", "build", "--platform", "linux/arm64", "--file", "/p/target/crossdock/Dockerfile",
+        "--progress", "plain", "--provenance", "false", "--metadata-file", "/out/build/arm64.metadata.json",
+        "--build-arg", "BIN=app", "--build-arg", "VERSION=1.0",
+        "--tag", "reg:5000/app:staging-t1-arm64", "--push", "/p")
+    assert arm.argv[4] == "linux/arm/v7" and "reg:5000/app:staging-t1-armv7" in arm.argv
+    assert plan.manifest_ref == "reg:5000/app:t1"
+    assert plan.notes and "cannot push by digest" in plan.notes[0]
+
+
+@pytest.mark.parametrize("driver", sorted(buildx.PUSH_BY_DIGEST_DRIVERS))
+def test_capable_drivers_push_by_digest_without_tags(driver):
+    plan = buildx.plan_build(request(driver=driver, builder="multi"))
+    argv = plan.arches[0].argv
+    assert argv[:4] == ("docker", "buildx", "--builder", "multi")
+    assert argv[-3:] == ("--output", "type=image,name=reg:5000/app,push-by-digest=true,name-canonical=true,"
+                                     "push=true", "/p")
+    assert "--tag" not in argv and plan.arches[0].tag == "" and not plan.notes
+
+
+def test_load_mode_tags_each_arch_locally_and_makes_no_manifest_list():
+    plan = buildx.plan_build(request(output="load"))
+    assert [a.argv[-4:] for a in plan.arches] == [
+        ("--tag", "reg:5000/app:t1-arm64", "--load", "/p"), ("--tag", "reg:5000/app:t1-armv7", "--load", "/p")]
+    assert plan.manifest_ref == ""
+
+
+def test_imagetools_joins_the_digests_in_platform_order():
+    plan = buildx.plan_build(request())
+    argv = buildx.imagetools_create_argv(plan, {"arm/v7": "sha256:bb", "arm64": "sha256:aa"})
+    assert argv == ("docker", "buildx", "imagetools", "create", "--tag", "reg:5000/app:t1",
+                    "reg:5000/app@sha256:aa", "reg:5000/app@sha256:bb")
+    dry = buildx.imagetools_create_argv(plan, {})
+    assert dry[-1] == "reg:5000/app@<digest of linux/arm/v7>"
+
+
+def test_triples_follow_the_builder_flavour():
+    arm6 = parse_platforms("arm/v6")
+    assert buildx.plan_build(request(platforms=arm6, flavour="debian")).arches[0].triple == \
+        "armv5te-unknown-linux-gnueabi"
+    assert buildx.plan_build(request(platforms=arm6, flavour="rustup")).arches[0].triple == \
+        "arm-unknown-linux-gnueabi"
+
+
+@pytest.mark.parametrize("image, flavour", [
+    ("docker.io/library/rust:1-bookworm", "rustup"), ("rust@sha256:abc", "rustup"),
+    ("127.0.0.1:5000/crossdock/debian:bookworm", "debian"), ("mirror.internal/debian:12", "debian"),
+])
+def test_flavour_of(image, flavour):
+    assert buildx.flavour_of(image) == flavour
+
+
+def test_repository():
+    assert buildx.repository("127.0.0.1:5000/", "app") == "127.0.0.1:5000/app"
+    assert buildx.repository("", "ghcr.io/me/app") == "ghcr.io/me/app"
+
+
+def test_parse_metadata():
+    assert buildx.parse_metadata(json.dumps({"containerimage.digest": "sha256:ab"})) == "sha256:ab"
+    with pytest.raises(ValueError, match="no containerimage.digest"):
+        buildx.parse_metadata("{}")
+
+
+def test_parse_driver_and_inspect_digest():
+    inspect = "Name:          default\nDriver:        docker\n\nNodes:\nName: default\n"
+    assert buildx.parse_driver(inspect) == "docker"
+    with pytest.raises(ValueError):
+        buildx.parse_driver("Name: x\n")
+    assert buildx.parse_inspect_digest("Name: r:t\nMediaType: x\nDigest:    sha256:ff\n") == "sha256:ff"
+    assert buildx.parse_inspect_digest("nothing") == ""
+
+
+def test_manifest_size_sums_config_and_layers():
+    m = {"config": {"size": 10}, "layers": [{"size": 100}, {"size": 1000}]}
+    assert buildx.manifest_size(json.dumps(m)) == 1110
+
+
+def test_current_step_reads_the_last_named_step():
+    log = "#1 [internal] load build definition\n#7 [toolchain 2/3] RUN x\n#7 0.1 output\n#9 [build 1/2] COPY\n"
+    assert buildx.current_step(log) == "build 1/2"
+    assert buildx.current_step("") == "starting"
+
+
+def test_merged_dockerignore_keeps_project_rules_and_ends_with_crossdock_rules():
+    merged = buildx.merge_dockerignore("node_modules\n!.env\n")
+    lines = merged.splitlines()
+    assert lines.index("node_modules") < lines.index(".env")  # crossdock's rules come last and win
+    assert lines.index("!.env") < lines.index("**/.env")
+    assert lines[-1] == "!target/crossdock/platform.sh"
+    assert "target/*" in lines and ".git" in lines

@@ -1,0 +1,92 @@
+"""`inv` as a user runs it (invoke loads tasks.py): listing, help, --dry plans and early errors.
+
+None of these needs a working engine: they run before any build (dry runs degrade to a warning).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tasks.settings import KNOBS
+from tests.conftest import run_inv
+
+NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+
+
+def build_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("docker buildx build ")]
+
+
+def test_invoke_loads_the_namespace_from_tasks_py():
+    r = run_inv("--list")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"^\s+build\s", r.stdout, re.M)
+
+
+def test_every_setting_has_a_documented_flag():
+    r = run_inv("build", "--help")
+    assert r.returncode == 0
+    for knob in KNOBS:
+        flag = "--" + knob.name.replace("_", "-")
+        assert flag in r.stdout, flag
+        assert knob.env in r.stdout
+
+
+def test_dry_build_prints_one_buildx_command_per_platform_and_the_imagetools_command():
+    r = run_inv("--dry", "build", "--platforms=arm64,arm", "--tag=drytag", env=NO_ENGINE)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = build_lines(r.stdout)
+    assert [re.search(r"--platform (\S+)", line).group(1) for line in lines] == ["linux/arm64", "linux/arm/v7"]
+    joins = [line for line in r.stdout.splitlines() if line.startswith("docker buildx imagetools create ")]
+    assert len(joins) == 1 and ":drytag " in joins[0]
+    assert "<digest of linux/arm64>" in joins[0] and "<digest of linux/arm/v7>" in joins[0]
+    assert "build started" not in r.stdout  # nothing ran
+
+
+def test_aliases_and_duplicates_collapse_to_one_build():
+    r = run_inv("--dry", "build", "--platforms=arm,arm/v7,armv7,armhf", env=NO_ENGINE)
+    assert r.returncode == 0, r.stderr
+    assert len(build_lines(r.stdout)) == 1
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("arm65", "unknown platform 'arm65'"),
+    ("amd64,arm65", "unknown platform 'arm65'"),
+    ("", "no platform requested"),
+])
+def test_bad_platforms_fail_before_anything_runs(spec, message):
+    # With no engine at all, the platform error must still be the one reported: it is checked first.
+    r = run_inv("build", f"--platforms={spec}", env=NO_ENGINE)
+    assert r.returncode == 1
+    assert message in r.stderr and "arm/v7" in r.stderr and "riscv64" in r.stderr
+    assert "Docker engine" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_project_without_cargo_toml(tmp_path):
+    r = run_inv("build", f"--project={tmp_path}", env=NO_ENGINE)
+    assert r.returncode == 1 and "has no Cargo.toml" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_binary_the_project_does_not_build():
+    r = run_inv("build", "--bin=nope", env=NO_ENGINE)
+    assert r.returncode == 1
+    assert "builds no binary named 'nope'" in r.stderr and "hello-crossdock" in r.stderr
+
+
+def test_no_engine_is_a_one_line_error():
+    r = run_inv("build", "--platforms=amd64", env=NO_ENGINE)
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and "cannot reach the Docker engine" in errors[0] and "start dockerd" in errors[0]
+
+
+def test_precedence_through_inv(tmp_path):
+    config = tmp_path / "crossdock.yaml"
+    config.write_text("crossdock:\n  tag: from-file\n  image: file-image\n  registry: file.example:5000\n")
+    env = {**NO_ENGINE, "CROSSDOCK_TAG": "from-env", "CROSSDOCK_IMAGE": "env-image"}
+    r = run_inv("-f", str(config), "--dry", "build", "--platforms=amd64", "--tag=from-cli", env=env)
+    assert r.returncode == 0, r.stderr
+    (line,) = build_lines(r.stdout)
+    assert "file.example:5000/env-image:staging-from-cli-amd64" in line

@@ -1,0 +1,96 @@
+"""docker/platform.sh must agree with the Python platform table, row by row, for both builder flavours.
+
+Runs the script with plain `sh` and stubbed TARGETARCH / TARGETVARIANT / BUILDARCH: no Docker.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tasks.platforms import PLATFORMS, Platform
+
+SCRIPT = Path(__file__).resolve().parent.parent / "docker" / "platform.sh"
+
+
+def platform_env(*, arch: str, variant: str = "", build_arch: str = "amd64", flavour: str) -> dict[str, str]:
+    env = {"PATH": "/usr/bin:/bin", "TARGETARCH": arch, "TARGETVARIANT": variant, "BUILDARCH": build_arch,
+           "RUST_FLAVOUR": flavour}
+    out = subprocess.run(["sh", str(SCRIPT), "env"], env=env, capture_output=True, text=True, check=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines())
+
+
+def expected(p: Platform, *, flavour: str, build_debian_arch: str = "amd64") -> dict[str, str]:
+    triple = p.triple_for(flavour)
+    native = p.debian_arch == build_debian_arch
+    packages = "gcc libc6-dev" if native else f"{p.cross_gcc_package} {p.libc_dev_cross_package}"
+    if flavour == "debian":
+        packages += f" libstd-rust-web-dev:{p.debian_arch}"
+    want = {
+        "RUST_FLAVOUR": flavour,
+        "RUST_TARGET": triple,
+        "DEBIAN_ARCH": p.debian_arch,
+        "BUILD_DEBIAN_ARCH": build_debian_arch,
+        "GNU_TYPE": p.gnu_type,
+        "NATIVE": "1" if native else "0",
+        "PACKAGES": packages,
+        f"CARGO_TARGET_{triple.upper().replace('-', '_')}_LINKER": p.linker,
+        f"CC_{triple.replace('-', '_')}": p.linker,
+        f"AR_{triple.replace('-', '_')}": f"{p.gnu_type}-ar",
+    }
+    if flavour == "rustup":
+        want["RUSTUP_TARGET"] = triple
+    return want
+
+
+@pytest.mark.parametrize("flavour", ["rustup", "debian"])
+@pytest.mark.parametrize("platform", PLATFORMS, ids=[p.name for p in PLATFORMS])
+def test_script_agrees_with_table(platform, flavour):
+    got = platform_env(arch=platform.arch, variant=platform.variant, flavour=flavour)
+    want = expected(platform, flavour=flavour)
+    assert {k: got.get(k) for k in want} == want
+
+
+@pytest.mark.parametrize("flavour", ["rustup", "debian"])
+def test_amd64_from_an_arm64_build_machine_is_a_cross_build(flavour):
+    amd64 = next(p for p in PLATFORMS if p.name == "amd64")
+    got = platform_env(arch="amd64", build_arch="arm64", flavour=flavour)
+    want = expected(amd64, flavour=flavour, build_debian_arch="arm64")
+    assert {k: got.get(k) for k in want} == want
+    assert got["PACKAGES"].startswith("gcc-x86-64-linux-gnu libc6-dev-amd64-cross")
+
+
+@pytest.mark.parametrize("arch, variant, triple", [
+    ("arm", "", "armv7-unknown-linux-gnueabihf"),  # Docker's default arm variant is v7
+    ("arm64", "v8", "aarch64-unknown-linux-gnu"),
+])
+def test_default_variants(arch, variant, triple):
+    assert platform_env(arch=arch, variant=variant, flavour="rustup")["RUST_TARGET"] == triple
+
+
+@pytest.mark.parametrize("arch, variant", [("mips64le", ""), ("arm", "v5"), ("", ""), ("amd64", "v3")])
+def test_unknown_target_exits_1_naming_supported_platforms(arch, variant):
+    r = subprocess.run(["sh", str(SCRIPT), "env"], capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin", "TARGETARCH": arch, "TARGETVARIANT": variant,
+                            "BUILDARCH": "amd64", "RUST_FLAVOUR": "debian"})
+    assert r.returncode == 1
+    assert "unsupported target platform" in r.stderr and "arm/v7" in r.stderr and r.stdout == ""
+
+
+def test_flavour_is_detected_from_rustup_on_path(tmp_path):
+    fake_rustup = tmp_path / "rustup"
+    fake_rustup.write_text("#!/bin/sh\nexit 0\n")
+    fake_rustup.chmod(0o755)
+    env = {"TARGETARCH": "arm64", "TARGETVARIANT": "", "BUILDARCH": "amd64"}
+    with_rustup = subprocess.run(["sh", str(SCRIPT), "env"], capture_output=True, text=True, check=True,
+                                 env={**env, "PATH": f"{tmp_path}:/usr/bin:/bin"}).stdout
+    without = subprocess.run(["sh", str(SCRIPT), "env"], capture_output=True, text=True, check=True,
+                             env={**env, "PATH": "/usr/bin:/bin"}).stdout
+    assert "RUST_FLAVOUR=rustup" in with_rustup and "RUST_FLAVOUR=debian" in without
+
+
+def test_unknown_command_is_a_usage_error():
+    r = subprocess.run(["sh", str(SCRIPT), "frobnicate"], capture_output=True, text=True)
+    assert r.returncode == 2 and "usage" in r.stderr
