@@ -87,6 +87,10 @@ step_buildx() {
 
 step_dockerd() {
   if docker info >/dev/null 2>&1; then log "dockerd: running"; return; fi
+  # A dockerd killed with its machine session leaves its pid file behind, and dockerd refuses to start.
+  if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+    rm -f /var/run/docker.pid
+  fi
   log "dockerd: starting (log: $STATE/dockerd.log)"
   nohup dockerd >"$STATE/dockerd.log" 2>&1 &
   for _ in $(seq 1 60); do

@@ -78,7 +78,7 @@ def build_args(settings: Settings, target: Target, vcs: VcsInfo | None) -> dict[
     return args
 
 
-def gather(c: Context, settings: Settings, *, dry: bool) -> tuple[buildx.BuildPlan, Target, VcsInfo | None]:
+def gather(c: Context, settings: Settings, *, dry: bool, no_cache: bool = False) -> tuple[buildx.BuildPlan, Target, VcsInfo | None]:
     platforms = parse_platforms(settings.platforms)
     packages, root_name = probe_project(settings.project)
     target = choose_target(packages, bin=settings.bin, package=settings.package, root_package=root_name)
@@ -103,6 +103,7 @@ def gather(c: Context, settings: Settings, *, dry: bool) -> tuple[buildx.BuildPl
         build_args=build_args(settings, target, vcs),
         run_dir=settings.out_dir / "build",
         flavour=buildx.flavour_of(settings.builder_image),
+        no_cache=no_cache,
     )
     return buildx.plan_build(request), target, vcs
 
@@ -211,11 +212,12 @@ def run_plan(c: Context, plan: buildx.BuildPlan, *, jobs: int, dry: bool) -> lis
         "cargo-profile": HELP["cargo_profile"],
         "port": HELP["port"],
         "out-dir": HELP["out_dir"],
+        "no-cache": "Ignore BuildKit's layer cache (cargo's cache mounts are kept): rebuild every step.",
     },
 )
 def build(c: Context, platforms=None, project=None, bin=None, package=None, registry=None, image=None,
           tag=None, output=None, jobs=None, builder=None, builder_image=None, runtime_image=None,
-          cargo_profile=None, port=None, out_dir=None):
+          cargo_profile=None, port=None, out_dir=None, no_cache=False):
     """Cross-compile the Rust project for every platform and join the images into one manifest list."""
     dry = bool(c.config.run.dry)
     t0 = time.monotonic()
@@ -224,7 +226,7 @@ def build(c: Context, platforms=None, project=None, bin=None, package=None, regi
             c, platforms=platforms, project=project, bin=bin, package=package, registry=registry, image=image,
             tag=tag, output=output, jobs=jobs, builder=builder, builder_image=builder_image,
             runtime_image=runtime_image, cargo_profile=cargo_profile, port=port, out_dir=out_dir)
-        plan, target, vcs = gather(c, settings, dry=dry)
+        plan, target, vcs = gather(c, settings, dry=dry, no_cache=no_cache)
     except (PlatformError, SettingsError, ProjectError, EngineError) as e:
         raise Exit(f"crossdock: error: {e}", code=1)
     request = plan.request

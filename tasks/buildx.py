@@ -31,6 +31,7 @@ class BuildRequest:
     build_args: Mapping[str, str]
     run_dir: Path  # where metadata files and logs of this run go
     flavour: str = "debian"  # rustup | debian: which triple the builder will use (for reports)
+    no_cache: bool = False
 
     @property
     def push_by_digest(self) -> bool:
@@ -96,6 +97,8 @@ def plan_arch(request: BuildRequest, platform: Platform) -> ArchBuild:
                        "--progress", "plain",
                        "--provenance", "false",
                        "--metadata-file", str(metadata)]
+    if request.no_cache:
+        args.append("--no-cache")
     for key, value in request.build_args.items():
         args += ["--build-arg", f"{key}={value}"]
     args += [*output, str(request.project)]

@@ -110,3 +110,9 @@ def test_merged_dockerignore_keeps_project_rules_and_ends_with_crossdock_rules()
     assert lines.index("!.env") < lines.index("**/.env")
     assert lines[-1] == "!target/crossdock/platform.sh"
     assert "target/*" in lines and ".git" in lines
+
+
+def test_no_cache_is_passed_to_every_arch():
+    plan = buildx.plan_build(request(no_cache=True))
+    assert all("--no-cache" in a.argv for a in plan.arches)
+    assert not any("--no-cache" in a.argv for a in buildx.plan_build(request()).arches)

@@ -1,0 +1,222 @@
+"""The real tier of `inv build`: real dockerd, buildx, QEMU binfmt and the registry on 127.0.0.1:5000.
+
+The example is built once per session (``built_example``) for amd64, arm64 and arm/v7; the tests below
+check it through the registry's HTTP API and by running each platform's image under QEMU, and then
+break things on purpose (a failing arch, disabled emulators, a missing buildx, a secret in the project).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tasks.platforms import lookup
+from tests.conftest import LOCAL_WORLD, REGISTRY, git, make_project, manifest, run_inv, unique_image
+
+pytestmark = pytest.mark.real
+
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=600)
+
+
+def index_platforms(index: dict) -> list[str]:
+    return sorted("/".join(filter(None, (m["platform"]["os"], m["platform"]["architecture"],
+                                         m["platform"].get("variant", ""))))
+                  for m in index["manifests"] if m["platform"]["os"] != "unknown")
+
+
+def test_manifest_list_has_exactly_the_three_platforms(built_example):
+    digest, index = manifest(built_example.image, built_example.tag)
+    assert digest.startswith("sha256:")
+    assert index["mediaType"].endswith("manifest.list.v2+json") or index["mediaType"].endswith("index.v1+json")
+    assert index_platforms(index) == ["linux/amd64", "linux/arm/v7", "linux/arm64"]
+    report = built_example.report
+    assert report["ok"] and report["manifest"]["digest"] == digest
+    assert report["manifest"]["reference"] == built_example.ref
+    by_platform = {m["platform"]["architecture"] + m["platform"].get("variant", ""): m["digest"]
+                   for m in index["manifests"]}
+    for p in report["platforms"]:  # the index points at exactly the per-arch digests the build reported
+        assert by_platform[lookup(p["name"]).suffix] == p["digest"]
+        assert p["size"] > 1_000_000 and p["rust_target"] == lookup(p["name"]).rust_triple
+
+
+def test_summary_table_lists_every_platform(built_example):
+    out = built_example.result.stdout
+    assert "platform" in out and "rust target" in out and "digest" in out
+    for triple in ("x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu", "armv7-unknown-linux-gnueabihf"):
+        assert triple in out
+
+
+@pytest.mark.parametrize("name", ["amd64", "arm64", "arm/v7"])
+def test_each_platform_runs_and_reports_its_architecture(built_example, name):
+    p = lookup(name)
+    r = docker("run", "--rm", "--pull", "always", "--platform", p.docker, built_example.ref, "--version")
+    assert r.stdout.strip() == f"hello-crossdock 0.1.0 ({p.rust_arch}-linux)"
+    uname = docker("run", "--rm", "--platform", p.docker, "--entrypoint", "uname", built_example.ref, "-m")
+    assert uname.stdout.strip() == p.uname_m
+
+
+def test_image_metadata_non_root_and_labels_from_git(built_example):
+    ref = f"{REGISTRY}/{built_example.image}@{built_example.report['platforms'][1]['digest']}"
+    docker("pull", "--platform", "linux/arm64", ref)
+    config = json.loads(docker("image", "inspect", ref).stdout)[0]
+    assert config["Architecture"] == "arm64" and config["Os"] == "linux"
+    assert config["Config"]["User"] == "10001:10001"
+    assert config["Config"]["Entrypoint"] == ["/usr/local/bin/app"]
+    labels = config["Config"]["Labels"]
+    project = built_example.project
+    assert labels["org.opencontainers.image.revision"] == git(project, "rev-parse", "HEAD")
+    assert labels["org.opencontainers.image.version"] == f"0.1.0-g{git(project, 'rev-parse', '--short=7', 'HEAD')}"
+    assert labels["org.opencontainers.image.title"] == "hello-crossdock"
+    assert labels["dev.crossdock.vcs-branch"] == "main"
+    commit_iso = git(project, "log", "-1", "--format=%cd", "--date=format-local:%Y-%m-%dT%H:%M:%SZ")
+    assert labels["org.opencontainers.image.created"] == commit_iso
+    who = docker("run", "--rm", "--platform", "linux/arm64", "--entrypoint", "id", ref)
+    assert who.stdout.startswith("uid=10001(app) gid=10001(app)")
+
+
+def test_service_answers_healthz(built_example):
+    """The example is a real service: start the amd64 image, ask /healthz through a loopback port."""
+    name = f"crossdock-test-{os.getpid()}"
+    docker("run", "-d", "--name", name, "--platform", "linux/amd64", "-p", "127.0.0.1::8080", built_example.ref)
+    try:
+        port = docker("port", name, "8080/tcp").stdout.split(":")[-1].strip()
+        import time
+        import urllib.request
+        body = b""
+        for _ in range(50):  # bounded: 50 x 0.2 s
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                    body = resp.read()
+                    assert resp.status == 200
+                    break
+            except OSError:
+                time.sleep(0.2)
+        assert body == b"ok\n"
+    finally:
+        docker("rm", "-f", name, check=False)
+
+
+def test_one_failing_arch_leaves_the_manifest_list_alone(built_example, tmp_path):
+    """arm/v7 fails to compile: amd64 still finishes and is reported, the tag is not created or moved."""
+    project = make_project(tmp_path / "broken")
+    main = project / "src" / "main.rs"
+    main.write_text(main.read_text() + '\n#[cfg(target_arch = "arm")]\ncompile_error!("crossdock test: arm is broken");\n')
+    before, _ = manifest(built_example.image, built_example.tag)
+    r = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=amd64,arm", f"--project={project}",
+                f"--image={built_example.image}", f"--tag={built_example.tag}", f"--out-dir={tmp_path / 'out'}")
+    assert r.returncode == 1
+    assert "linux/arm/v7: FAILED" in r.stdout and "crossdock test: arm is broken" in r.stdout  # the log tail
+    assert "linux/amd64: built in" in r.stdout
+    assert "build failed for linux/arm/v7" in r.stderr
+    assert f"not creating or moving {built_example.ref}" in r.stdout
+    after, _ = manifest(built_example.image, built_example.tag)
+    assert after == before
+    report = json.loads((tmp_path / "out" / "build-report.json").read_text())
+    assert not report["ok"] and report["manifest"]["reference"] == ""
+    assert [(p["name"], p["ok"]) for p in report["platforms"]] == [("amd64", True), ("arm/v7", False)]
+
+
+@contextmanager
+def binfmt_disabled(*handlers: str):
+    files = [BINFMT / h for h in handlers]
+    states = [f.read_text().splitlines()[0] for f in files]
+    try:
+        for f in files:
+            f.write_text("0")
+        yield
+    finally:
+        for f, state in zip(files, states):
+            f.write_text("1" if state == "enabled" else "0")
+
+
+def test_build_needs_no_emulator(built_example, tmp_path):
+    """With qemu-aarch64 and qemu-arm off, a from-scratch arm64 + arm/v7 build still succeeds."""
+    project = make_project(tmp_path / "noemu")
+    image = unique_image("noemu")
+    with binfmt_disabled("qemu-aarch64", "qemu-arm"):
+        assert (BINFMT / "qemu-aarch64").read_text().startswith("disabled")
+        probe = docker("run", "--rm", "--platform", "linux/arm64", "--entrypoint", "true",
+                       f"{REGISTRY}/crossdock/debian:bookworm", check=False)
+        assert probe.returncode != 0  # emulation really is off
+        r = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=arm64,arm", "--no-cache", f"--project={project}",
+                    f"--image={image}", "--tag=noemu", f"--out-dir={tmp_path / 'out'}")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    _, index = manifest(image, "noemu")
+    assert index_platforms(index) == ["linux/arm/v7", "linux/arm64"]
+    # And the result is a working arm64 image once the emulator is back.
+    out = docker("run", "--rm", "--pull", "always", "--platform", "linux/arm64", f"{REGISTRY}/{image}:noemu",
+                 "--version")
+    assert "(aarch64-linux)" in out.stdout
+
+
+def test_load_mode_needs_no_registry_push(built_example, tmp_path):
+    image = unique_image("load")
+    r = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=amd64", "--output=load", f"--image={image}",
+                "--tag=local", f"--project={built_example.project}", f"--out-dir={tmp_path / 'out'}")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    ref = f"{REGISTRY}/{image}:local-amd64"
+    assert docker("run", "--rm", ref, "--version").stdout.startswith("hello-crossdock 0.1.0 (x86_64-linux)")
+    assert manifest(image, "local-amd64") == ("", {})  # loaded, not pushed
+    docker("image", "rm", ref, check=False)
+
+
+def test_secrets_and_build_output_never_reach_the_builder(built_example, tmp_path):
+    """The staged Dockerfile.dockerignore keeps .env, .git and target/ out of the build context."""
+    project = make_project(tmp_path / "ctx")
+    (project / ".env").write_text("REGISTRY_PASSWORD=hunter2-crossdock\n")
+    (project / "sub").mkdir()
+    (project / "sub" / ".env.local").write_text("TOKEN=abc\n")
+    (project / ".dockerignore").write_text("README.md\n!.env\n")  # a project rule trying to let .env in
+    (project / "README.md").write_text("docs\n")
+    from tasks.build import stage_build_files
+    staged = stage_build_files(project)
+    (project / "target" / "release").mkdir(parents=True)
+    (project / "target" / "release" / "big").write_text("artifact")
+    # Same ignore file, a Dockerfile that copies the whole context out.
+    shutil.copyfile(staged / "Dockerfile.dockerignore", staged / "Context.Dockerfile.dockerignore")
+    (staged / "Context.Dockerfile").write_text("FROM scratch\nCOPY . /ctx/\n")
+    dest = tmp_path / "context-out"
+    docker("buildx", "build", "-f", str(staged / "Context.Dockerfile"), "-o", f"type=local,dest={dest}", str(project))
+    sent = sorted(p.relative_to(dest / "ctx").as_posix() for p in (dest / "ctx").rglob("*") if p.is_file())
+    assert "src/main.rs" in sent and "Cargo.toml" in sent and "target/crossdock/platform.sh" in sent
+    assert not [p for p in sent if ".env" in p or p.startswith(".git/") or p == "README.md"
+                or p.startswith("target/release")], sent
+
+
+@pytest.fixture
+def buildx_plugin_hidden():
+    plugin = Path("/usr/libexec/docker/cli-plugins/docker-buildx")
+    hidden = plugin.with_name("docker-buildx.hidden-by-test")
+    assert plugin.exists(), "buildx is expected at /usr/libexec/docker/cli-plugins (scripts/provision-local.sh)"
+    plugin.rename(hidden)
+    try:
+        yield
+    finally:
+        hidden.rename(plugin)
+
+
+def test_missing_buildx_is_a_one_line_error(engine, buildx_plugin_hidden, tmp_path):
+    r = run_inv("build", "--platforms=amd64", env={"HOME": str(tmp_path)})
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and "docker buildx is not installed" in errors[0]
+
+
+def test_dry_run_builds_and_pushes_nothing(engine, tmp_path):
+    image = unique_image("dry")
+    r = run_inv("-f", str(LOCAL_WORLD), "--dry", "build", "--platforms=amd64,arm64", f"--image={image}",
+                f"--out-dir={tmp_path / 'out'}")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("docker buildx build ") == 2 and "imagetools create" in r.stdout
+    assert manifest(image, "dev") == ("", {}) and manifest(image, "staging-dev-amd64") == ("", {})
+    assert not (tmp_path / "out").exists()
