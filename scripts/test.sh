@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/provision-local.sh
+.venv/bin/ruff check tasks tests tasks.py
 exec .venv/bin/pytest "$@"

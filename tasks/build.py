@@ -78,7 +78,9 @@ def build_args(settings: Settings, target: Target, vcs: VcsInfo | None) -> dict[
     return args
 
 
-def gather(c: Context, settings: Settings, *, dry: bool, no_cache: bool = False) -> tuple[buildx.BuildPlan, Target, VcsInfo | None]:
+def gather(
+    c: Context, settings: Settings, *, dry: bool, no_cache: bool = False
+) -> tuple[buildx.BuildPlan, Target, VcsInfo | None]:
     platforms = parse_platforms(settings.platforms)
     packages, root_name = probe_project(settings.project)
     target = choose_target(packages, bin=settings.bin, package=settings.package, root_package=root_name)
@@ -228,7 +230,7 @@ def build(c: Context, platforms=None, project=None, bin=None, package=None, regi
             runtime_image=runtime_image, cargo_profile=cargo_profile, port=port, out_dir=out_dir)
         plan, target, vcs = gather(c, settings, dry=dry, no_cache=no_cache)
     except (PlatformError, SettingsError, ProjectError, EngineError) as e:
-        raise Exit(f"crossdock: error: {e}", code=1)
+        raise Exit(f"crossdock: error: {e}", code=1) from None
     request = plan.request
     say(f"building {target.bin} ({request.build_args['VERSION']}) from {settings.project} for "
         f"{', '.join(p.docker for p in request.platforms)}; "
@@ -249,7 +251,7 @@ def build(c: Context, platforms=None, project=None, bin=None, package=None, regi
         if plan.manifest_ref:
             c.run(shlex.join(buildx.imagetools_create_argv(plan, {})))
         return
-    results = [_with_size_and_ref(c, plan, a, r) if r.ok else r for a, r in zip(plan.arches, results)]
+    results = [_with_size_and_ref(c, plan, a, r) if r.ok else r for a, r in zip(plan.arches, results, strict=True)]
     if not failed and plan.manifest_ref:
         argv = buildx.imagetools_create_argv(plan, {r.name: r.digest for r in results})
         say(f"joining {len(results)} platform(s) into {plan.manifest_ref}")

@@ -7,9 +7,9 @@ step; the task runs them. Pure: no Docker, no subprocess.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from .platforms import Platform
 

@@ -9,9 +9,10 @@ Pure: the environment and the config file arrive as mappings; nothing here reads
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 ENV_PREFIX = "CROSSDOCK_"
 SUITE_ROOT = Path(__file__).resolve().parent.parent

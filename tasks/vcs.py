@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 SEMVER_TAG = re.compile(r"^v?(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?)$")
@@ -26,7 +26,7 @@ class VcsInfo:
     @property
     def created(self) -> str:
         """RFC 3339 UTC of the commit time, for org.opencontainers.image.created."""
-        return datetime.fromtimestamp(self.commit_time, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return datetime.fromtimestamp(self.commit_time, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def version_for(vcs: VcsInfo | None, cargo_version: str) -> str:

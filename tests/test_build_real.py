@@ -110,7 +110,8 @@ def test_one_failing_arch_leaves_the_manifest_list_alone(built_example, tmp_path
     """arm/v7 fails to compile: amd64 still finishes and is reported, the tag is not created or moved."""
     project = make_project(tmp_path / "broken")
     main = project / "src" / "main.rs"
-    main.write_text(main.read_text() + '\n#[cfg(target_arch = "arm")]\ncompile_error!("crossdock test: arm is broken");\n')
+    broken = '\n#[cfg(target_arch = "arm")]\ncompile_error!("crossdock test: arm is broken");\n'
+    main.write_text(main.read_text() + broken)
     before, _ = manifest(built_example.image, built_example.tag)
     r = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=amd64,arm", f"--project={project}",
                 f"--image={built_example.image}", f"--tag={built_example.tag}", f"--out-dir={tmp_path / 'out'}")
@@ -135,7 +136,7 @@ def binfmt_disabled(*handlers: str):
             f.write_text("0")
         yield
     finally:
-        for f, state in zip(files, states):
+        for f, state in zip(files, states, strict=True):
             f.write_text("1" if state == "enabled" else "0")
 
 

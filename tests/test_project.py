@@ -69,7 +69,8 @@ def test_probe_refuses_a_directory_without_cargo_toml(tmp_path):
 
 
 def test_probe_reads_a_virtual_workspace(tmp_path):
-    (tmp_path / "Cargo.toml").write_text('[workspace]\nmembers = ["crates/*"]\n[workspace.package]\nversion = "2.0.0"\n')
+    workspace = '[workspace]\nmembers = ["crates/*"]\n[workspace.package]\nversion = "2.0.0"\n'
+    (tmp_path / "Cargo.toml").write_text(workspace)
     for name in ("api", "lib"):
         d = tmp_path / "crates" / name
         (d / "src").mkdir(parents=True)

@@ -1,0 +1,26 @@
+"""The README documents what exists: every setting, every platform, the two commands."""
+
+from __future__ import annotations
+
+from tasks.platforms import PLATFORMS
+from tasks.settings import KNOBS, SUITE_ROOT
+
+README = (SUITE_ROOT / "README.md").read_text()
+
+
+def test_every_setting_and_flag_is_documented():
+    for knob in KNOBS:
+        assert f"`{knob.env}`" in README, knob.env
+        assert f"`--{knob.name.replace('_', '-')}`" in README, knob.name
+        assert f"`{knob.default}`" in README or not knob.default or knob.name == "project", knob.name
+
+
+def test_every_platform_is_in_the_table():
+    for p in PLATFORMS:
+        assert f"| `{p.name}` |" in README and f"`{p.docker}`" in README and f"`{p.rust_triple}`" in README
+
+
+def test_the_two_commands_exist_and_ci_calls_the_test_command():
+    assert "scripts/provision-local.sh && .venv/bin/inv -f local-world.yaml build --platforms=amd64,arm64,arm" in README
+    assert "\nscripts/test.sh\n" in README
+    assert "scripts/test.sh" in (SUITE_ROOT / ".ci" / "run").read_text()
