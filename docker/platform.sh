@@ -170,6 +170,24 @@ cmd_install() {
   [ -d "/usr/lib/rustlib/$RUST_TARGET/lib" ] || die "$std did not provide /usr/lib/rustlib/$RUST_TARGET"
 }
 
+# cargo decides freshness by mtime, but a cached COPY layer comes back with the mtimes of the build
+# that created it: sources reverted to older content would look older than the artifacts built from
+# the newer content. Give every file whose content differs from the last successful build (per the
+# record in the target dir) the current time; with no record, every file.
+restamp_changed_sources() {
+  record=$1
+  find . -path ./target -prune -o -type f -print | LC_ALL=C sort | while IFS= read -r f; do
+    sha256sum "$f"
+  done >"$record.new"
+  if [ -f "$record" ]; then
+    LC_ALL=C sort "$record" >"$record.old"
+    LC_ALL=C sort "$record.new" | comm -13 "$record.old" - | cut -c67-
+    rm -f "$record.old"
+  else
+    cut -c67- "$record.new"
+  fi | while IFS= read -r f; do touch "$f"; done
+}
+
 cmd_build() {
   compute
   : "${BIN:?platform.sh build: BIN (the binary name) is required}"
@@ -182,11 +200,15 @@ cmd_build() {
   set -- build --profile "$profile" --target "$RUST_TARGET" --bin "$BIN"
   if [ -n "${PACKAGE:-}" ]; then set -- "$@" --package "$PACKAGE"; fi
   if [ -f Cargo.lock ]; then set -- "$@" --locked; fi
-  echo "platform.sh: cargo $* (flavour $FLAVOUR, linker $LINKER)" >&2
+  target_dir=${CARGO_TARGET_DIR:-target}
+  mkdir -p "$target_dir"
+  restamp_changed_sources "$target_dir/.crossdock-sources.sha256"
+  echo "platform.sh: cargo $* (flavour $FLAVOUR, linker $LINKER, target dir $target_dir)" >&2
   cargo "$@"
+  mv "$target_dir/.crossdock-sources.sha256.new" "$target_dir/.crossdock-sources.sha256"
   dir=$profile
   if [ "$profile" = dev ] || [ "$profile" = test ]; then dir=debug; fi
-  bin_path="${CARGO_TARGET_DIR:-target}/$RUST_TARGET/$dir/$BIN"
+  bin_path="$target_dir/$RUST_TARGET/$dir/$BIN"
   [ -f "$bin_path" ] || die "cargo finished but $bin_path does not exist: does the project build a binary named '$BIN'?"
   mkdir -p "$out"
   cp "$bin_path" "$out/$BIN"

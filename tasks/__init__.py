@@ -11,6 +11,7 @@ from invoke import Collection
 
 from .build import build
 from .settings import DEFAULTS
+from .smoke import smoke
 
-ns = Collection(build)
+ns = Collection(build, smoke)
 ns.configure({"crossdock": dict(DEFAULTS), "run": {"echo_format": "{command}"}})

@@ -5,8 +5,10 @@ Resolve settings -> gather (project, git, engine) -> plan (tasks.buildx, pure) -
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -57,6 +59,12 @@ def stage_build_files(project: Path) -> Path:
     return staged
 
 
+def cache_key(project: Path, bin: str) -> str:
+    """Names the project's cargo target cache: one per project directory and binary."""
+    digest = hashlib.sha256(str(project.resolve()).encode()).hexdigest()[:12]
+    return f"{re.sub(r'[^A-Za-z0-9_.-]', '-', bin)}-{digest}"
+
+
 def build_args(settings: Settings, target: Target, vcs: VcsInfo | None) -> dict[str, str]:
     pkg = target.package
     args = {
@@ -74,6 +82,7 @@ def build_args(settings: Settings, target: Target, vcs: VcsInfo | None) -> dict[
         "SOURCE_URL": pkg.repository or (vcs.remote_url if vcs else ""),
         "DESCRIPTION": pkg.description,
         "LICENSES": pkg.license,
+        "CACHE_KEY": cache_key(settings.project, target.bin),
     }
     return args
 
@@ -270,8 +279,8 @@ def build(c: Context, platforms=None, project=None, bin=None, package=None, regi
     print(summary_table(results))
     report = build_report(results=results, manifest_ref=plan.manifest_ref if not failed else "",
                           manifest_digest=manifest_digest, output=request.output, project=str(settings.project),
-                          bin=target.bin, version=request.build_args["VERSION"],
-                          revision=request.build_args["VCS_REF"], seconds=seconds)
+                          bin=target.bin, build_args=dict(request.build_args),
+                          package_version=target.package.version, seconds=seconds)
     report_path = settings.out_dir / "build-report.json"
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     print()

@@ -51,14 +51,17 @@ def summary_table(results: Sequence[ArchResult]) -> str:
 
 
 def build_report(*, results: Sequence[ArchResult], manifest_ref: str, manifest_digest: str,
-                 output: str, project: str, bin: str, version: str, revision: str,
+                 output: str, project: str, bin: str, build_args: dict[str, str], package_version: str,
                  seconds: float) -> dict[str, Any]:
     return {
         "ok": all(r.ok for r in results) and bool(results),
         "project": project,
         "bin": bin,
-        "version": version,
-        "revision": revision,
+        "version": build_args["VERSION"],
+        "package_version": package_version,
+        "revision": build_args["VCS_REF"],
+        "created": build_args["DATE"],
+        "source": build_args["SOURCE_URL"],
         "output": output,
         "manifest": {"reference": manifest_ref, "digest": manifest_digest},
         "seconds": round(seconds, 1),

@@ -40,7 +40,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("tag", "dev", "Tag of the manifest list that `inv build` creates."),
     Knob("output", "push", "push: push each arch and join them into one manifest list; "
          "load: load one local image per arch tagged <tag>-<arch>, no registry needed."),
-    Knob("jobs", "0", "How many architectures build at once. 0: all of them."),
+    Knob("jobs", "0", "How many architectures build (or smoke-test) at once. 0: all of them."),
     Knob("builder", "", "buildx builder name (docker buildx ls). Empty: the current builder."),
     Knob("builder_image", "docker.io/library/rust:1-bookworm",
          "Image of the native compile stage: a rustup image, or a plain Debian (uses Debian's rustc-web)."),
@@ -49,6 +49,10 @@ KNOBS: tuple[Knob, ...] = (
     Knob("cargo_profile", "release", "Cargo profile to build with."),
     Knob("port", "8080", "Port the service listens on (EXPOSE in the image)."),
     Knob("out_dir", "out", "Where reports and per-arch logs go (relative to the working directory)."),
+    Knob("smoke_command", "--version", "Arguments `inv smoke` runs the image with; the output must name the "
+         "version and the platform's architecture."),
+    Knob("health_path", "/healthz", "HTTP path `inv smoke` expects a 200 from on PORT. Empty: no service check."),
+    Knob("smoke_timeout", "180", "Seconds each smoke step may take under emulation (native platforms get a quarter)."),
 )
 
 KNOB_NAMES = tuple(k.name for k in KNOBS)
@@ -77,6 +81,9 @@ class Settings:
     cargo_profile: str
     port: str
     out_dir: Path
+    smoke_command: str
+    health_path: str
+    smoke_timeout: str
 
 
 def resolve(

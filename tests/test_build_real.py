@@ -221,3 +221,24 @@ def test_dry_run_builds_and_pushes_nothing(engine, tmp_path):
     assert r.stdout.count("docker buildx build ") == 2 and "imagetools create" in r.stdout
     assert manifest(image, "dev") == ("", {}) and manifest(image, "staging-dev-amd64") == ("", {})
     assert not (tmp_path / "out").exists()
+
+
+def test_reverted_source_is_rebuilt_not_served_from_a_stale_cache(engine, tmp_path):
+    """A -> B -> A again: BuildKit hands back the cached COPY of A with A's old mtimes, which would make
+    cargo keep B's binary. The third image must print A's output."""
+    project = make_project(tmp_path / "revert")
+    main = project / "src" / "main.rs"
+    original = main.read_text()
+    image = unique_image("revert")
+
+    def build_and_run(tag: str) -> str:
+        r = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=amd64", f"--project={project}",
+                    f"--image={image}", f"--tag={tag}", f"--out-dir={tmp_path / 'out'}")
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+        return docker("run", "--rm", "--pull", "always", f"{REGISTRY}/{image}:{tag}", "--version").stdout.strip()
+
+    first = build_and_run("a")
+    main.write_text(original.replace('format!("{NAME} {VERSION} (', 'format!("{NAME} {VERSION}-changed ('))
+    assert "-changed" in build_and_run("b")
+    main.write_text(original)
+    assert build_and_run("a-again") == first

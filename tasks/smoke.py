@@ -1,0 +1,261 @@
+"""`inv smoke`: prove every platform of a manifest list is the right binary and actually runs (QEMU).
+
+Gather (the image's index, what the build recorded, the emulators) -> check every platform in parallel
+(metadata, ELF header and glibc, a run under QEMU, the service's health endpoint) -> table, JUnit, JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from invoke import Context, Exit, task
+from invoke.exceptions import CommandTimedOut
+
+from .build import load_settings, say
+from .checks import (
+    Check,
+    Expectations,
+    IndexEntry,
+    PlatformSmoke,
+    check_binary,
+    check_metadata,
+    check_run,
+    junit_xml,
+    parse_index,
+)
+from .elf import ElfError, parse_elf
+from .emulation import host_platform_name, is_native, probe_handlers
+from .engine import EngineError, probe_engine
+from .platforms import Platform, PlatformError, lookup, parse_platforms
+from .report import format_table, human_seconds
+from .settings import HELP, SettingsError
+
+
+def repository_of(ref: str) -> str:
+    """``reg:5000/app:tag`` or ``reg:5000/app@sha256:..`` -> ``reg:5000/app``."""
+    if "@" in ref:
+        return ref.split("@", 1)[0]
+    head, _, last = ref.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
+
+
+def expectations_from_report(report: dict) -> Expectations:
+    return Expectations(version=report.get("version", ""), revision=report.get("revision", ""),
+                        created=report.get("created", ""), source=report.get("source"),
+                        package_version=report.get("package_version", ""))
+
+
+def _run(c: Context, argv: list[str], *, timeout: float | None = None):
+    return c.run(shlex.join(argv), hide=True, warn=True, echo=False, in_stream=False, dry=False, timeout=timeout)
+
+
+def _copy_out(c: Context, container: str, path: str, dest: Path) -> bytes | None:
+    r = _run(c, ["docker", "cp", "-L", f"{container}:{path}", str(dest)])
+    return dest.read_bytes() if r.ok and dest.is_file() else None
+
+
+def _http_ok(url: str, deadline: float, alive: Callable[[], bool]) -> tuple[bool, str]:
+    last = "no answer"
+    for _ in range(600):  # bounded by count and by the deadline
+        if time.monotonic() > deadline:
+            break
+        if not alive():
+            return False, "the container exited before answering"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                return resp.status == 200, f"HTTP {resp.status}"
+        except urllib.error.HTTPError as e:
+            return False, f"HTTP {e.code}"
+        except OSError as e:
+            last = str(e)
+            time.sleep(0.5)
+    return False, f"no HTTP answer before the timeout ({last})"
+
+
+def smoke_platform(c: Context, *, repo: str, entry: IndexEntry, p: Platform, expect: Expectations,
+                   command: list[str], health_path: str, port: str, timeout: float, emulated: bool) -> PlatformSmoke:
+    t0 = time.monotonic()
+    ref = f"{repo}@{entry.digest}"
+    checks: list[Check] = []
+
+    def done() -> PlatformSmoke:
+        return PlatformSmoke(platform=p.docker, digest=entry.digest, checks=tuple(checks),
+                             seconds=time.monotonic() - t0)
+
+    pull = _run(c, ["docker", "pull", "--quiet", "--platform", p.docker, ref], timeout=timeout)
+    if pull.failed:
+        checks.append(Check("pull", False, pull.stderr.strip() or pull.stdout.strip()))
+        return done()
+    inspect = _run(c, ["docker", "image", "inspect", ref])
+    config = json.loads(inspect.stdout)[0] if inspect.ok else {}
+    checks += check_metadata(p, config, expect)
+
+    entrypoint = ((config.get("Config") or {}).get("Entrypoint") or [""])[0]
+    created = _run(c, ["docker", "create", "--platform", p.docker, ref])
+    if created.failed or not entrypoint:
+        checks.append(Check("binary", False, created.stderr.strip() or "no entrypoint to inspect"))
+    else:
+        cid = created.stdout.strip()
+        try:
+            with tempfile.TemporaryDirectory(prefix="crossdock-smoke-") as tmp:
+                binary = _copy_out(c, cid, entrypoint, Path(tmp) / "binary")
+                libc = None
+                for path in (f"/usr/lib/{p.gnu_type}/libc.so.6", f"/lib/{p.gnu_type}/libc.so.6"):
+                    libc = _copy_out(c, cid, path, Path(tmp) / "libc.so.6")
+                    if libc:
+                        break
+                if binary is None:
+                    checks.append(Check("binary", False, f"cannot copy {entrypoint} out of the image"))
+                else:
+                    try:
+                        checks += check_binary(p, parse_elf(binary), parse_elf(libc) if libc else None)
+                    except ElfError as e:
+                        checks.append(Check("ELF machine", False, f"{entrypoint}: {e}"))
+        finally:
+            _run(c, ["docker", "rm", "-f", cid])
+
+    try:
+        r = _run(c, ["docker", "run", "--rm", "--platform", p.docker, ref, *command], timeout=timeout)
+        checks.append(check_run(p, exit_code=r.exited, output=r.stdout + r.stderr, expect=expect,
+                                command=shlex.join(command), emulated=emulated))
+    except CommandTimedOut:
+        checks.append(Check("run", False, f"`{shlex.join(command)}` did not finish within {timeout:.0f}s"))
+
+    if health_path and port:
+        checks.append(check_service(c, ref=ref, p=p, health_path=health_path, port=port, timeout=timeout))
+    return done()
+
+
+def check_service(c: Context, *, ref: str, p: Platform, health_path: str, port: str, timeout: float) -> Check:
+    started = _run(c, ["docker", "run", "-d", "--platform", p.docker, "-p", f"127.0.0.1::{port}", ref])
+    if started.failed:
+        return Check("service", False, f"cannot start the service: {started.stderr.strip()}")
+    cid = started.stdout.strip()
+    try:
+        mapped = _run(c, ["docker", "port", cid, f"{port}/tcp"]).stdout.strip().splitlines()
+        host_port = mapped[0].rsplit(":", 1)[-1] if mapped else ""
+        if not host_port:
+            return Check("service", False, f"port {port} is not published")
+        def alive() -> bool:
+            return _run(c, ["docker", "inspect", "--format", "{{.State.Running}}", cid]).stdout.strip() == "true"
+
+        ok, detail = _http_ok(f"http://127.0.0.1:{host_port}{health_path}", time.monotonic() + timeout, alive)
+        if not ok:
+            logs = _run(c, ["docker", "logs", "--tail", "20", cid])
+            detail += f"; container log: {(logs.stdout + logs.stderr).strip()[-500:]}"
+        return Check("service", ok, f"GET {health_path} on port {port}: {detail}")
+    finally:
+        _run(c, ["docker", "rm", "-f", cid])
+
+
+def step_timeout(budget: float, *, emulated: bool) -> float:
+    """Emulated platforms get the whole budget per step; native ones a quarter (at least 30 s)."""
+    return budget if emulated else max(30.0, budget / 4)
+
+
+def smoke_table(results: list[PlatformSmoke]) -> str:
+    rows = [(r.platform, "ok" if r.ok else "FAILED", f"{sum(c.ok for c in r.checks)}/{len(r.checks)}",
+             ", ".join(c.name for c in r.failures) or "-", human_seconds(r.seconds)) for r in results]
+    return format_table(("platform", "result", "checks", "failed", "time"), rows)
+
+
+@task(
+    auto_shortflags=False,
+    help={
+        "image": "Manifest list to test (registry/repo:tag or @digest). Default: what the last `inv build` made.",
+        "platforms": "Platforms to test (default: every platform of the manifest list).",
+        "command": HELP["smoke_command"],
+        "health-path": HELP["health_path"],
+        "port": HELP["port"],
+        "timeout": HELP["smoke_timeout"],
+        "jobs": HELP["jobs"],
+        "out-dir": HELP["out_dir"],
+    },
+)
+def smoke(c: Context, image=None, platforms=None, command=None, health_path=None, port=None, timeout=None,
+          jobs=None, out_dir=None):
+    """Check every platform of an image: metadata, ELF binary and glibc, a run under QEMU, the service."""
+    try:
+        settings = load_settings(c, smoke_command=command, health_path=health_path, port=port,
+                                 smoke_timeout=timeout, jobs=jobs, out_dir=out_dir)
+        smoke_timeout = float(settings.smoke_timeout)
+    except (SettingsError, ValueError) as e:
+        raise Exit(f"crossdock: error: {e}", code=1) from None
+    report_path = settings.out_dir / "build-report.json"
+    expect = Expectations()
+    if not image:
+        if not report_path.is_file():
+            raise Exit(f"crossdock: error: no IMAGE given and no build report at {report_path}: run `inv build` "
+                       f"first or pass the image (inv smoke --image=REGISTRY/REPO:TAG)", code=1)
+        report = json.loads(report_path.read_text())
+        if not report.get("ok") or not report["manifest"]["digest"]:
+            raise Exit(f"crossdock: error: the last build ({report_path}) did not produce a manifest list", code=1)
+        image = f"{report['manifest']['reference']}@{report['manifest']['digest']}"
+        expect = expectations_from_report(report)
+    try:
+        probe_engine(c)
+    except EngineError as e:
+        raise Exit(f"crossdock: error: {e}", code=1) from None
+    raw = _run(c, ["docker", "buildx", "imagetools", "inspect", "--raw", image])
+    if raw.failed:
+        raise Exit(f"crossdock: error: cannot read image {image}: {raw.stderr.strip().splitlines()[-1:] or '?'}; "
+                   f"check the reference and that the registry answers", code=1)
+    entries = parse_index(raw.stdout)
+    if not entries:
+        raise Exit(f"crossdock: error: {image} is a single-platform image, not a manifest list: "
+                   f"build it with `inv build`", code=1)
+    try:
+        table = {lookup(e.platform).name: (e, lookup(e.platform)) for e in entries}
+        wanted = parse_platforms(platforms) if platforms else tuple(p for _, p in table.values())
+    except PlatformError as e:
+        raise Exit(f"crossdock: error: {e}", code=1) from None
+    missing = [p.docker for p in wanted if p.name not in table]
+    if missing:
+        raise Exit(f"crossdock: error: {image} has no {', '.join(missing)} (it has "
+                   f"{', '.join(e.platform for e in entries)})", code=1)
+    problems = probe_handlers(wanted)
+    if problems:
+        lines = "\n".join(f"  {problem}" for problem in problems)
+        raise Exit(f"crossdock: error: cannot run these platforms under QEMU:\n{lines}", code=1)
+    host = host_platform_name()
+    repo = repository_of(image)
+    say(f"smoke-testing {image}: {', '.join(p.docker for p in wanted)}")
+    command_argv = shlex.split(settings.smoke_command)
+    with ThreadPoolExecutor(max_workers=settings.jobs or len(wanted)) as pool:
+        futures = [pool.submit(smoke_platform, c, repo=repo, entry=table[p.name][0], p=p, expect=expect,
+                               command=command_argv, health_path=settings.health_path, port=settings.port,
+                               timeout=step_timeout(smoke_timeout, emulated=not is_native(p, host)),
+                               emulated=not is_native(p, host)) for p in wanted]
+        results = []
+        for p, f in zip(wanted, futures, strict=True):
+            try:
+                r = f.result()
+            except Exception as e:  # our own crash still names the platform
+                r = PlatformSmoke(platform=p.docker, digest=table[p.name][0].digest,
+                                  checks=(Check("smoke", False, f"{type(e).__name__}: {e}"),))
+            say(f"{r.platform}: {'ok' if r.ok else 'FAILED'} ({human_seconds(r.seconds)})")
+            results.append(r)
+    print()
+    print(smoke_table(results))
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    junit_path = settings.out_dir / "smoke-junit.xml"
+    junit_path.write_text(junit_xml(results, image=image))
+    (settings.out_dir / "smoke-report.json").write_text(json.dumps({
+        "image": image, "ok": all(r.ok for r in results),
+        "platforms": [{"platform": r.platform, "digest": r.digest, "ok": r.ok, "seconds": round(r.seconds, 1),
+                       "checks": [c.__dict__ for c in r.checks]} for r in results]}, indent=2) + "\n")
+    print()
+    say(f"JUnit report: {junit_path}")
+    failed = [r for r in results if not r.ok]
+    if failed:
+        details = "\n".join(f"  {r.platform}: {c.name}: {c.detail}" for r in failed for c in r.failures)
+        raise Exit(f"crossdock: error: smoke test failed for {', '.join(r.platform for r in failed)}:\n{details}",
+                   code=1)
