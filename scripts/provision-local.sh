@@ -4,6 +4,7 @@
 # 127.0.0.1:5000, multi-arch Debian base images built from Debian's archive, and this checkout's venv.
 #
 # Idempotent: every step checks before it acts, so a warm machine passes through in seconds.
+# `inv setup --fix` runs single steps of it (scripts/provision-local.sh dockerd registry ...).
 # Slow results (rootfs tarballs, images in the registry's storage) are cached under $CROSSDOCK_STATE.
 # Run as root. See ../shared/ENVIRONMENT.md for where each recipe comes from.
 set -euo pipefail
@@ -27,6 +28,7 @@ mkdir -p "$STATE"
 docker_platform() {
   case "$1" in
     amd64) echo linux/amd64 ;; arm64) echo linux/arm64 ;; armhf) echo linux/arm/v7 ;;
+    # Debian's armel port targets ARMv5TE, which runs on v6 boards.
     armel) echo linux/arm/v6 ;; i386) echo linux/386 ;; ppc64el) echo linux/ppc64le ;;
     s390x) echo linux/s390x ;; *) die "no Docker platform known for Debian arch $1" ;;
   esac
@@ -162,7 +164,10 @@ bootstrap_rootfs() {  # DEBARCH -> $STATE/rootfs/DEBARCH/rootfs.tar
 }
 
 step_base_images() {
-  if image_exists "$BASE_REPO" "$BASE_TAG"; then log "base image: $BASE_REPO:$BASE_TAG present"; return; fi
+  local record="$STATE/rootfs/arches"
+  if image_exists "$BASE_REPO" "$BASE_TAG" && [ "$(cat "$record" 2>/dev/null)" = "$BASE_ARCHES" ]; then
+    log "base image: $BASE_REPO:$BASE_TAG present ($BASE_ARCHES)"; return
+  fi
   local arch pids=() refs=()
   for arch in $BASE_ARCHES; do bootstrap_rootfs "$arch" & pids+=($!); done
   for pid in "${pids[@]}"; do wait "$pid" || die "a rootfs bootstrap failed"; done
@@ -177,6 +182,7 @@ step_base_images() {
     refs+=("$BASE_REPO@$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["containerimage.digest"])' "$dir/metadata.json")")
   done
   docker buildx imagetools create --tag "$BASE_REPO:$BASE_TAG" "${refs[@]}"
+  echo "$BASE_ARCHES" >"$record"
   log "base image: $BASE_REPO:$BASE_TAG ($BASE_ARCHES)"
 }
 
@@ -193,11 +199,18 @@ step_venv() {
   echo "$want" >"$stamp"
 }
 
-step_packages
-step_binfmt
-step_buildx
-step_dockerd
-step_registry
-step_base_images
-step_venv
-log "done: engine, buildx, QEMU, registry $REGISTRY_ADDR and $BASE_REPO:$BASE_TAG are ready"
+usage() {
+  echo "usage: $0 [STEP ...]   steps: packages binfmt buildx dockerd registry base-images venv (default: all)" >&2
+  exit 2
+}
+
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(packages binfmt buildx dockerd registry base-images venv)
+for s in "${steps[@]}"; do
+  case "$s" in
+    packages) step_packages ;; binfmt) step_binfmt ;; buildx) step_buildx ;; dockerd) step_dockerd ;;
+    registry) step_registry ;; base-images) step_base_images ;; venv) step_venv ;;
+    *) usage ;;
+  esac
+done
+[ $# -gt 0 ] || log "done: engine, buildx, QEMU, registry $REGISTRY_ADDR and $BASE_REPO:$BASE_TAG are ready"

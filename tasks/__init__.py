@@ -11,7 +11,8 @@ from invoke import Collection
 
 from .build import build
 from .settings import DEFAULTS
+from .setup import setup
 from .smoke import smoke
 
-ns = Collection(build, smoke)
+ns = Collection(build, smoke, setup)
 ns.configure({"crossdock": dict(DEFAULTS), "run": {"echo_format": "{command}"}})

@@ -7,44 +7,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shlex
 import shutil
 import sys
-import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
 
 from invoke import Context, Exit, task
 
 from . import buildx
+from .common import load_settings, say, say_block
 from .engine import EngineError, probe_engine
 from .platforms import PlatformError, parse_platforms
 from .project import ProjectError, Target, choose_target, probe_project
 from .report import ArchResult, build_report, human_seconds, summary_table
-from .settings import HELP, SUITE_ROOT, Settings, SettingsError, resolve
+from .settings import HELP, SUITE_ROOT, Settings, SettingsError
+from .setup import base_image_problem, emulator_warning
 from .vcs import VcsInfo, probe_vcs, version_for
 
 DOCKER_DIR = SUITE_ROOT / "docker"
 STATUS_EVERY = 20.0  # seconds between progress lines while builds run
 LOG_TAIL = 60  # lines of a failed arch's log printed on the console
-
-_print_lock = threading.Lock()
-
-
-def say(message: str) -> None:
-    with _print_lock:
-        print(f"[crossdock] {message}", flush=True)
-
-
-def load_settings(c: Context, **cli: Any) -> Settings:
-    """Defaults < config file (c.config.crossdock) < environment/.env < CLI flags."""
-    config = dict(c.config.get("crossdock", {}) or {})
-    return resolve(config=config, environ=os.environ, cli=cli)
-
 
 def stage_build_files(project: Path) -> Path:
     """Copy the Dockerfile and platform.sh into <project>/target/crossdock with a merged ignore file."""
@@ -103,6 +88,12 @@ def gather(
             raise
         say(f"warning (dry run): {e}; planning for the default 'docker' driver")
         driver = "docker"
+    else:
+        problem = base_image_problem(c, settings, platforms)
+        if problem:
+            raise EngineError(problem)
+    for warning in emulator_warning(platforms):
+        say(warning)
     request = buildx.BuildRequest(
         project=settings.project,
         platforms=platforms,
@@ -194,8 +185,7 @@ def run_plan(c: Context, plan: buildx.BuildPlan, *, jobs: int, dry: bool) -> lis
                 else:
                     say(f"{r.platform}: FAILED after {human_seconds(r.seconds)}: {r.error}; "
                         f"last {LOG_TAIL} lines of {r.log}:")
-                    with _print_lock:
-                        print(_log_tail(r.log), flush=True)
+                    say_block(_log_tail(r.log))
             if pending:
                 now = time.monotonic()
                 running = [futures[f] for f in pending]

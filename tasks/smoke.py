@@ -19,7 +19,6 @@ from pathlib import Path
 from invoke import Context, Exit, task
 from invoke.exceptions import CommandTimedOut
 
-from .build import load_settings, say
 from .checks import (
     Check,
     Expectations,
@@ -31,6 +30,7 @@ from .checks import (
     junit_xml,
     parse_index,
 )
+from .common import load_settings, say
 from .elf import ElfError, parse_elf
 from .emulation import host_platform_name, is_native, probe_handlers
 from .engine import EngineError, probe_engine

@@ -1,0 +1,119 @@
+"""The real tier of `inv setup` and the checks that `inv build` runs first."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LOCAL_WORLD, make_project, run_inv, unique_image
+from tests.test_build_real import binfmt_disabled
+
+pytestmark = pytest.mark.real
+
+PASSWORD = "Corr3ct-Horse-crossdock"
+WRONG = "Wr0ng-Battery-crossdock"
+
+
+def setup(*args: str, env: dict[str, str] | None = None):
+    return run_inv("-f", str(LOCAL_WORLD), "setup", *args, env=env)
+
+
+def test_everything_is_ready_for_the_three_platforms(engine):
+    r = setup("--platforms=amd64,arm64,arm")
+    assert r.returncode == 0, r.stdout + r.stderr
+    for row in ("Docker engine", "buildx plugin", "emulator linux/arm64", "emulator linux/arm/v7",
+                "runtime image 127.0.0.1:5000/crossdock/debian:bookworm", "registry 127.0.0.1:5000"):
+        line = next(line for line in r.stdout.splitlines() if row in line)
+        assert line.startswith("✓"), line
+    assert "qemu-aarch64 version" in r.stdout
+
+
+def test_disabled_emulator_fails_setup_warns_build_and_fix_repairs_it(engine, tmp_path):
+    with binfmt_disabled("qemu-arm"):
+        r = setup("--platforms=arm")
+        assert r.returncode == 1
+        line = next(line for line in r.stdout.splitlines() if "emulator linux/arm/v7" in line)
+        assert line.startswith("✗") and "echo 1 > /proc/sys/fs/binfmt_misc/qemu-arm" in line
+        assert "emulator linux/arm/v7: the QEMU handler qemu-arm is disabled" in r.stderr
+        # Builds need no emulator: it still builds, and warns about the smoke tests.
+        project = make_project(tmp_path / "p")
+        b = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=arm", f"--project={project}",
+                    f"--image={unique_image('warn')}", f"--out-dir={tmp_path / 'out'}")
+        assert b.returncode == 0, b.stdout[-2000:] + b.stderr
+        assert "warning: linux/arm/v7: the QEMU handler qemu-arm is disabled" in b.stdout
+        assert "`inv smoke` will" in b.stdout
+        # --fix re-enables it; a second --fix has nothing left to do.
+        fixed = setup("--platforms=arm", "--fix")
+        assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+        assert "--fix: enabled /proc/sys/fs/binfmt_misc/qemu-arm" in fixed.stdout
+        assert Path("/proc/sys/fs/binfmt_misc/qemu-arm").read_text().startswith("enabled")
+        again = setup("--platforms=arm", "--fix")
+        assert again.returncode == 0 and "nothing to fix" in again.stdout and "--fix: enabled" not in again.stdout
+    assert setup("--platforms=arm").returncode == 0
+
+
+def test_no_engine_is_reported_without_a_traceback():
+    r = setup("--platforms=amd64", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr
+    assert "Docker engine: cannot reach the Docker engine" in r.stderr
+
+
+def test_platform_missing_from_the_runtime_image_is_named_before_any_build(engine, tmp_path):
+    r = setup("--platforms=arm/v6")
+    assert r.returncode == 1 and "has no linux/arm/v6" in r.stderr and "CROSSDOCK_BASE_ARCHES" in r.stderr
+    b = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=amd64,arm/v6", f"--out-dir={tmp_path}")
+    assert b.returncode == 1
+    assert "runtime image 127.0.0.1:5000/crossdock/debian:bookworm has no linux/arm/v6" in b.stderr
+    assert "build started" not in b.stdout
+
+
+@pytest.fixture(scope="module")
+def auth_registry(engine, tmp_path_factory):
+    """A second distribution registry on 127.0.0.1:5001 with htpasswd auth."""
+    root = tmp_path_factory.mktemp("auth-registry")
+    htpasswd = subprocess.run(["htpasswd", "-Bbn", "crossdock", PASSWORD], capture_output=True, text=True,
+                              check=True).stdout
+    (root / "htpasswd").write_text(htpasswd)
+    (root / "config.yml").write_text(
+        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: " + str(root / "data") +
+        "\nhttp:\n  addr: 127.0.0.1:5001\nauth:\n  htpasswd:\n    realm: crossdock-test\n    path: " +
+        str(root / "htpasswd") + "\n")
+    proc = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(50):  # bounded wait for the port: 50 x 0.2 s
+            try:
+                urllib.request.urlopen("http://127.0.0.1:5001/v2/", timeout=1)
+            except urllib.error.HTTPError:
+                break  # 401: it answers
+            except OSError:
+                time.sleep(0.2)
+        yield "127.0.0.1:5001"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        subprocess.run(["docker", "logout", "127.0.0.1:5001"], capture_output=True)
+
+
+def test_wrong_password_is_refused_and_never_shown(auth_registry, tmp_path):
+    env = {"REGISTRY_USER": "crossdock", "REGISTRY_PASSWORD": WRONG, "HOME": str(tmp_path)}
+    r = setup("--platforms=amd64", f"--registry={auth_registry}", env=env)
+    assert r.returncode == 1
+    line = next(line for line in r.stdout.splitlines() if "login 127.0.0.1:5001" in line)
+    assert line.startswith("✗") and "unauthorized" in line.lower()
+    assert WRONG not in r.stdout + r.stderr
+
+
+def test_right_password_logs_in(auth_registry, tmp_path):
+    env = {"REGISTRY_USER": "crossdock", "REGISTRY_PASSWORD": PASSWORD, "HOME": str(tmp_path)}
+    r = setup("--platforms=amd64", f"--registry={auth_registry}", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    line = next(line for line in r.stdout.splitlines() if "login 127.0.0.1:5001 as crossdock" in line)
+    assert line.startswith("✓") and "Login Succeeded" in line
+    assert PASSWORD not in r.stdout + r.stderr
+    assert os.path.exists(tmp_path / ".docker" / "config.json")
