@@ -22,7 +22,6 @@ from invoke import Context, Exit, task
 from .checks import parse_index
 from .common import load_settings, say
 from .emulation import BINFMT, host_platform_name, is_native, probe_handlers
-from .engine import EngineError, probe_engine
 from .platforms import Platform, PlatformError, lookup, parse_platforms
 from .report import format_table
 from .settings import HELP, SUITE_ROOT, Settings, SettingsError
@@ -59,30 +58,32 @@ def _last_line(text: str) -> str:
 
 
 def check_engine(c: Context, settings: Settings) -> list[Row]:
-    try:
-        info = probe_engine(c, builder=settings.builder)
-    except EngineError as e:
-        message = str(e)
-        if "buildx" in message and "not installed" in message:
-            server = _run(c, ["docker", "version", "--format", "{{.Server.Version}}"]).stdout.strip()
-            return [Row("Docker engine", True, f"server {server}"),
-                    Row("buildx plugin", False, "missing", f"{PROVISION} buildx (or install docker-buildx)",
-                        ("buildx",))]
-        if "builder" in message:
-            return [Row("Docker engine", True, "reachable"), Row("buildx plugin", True, "present"),
-                    Row(f"builder {settings.builder}", False, "not found",
-                        f"docker buildx create --name {settings.builder}", (f"builder:{settings.builder}",))]
-        return [Row("Docker engine", False, message.split(" (")[0] if "(" in message else message,
-                    f"{PROVISION} packages dockerd (or start dockerd / set DOCKER_HOST)", ("packages", "dockerd"))]
-    client = _run(c, ["docker", "version", "--format", "{{.Client.Version}}"]).stdout.strip()
-    rows = [Row("Docker engine", True, f"client {client}, server {info.server_version}"),
-            Row("buildx plugin", True, info.buildx_version.replace("github.com/docker/buildx ", ""))]
+    """buildx (client side), the engine, then the builder: each reported even when another fails."""
+    rows = []
+    buildx = _run(c, ["docker", "buildx", "version"])
+    rows.append(Row("buildx plugin", True, buildx.stdout.strip().replace("github.com/docker/buildx ", ""))
+                if buildx.ok else
+                Row("buildx plugin", False, "missing", f"{PROVISION} buildx (or install docker-buildx)", ("buildx",)))
+    version = _run(c, ["docker", "version", "--format", "{{.Client.Version}} {{.Server.Version}}"])
+    if version.failed or len(version.stdout.split()) < 2:
+        rows.insert(0, Row("Docker engine", False, f"cannot reach it: {_last_line(version.stderr)}",
+                           f"{PROVISION} packages dockerd (or start dockerd / set DOCKER_HOST)",
+                           ("packages", "dockerd")))
+        return rows
+    client, server = version.stdout.split()[:2]
+    rows.insert(0, Row("Docker engine", True, f"client {client}, server {server}"))
+    if not buildx.ok:
+        return rows
+    name = settings.builder or "(current)"
     inspect = _run(c, ["docker", "buildx", "inspect", "--bootstrap", *([settings.builder] if settings.builder else [])])
-    platforms = next((line.split(":", 1)[1].strip() for line in inspect.stdout.splitlines()
-                      if line.strip().startswith("Platforms:")), "?")
-    rows.append(Row(f"builder {settings.builder or '(current)'}", inspect.ok,
-                    f"driver {info.driver}; platforms {platforms}" if inspect.ok else _last_line(inspect.stderr),
-                    "docker buildx ls; docker buildx create --name NAME"))
+    if inspect.failed:
+        rows.append(Row(f"builder {name}", False, _last_line(inspect.stderr), f"docker buildx create --name "
+                        f"{settings.builder or 'NAME'}", (f"builder:{settings.builder}",) if settings.builder else ()))
+        return rows
+    info = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in inspect.stdout.splitlines())
+            if k.strip() in ("Driver", "Platforms")}
+    rows.append(Row(f"builder {name}", True, f"driver {info.get('Driver', '?')}; platforms "
+                                             f"{info.get('Platforms', '?')}"))
     return rows
 
 
@@ -199,9 +200,13 @@ def check_login(c: Context, registry: str, user: str, password: str) -> Row:
 
 def gather_rows(c: Context, settings: Settings, platforms: tuple[Platform, ...]) -> list[Row]:
     rows = check_engine(c, settings)
+    engine_ok = all(r.ok for r in rows)
     rows += check_emulators(c, platforms)
-    if rows[0].ok and rows[1].ok:
+    if engine_ok:
         rows += check_base_images(c, settings, platforms)
+    else:
+        rows.append(Row("base images", False, "not checked: the engine is not ready", "fix the rows above first",
+                        ("registry", "base-images")))
     rows += check_registry(c, settings, dict(os.environ))
     return rows
 

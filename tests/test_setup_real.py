@@ -60,7 +60,7 @@ def test_disabled_emulator_fails_setup_warns_build_and_fix_repairs_it(engine, tm
 def test_no_engine_is_reported_without_a_traceback():
     r = setup("--platforms=amd64", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr
-    assert "Docker engine: cannot reach the Docker engine" in r.stderr
+    assert "Docker engine: cannot reach it: Cannot connect to the Docker daemon" in r.stderr
 
 
 def test_platform_missing_from_the_runtime_image_is_named_before_any_build(engine, tmp_path):
