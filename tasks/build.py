@@ -73,7 +73,7 @@ def build_args(settings: Settings, target: Target, vcs: VcsInfo | None) -> dict[
 
 
 def gather(
-    c: Context, settings: Settings, *, dry: bool, no_cache: bool = False
+    c: Context, settings: Settings, *, dry: bool, no_cache: bool = False, manifest_tag: str = ""
 ) -> tuple[buildx.BuildPlan, Target, VcsInfo | None]:
     platforms = parse_platforms(settings.platforms)
     packages, root_name = probe_project(settings.project)
@@ -106,6 +106,7 @@ def gather(
         run_dir=settings.out_dir / "build",
         flavour=buildx.flavour_of(settings.builder_image),
         no_cache=no_cache,
+        manifest_tag=manifest_tag,
     )
     return buildx.plan_build(request), target, vcs
 
@@ -221,15 +222,27 @@ def build(c: Context, platforms=None, project=None, bin=None, package=None, regi
           cargo_profile=None, port=None, out_dir=None, no_cache=False):
     """Cross-compile the Rust project for every platform and join the images into one manifest list."""
     dry = bool(c.config.run.dry)
-    t0 = time.monotonic()
     try:
         settings = load_settings(
             c, platforms=platforms, project=project, bin=bin, package=package, registry=registry, image=image,
             tag=tag, output=output, jobs=jobs, builder=builder, builder_image=builder_image,
             runtime_image=runtime_image, cargo_profile=cargo_profile, port=port, out_dir=out_dir)
-        plan, target, vcs = gather(c, settings, dry=dry, no_cache=no_cache)
+        report = execute_build(c, settings, dry=dry, no_cache=no_cache)
     except (PlatformError, SettingsError, ProjectError, EngineError) as e:
         raise Exit(f"crossdock: error: {e}", code=1) from None
+    if report is not None and not report["ok"]:
+        names = ", ".join(p["platform"] for p in report["platforms"] if not p["ok"]) or "the manifest list"
+        raise Exit(f"crossdock: error: build failed for {names} (logs under {settings.out_dir / 'build'})", code=1)
+
+
+def execute_build(c: Context, settings: Settings, *, dry: bool, no_cache: bool = False,
+                  manifest_tag: str = "") -> dict | None:
+    """Build every platform, join them (unless one failed), print the table, write the report.
+
+    Returns the report (``None`` in a dry run). Raises the domain errors of the checks that run first.
+    """
+    t0 = time.monotonic()
+    plan, target, vcs = gather(c, settings, dry=dry, no_cache=no_cache, manifest_tag=manifest_tag)
     request = plan.request
     say(f"building {target.bin} ({request.build_args['VERSION']}) from {settings.project} for "
         f"{', '.join(p.docker for p in request.platforms)}; "
@@ -249,7 +262,7 @@ def build(c: Context, platforms=None, project=None, bin=None, package=None, regi
     if dry:
         if plan.manifest_ref:
             c.run(shlex.join(buildx.imagetools_create_argv(plan, {})))
-        return
+        return None
     results = [_with_size_and_ref(c, plan, a, r) if r.ok else r for a, r in zip(plan.arches, results, strict=True)]
     if not failed and plan.manifest_ref:
         argv = buildx.imagetools_create_argv(plan, {r.name: r.digest for r in results})
@@ -277,7 +290,5 @@ def build(c: Context, platforms=None, project=None, bin=None, package=None, regi
     if manifest_digest:
         say(f"manifest list {plan.manifest_ref}@{manifest_digest}")
     say(f"report: {report_path} ({human_seconds(seconds)})")
-    if failed:
-        names = ", ".join(r.platform for r in failed)
-        raise Exit(f"crossdock: error: build failed for {names} (logs under {request.run_dir})", code=1)
     sys.stdout.flush()
+    return report

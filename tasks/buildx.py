@@ -32,6 +32,7 @@ class BuildRequest:
     run_dir: Path  # where metadata files and logs of this run go
     flavour: str = "debian"  # rustup | debian: which triple the builder will use (for reports)
     no_cache: bool = False
+    manifest_tag: str = ""  # tag of the manifest list, when it differs from `tag` (release staging)
 
     @property
     def push_by_digest(self) -> bool:
@@ -109,7 +110,7 @@ def plan_arch(request: BuildRequest, platform: Platform) -> ArchBuild:
 
 def plan_build(request: BuildRequest) -> BuildPlan:
     arches = tuple(plan_arch(request, p) for p in request.platforms)
-    manifest_ref = "" if request.output == "load" else f"{request.repository}:{request.tag}"
+    manifest_ref = "" if request.output == "load" else f"{request.repository}:{request.manifest_tag or request.tag}"
     notes = []
     if request.output == "push" and not request.push_by_digest:
         notes.append(f"builder driver {request.driver!r} cannot push by digest: each arch is pushed under "

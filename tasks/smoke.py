@@ -36,7 +36,7 @@ from .emulation import host_platform_name, is_native, probe_handlers
 from .engine import EngineError, probe_engine
 from .platforms import Platform, PlatformError, lookup, parse_platforms
 from .report import format_table, human_seconds
-from .settings import HELP, SettingsError
+from .settings import HELP, Settings, SettingsError
 
 
 def repository_of(ref: str) -> str:
@@ -186,45 +186,62 @@ def smoke(c: Context, image=None, platforms=None, command=None, health_path=None
     try:
         settings = load_settings(c, smoke_command=command, health_path=health_path, port=port,
                                  smoke_timeout=timeout, jobs=jobs, out_dir=out_dir)
-        smoke_timeout = float(settings.smoke_timeout)
-    except (SettingsError, ValueError) as e:
+        expect = Expectations()
+        if not image:
+            image, expect = last_build(settings.out_dir)
+        results = run_smoke(c, settings, image=image, expect=expect, platforms=platforms)
+    except (SettingsError, SmokeError, ValueError) as e:
         raise Exit(f"crossdock: error: {e}", code=1) from None
-    report_path = settings.out_dir / "build-report.json"
-    expect = Expectations()
-    if not image:
-        if not report_path.is_file():
-            raise Exit(f"crossdock: error: no IMAGE given and no build report at {report_path}: run `inv build` "
-                       f"first or pass the image (inv smoke --image=REGISTRY/REPO:TAG)", code=1)
-        report = json.loads(report_path.read_text())
-        if not report.get("ok") or not report["manifest"]["digest"]:
-            raise Exit(f"crossdock: error: the last build ({report_path}) did not produce a manifest list", code=1)
-        image = f"{report['manifest']['reference']}@{report['manifest']['digest']}"
-        expect = expectations_from_report(report)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        details = "\n".join(f"  {r.platform}: {c.name}: {c.detail}" for r in failed for c in r.failures)
+        raise Exit(f"crossdock: error: smoke test failed for {', '.join(r.platform for r in failed)}:\n{details}",
+                   code=1)
+
+
+class SmokeError(ValueError):
+    """The smoke test cannot start: no image, not a manifest list, a missing platform or emulator."""
+
+
+def last_build(out_dir: Path) -> tuple[str, Expectations]:
+    """The manifest list the last `inv build` made (by digest) and what it recorded."""
+    report_path = out_dir / "build-report.json"
+    if not report_path.is_file():
+        raise SmokeError(f"no --image given and no build report at {report_path}: run `inv build` first or "
+                         f"pass the image (inv smoke --image=REGISTRY/REPO:TAG)")
+    report = json.loads(report_path.read_text())
+    if not report.get("ok") or not report["manifest"]["digest"]:
+        raise SmokeError(f"the last build ({report_path}) did not produce a manifest list")
+    return f"{report['manifest']['reference']}@{report['manifest']['digest']}", expectations_from_report(report)
+
+
+def run_smoke(c: Context, settings: Settings, *, image: str, expect: Expectations,
+              platforms: str | None = None) -> list[PlatformSmoke]:
+    """Smoke-test every (or every requested) platform of `image`; writes the JUnit and JSON reports."""
+    smoke_timeout = float(settings.smoke_timeout)
     try:
         probe_engine(c)
     except EngineError as e:
-        raise Exit(f"crossdock: error: {e}", code=1) from None
+        raise SmokeError(str(e)) from None
     raw = _run(c, ["docker", "buildx", "imagetools", "inspect", "--raw", image])
     if raw.failed:
-        raise Exit(f"crossdock: error: cannot read image {image}: {raw.stderr.strip().splitlines()[-1:] or '?'}; "
-                   f"check the reference and that the registry answers", code=1)
+        raise SmokeError(f"cannot read image {image}: {raw.stderr.strip().splitlines()[-1:] or '?'}; "
+                         f"check the reference and that the registry answers")
     entries = parse_index(raw.stdout)
     if not entries:
-        raise Exit(f"crossdock: error: {image} is a single-platform image, not a manifest list: "
-                   f"build it with `inv build`", code=1)
+        raise SmokeError(f"{image} is a single-platform image, not a manifest list: build it with `inv build`")
     try:
         table = {lookup(e.platform).name: (e, lookup(e.platform)) for e in entries}
         wanted = parse_platforms(platforms) if platforms else tuple(p for _, p in table.values())
     except PlatformError as e:
-        raise Exit(f"crossdock: error: {e}", code=1) from None
+        raise SmokeError(str(e)) from None
     missing = [p.docker for p in wanted if p.name not in table]
     if missing:
-        raise Exit(f"crossdock: error: {image} has no {', '.join(missing)} (it has "
-                   f"{', '.join(e.platform for e in entries)})", code=1)
+        raise SmokeError(f"{image} has no {', '.join(missing)} (it has {', '.join(e.platform for e in entries)})")
     problems = probe_handlers(wanted)
     if problems:
         lines = "\n".join(f"  {problem}" for problem in problems)
-        raise Exit(f"crossdock: error: cannot run these platforms under QEMU:\n{lines}", code=1)
+        raise SmokeError(f"cannot run these platforms under QEMU:\n{lines}")
     host = host_platform_name()
     repo = repository_of(image)
     say(f"smoke-testing {image}: {', '.join(p.docker for p in wanted)}")
@@ -254,8 +271,4 @@ def smoke(c: Context, image=None, platforms=None, command=None, health_path=None
                        "checks": [c.__dict__ for c in r.checks]} for r in results]}, indent=2) + "\n")
     print()
     say(f"JUnit report: {junit_path}")
-    failed = [r for r in results if not r.ok]
-    if failed:
-        details = "\n".join(f"  {r.platform}: {c.name}: {c.detail}" for r in failed for c in r.failures)
-        raise Exit(f"crossdock: error: smoke test failed for {', '.join(r.platform for r in failed)}:\n{details}",
-                   code=1)
+    return results
