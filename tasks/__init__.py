@@ -10,9 +10,10 @@ from __future__ import annotations
 from invoke import Collection
 
 from .build import build
+from .release import release
 from .settings import DEFAULTS
 from .setup import setup
 from .smoke import smoke
 
-ns = Collection(build, smoke, setup)
+ns = Collection(build, smoke, setup, release)
 ns.configure({"crossdock": dict(DEFAULTS), "run": {"echo_format": "{command}"}})

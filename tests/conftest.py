@@ -13,6 +13,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -133,3 +135,62 @@ def built_example(engine, tmp_path_factory) -> Built:
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((out / "build-report.json").read_text())
     return Built(project=project, image=image, tag="t1", report=report, result=result)
+
+
+PASSWORD = "Corr3ct-Horse-crossdock"
+WRONG = "Wr0ng-Battery-crossdock"
+
+
+class RegistryProcess:
+    """A distribution registry of the test's own on 127.0.0.1:<port>, optionally with htpasswd auth;
+    it can be stopped and started again on the same storage."""
+
+    def __init__(self, root: Path, port: int, *, auth: bool):
+        self.root, self.port, self.proc = root, port, None
+        root.mkdir(parents=True, exist_ok=True)
+        self.address = f"127.0.0.1:{port}"
+        config = ("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: "
+                  f"{root / 'data'}\n  delete:\n    enabled: true\nhttp:\n  addr: {self.address}\n")
+        if auth:
+            htpasswd = subprocess.run(["htpasswd", "-Bbn", "crossdock", PASSWORD], capture_output=True, text=True,
+                                      check=True).stdout
+            (root / "htpasswd").write_text(htpasswd)
+            config += f"auth:\n  htpasswd:\n    realm: crossdock-test\n    path: {root / 'htpasswd'}\n"
+        (root / "config.yml").write_text(config)
+
+    def start(self) -> None:
+        try:
+            urllib.request.urlopen(f"http://{self.address}/v2/", timeout=1)
+            raise RuntimeError(f"{self.address} is already taken by another registry (a stray one from an "
+                               f"earlier run?)")
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"{self.address} is already taken (HTTP {e.code})") from e
+        except OSError:
+            pass  # free
+        self.proc = subprocess.Popen(["docker-registry", "serve", str(self.root / "config.yml")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(50):  # bounded wait for the port: 50 x 0.2 s
+            try:
+                urllib.request.urlopen(f"http://{self.address}/v2/", timeout=1)
+                return
+            except urllib.error.HTTPError:
+                return  # 401: it answers
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"registry on {self.address} did not start")
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+@pytest.fixture(scope="session")
+def auth_registry(engine, tmp_path_factory):
+    """A second registry on 127.0.0.1:5001 with htpasswd auth (user crossdock, password PASSWORD)."""
+    reg = RegistryProcess(tmp_path_factory.mktemp("auth-registry"), 5001, auth=True)
+    reg.start()
+    yield reg.address
+    reg.stop()
+    subprocess.run(["docker", "logout", reg.address], capture_output=True)

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import LOCAL_WORLD, make_project, run_inv, unique_image
+from tests.conftest import LOCAL_WORLD, PASSWORD, WRONG, make_project, run_inv, unique_image
 from tests.test_build_real import binfmt_disabled
 
 pytestmark = pytest.mark.real
-
-PASSWORD = "Corr3ct-Horse-crossdock"
-WRONG = "Wr0ng-Battery-crossdock"
 
 
 def setup(*args: str, env: dict[str, str] | None = None):
@@ -70,34 +64,6 @@ def test_platform_missing_from_the_runtime_image_is_named_before_any_build(engin
     assert b.returncode == 1
     assert "runtime image 127.0.0.1:5000/crossdock/debian:bookworm has no linux/arm/v6" in b.stderr
     assert "build started" not in b.stdout
-
-
-@pytest.fixture(scope="module")
-def auth_registry(engine, tmp_path_factory):
-    """A second distribution registry on 127.0.0.1:5001 with htpasswd auth."""
-    root = tmp_path_factory.mktemp("auth-registry")
-    htpasswd = subprocess.run(["htpasswd", "-Bbn", "crossdock", PASSWORD], capture_output=True, text=True,
-                              check=True).stdout
-    (root / "htpasswd").write_text(htpasswd)
-    (root / "config.yml").write_text(
-        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: " + str(root / "data") +
-        "\nhttp:\n  addr: 127.0.0.1:5001\nauth:\n  htpasswd:\n    realm: crossdock-test\n    path: " +
-        str(root / "htpasswd") + "\n")
-    proc = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(50):  # bounded wait for the port: 50 x 0.2 s
-            try:
-                urllib.request.urlopen("http://127.0.0.1:5001/v2/", timeout=1)
-            except urllib.error.HTTPError:
-                break  # 401: it answers
-            except OSError:
-                time.sleep(0.2)
-        yield "127.0.0.1:5001"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        subprocess.run(["docker", "logout", "127.0.0.1:5001"], capture_output=True)
 
 
 def test_wrong_password_is_refused_and_never_shown(auth_registry, tmp_path):

@@ -1,0 +1,134 @@
+"""A small client of the registry HTTP API (distribution spec v2): tags, digests, labels; and which
+registry errors are worth retrying.
+
+Read-only. Anonymous, basic or bearer-token auth (the token flow of Docker Hub-style registries).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+
+MANIFEST_TYPES = ", ".join([
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+])
+TRANSIENT = re.compile(r"\b5\d\d\b|connection reset|connection refused|timed? ?out|timeout|\bEOF\b|"
+                       r"temporar(y|ily)|unavailable|broken pipe|no route to host|TLS handshake", re.I)
+PERMANENT = re.compile(r"\b40[134]\b|unauthori[sz]ed|denied|forbidden|not found|manifest unknown|"
+                       r"name unknown|authentication required", re.I)
+
+
+def is_transient(message: str) -> bool:
+    """Worth retrying: 5xx, resets, refused connections, timeouts. Never 401/403/404 and their kin."""
+    return bool(TRANSIENT.search(message)) and not PERMANENT.search(message)
+
+
+class RegistryError(RuntimeError):
+    def __init__(self, message: str, *, status: int = 0):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Repo:
+    host: str  # registry host[:port]
+    name: str  # repository path
+
+    @classmethod
+    def parse(cls, ref: str) -> Repo:
+        """``127.0.0.1:5000/team/app[:tag|@digest]`` -> host + name (Docker Hub names get docker.io)."""
+        ref = ref.split("@", 1)[0]
+        head, _, last = ref.rpartition("/")
+        ref = f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
+        first, _, rest = ref.partition("/")
+        if rest and ("." in first or ":" in first or first == "localhost"):
+            return cls(first, rest)
+        return cls("registry-1.docker.io", ref if rest else f"library/{ref}")
+
+    @property
+    def base(self) -> str:
+        plain = self.host.startswith(("127.", "localhost")) or self.host == "[::1]"
+        return f"{'http' if plain else 'https'}://{self.host}/v2/{self.name}"
+
+
+class Client:
+    def __init__(self, user: str = "", password: str = "", timeout: float = 10):
+        self._basic = ("Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()) if user else ""
+        self._tokens: dict[str, str] = {}
+        self.timeout = timeout
+
+    def _token(self, challenge: str) -> str:
+        params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+        url = params.pop("realm", "") + "?" + urllib.parse.urlencode(params)
+        req = urllib.request.Request(url)
+        if self._basic:
+            req.add_header("Authorization", self._basic)
+        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            data = json.load(resp)
+        return "Bearer " + (data.get("token") or data.get("access_token", ""))
+
+    def request(self, url: str, *, method: str = "GET", accept: str = "") -> tuple[int, dict[str, str], bytes]:
+        auth = self._tokens.get(url.split("/v2/")[0]) or self._basic
+        for _ in range(2):
+            req = urllib.request.Request(url, method=method)
+            if accept:
+                req.add_header("Accept", accept)
+            if auth:
+                req.add_header("Authorization", auth)
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    return resp.status, dict(resp.headers), resp.read()
+            except urllib.error.HTTPError as e:
+                challenge = e.headers.get("WWW-Authenticate", "")
+                if e.code == 401 and challenge.startswith("Bearer") and not auth.startswith("Bearer"):
+                    auth = self._token(challenge)
+                    self._tokens[url.split("/v2/")[0]] = auth
+                    continue
+                return e.code, dict(e.headers), e.read()
+            except OSError as e:
+                raise RegistryError(f"{url}: {e}") from e
+        return 401, {}, b""
+
+    def tags(self, repo: Repo) -> list[str]:
+        status, _, body = self.request(f"{repo.base}/tags/list")
+        if status == 404:
+            return []
+        if status != 200:
+            raise RegistryError(f"listing tags of {repo.host}/{repo.name}: HTTP {status} {body[:200]!r}",
+                                status=status)
+        return list(json.loads(body).get("tags") or [])
+
+    def digest(self, repo: Repo, reference: str) -> str:
+        """The digest a tag points at ('' when it does not exist)."""
+        status, headers, _ = self.request(f"{repo.base}/manifests/{reference}", method="HEAD",
+                                          accept=MANIFEST_TYPES)
+        if status == 404:
+            return ""
+        if status != 200:
+            raise RegistryError(f"resolving {repo.host}/{repo.name}:{reference}: HTTP {status}", status=status)
+        return {k.lower(): v for k, v in headers.items()}.get("docker-content-digest", "")
+
+    def manifest(self, repo: Repo, reference: str) -> dict:
+        status, _, body = self.request(f"{repo.base}/manifests/{reference}", accept=MANIFEST_TYPES)
+        if status != 200:
+            raise RegistryError(f"reading {repo.host}/{repo.name}@{reference}: HTTP {status}", status=status)
+        return json.loads(body)
+
+    def labels(self, repo: Repo, reference: str) -> dict[str, str]:
+        """Labels of an image (for an index: of its first platform's image)."""
+        m = self.manifest(repo, reference)
+        if "manifests" in m:
+            m = self.manifest(repo, m["manifests"][0]["digest"])
+        status, _, body = self.request(f"{repo.base}/blobs/{m['config']['digest']}")
+        if status != 200:
+            raise RegistryError(f"reading the config of {repo.host}/{repo.name}@{reference}: HTTP {status}",
+                                status=status)
+        return (json.loads(body).get("config") or {}).get("Labels") or {}

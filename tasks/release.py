@@ -1,0 +1,294 @@
+"""`inv release`: publish exactly the tested digests under the right tags, as a runbook.
+
+Gather (git, Cargo.toml, the registry's tags) -> guards (tasks.guards) -> show the plan -> log in ->
+build every platform (staging tags only) -> smoke-test that index -> point every release tag at that
+same index -> audit -> write the release record. `--promote-from=RECORD` republishes a recorded index
+without building (also how `latest` is rolled back).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shlex
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from invoke import Context, Exit, task
+
+from . import buildx
+from .build import execute_build
+from .checks import parse_index
+from .common import load_settings, say
+from .engine import EngineError
+from .guards import ReleaseError, ReleaseState, check_release, published_from_here
+from .platforms import PlatformError, lookup, parse_platforms
+from .project import ProjectError, choose_target, probe_project
+from .registry import Client, RegistryError, Repo, is_transient
+from .report import format_table, human_seconds
+from .settings import HELP, Settings, SettingsError
+from .smoke import SmokeError, expectations_from_report, run_smoke
+from .tags import TagPlan, docker_tag, parse_semver, plan_tags
+from .vcs import probe_vcs
+
+RETRY_DELAYS = (1.0, 2.0, 4.0)  # seconds between attempts of a registry write (transient errors only)
+
+
+def credentials() -> tuple[str, str]:
+    return os.environ.get("REGISTRY_USER", ""), os.environ.get("REGISTRY_PASSWORD", "")
+
+
+def run_with_retry(c: Context, argv: list[str], *, what: str, delays: tuple[float, ...] = RETRY_DELAYS):
+    """Run a registry write; retry transient failures with backoff, never 401/403/404."""
+    r = None
+    for attempt, delay in enumerate((0.0, *delays)):
+        if delay:
+            say(f"{what}: transient registry error, retry {attempt}/{len(delays)} in {delay:.0f}s")
+            time.sleep(delay)
+        r = c.run(shlex.join(argv), warn=True, hide=True, in_stream=False)
+        if r.ok or not is_transient(r.stderr + r.stdout):
+            return r
+    return r
+
+
+def login(c: Context, registries: list[str], user: str, password: str) -> None:
+    """`docker login --password-stdin`: the password never appears on a command line or in output."""
+    for host in dict.fromkeys(registries):
+        r = c.run(shlex.join(["docker", "login", "--username", user, "--password-stdin", host]), warn=True,
+                  hide=True, in_stream=io.StringIO(password), echo_stdin=False)
+        if r.failed:
+            answer = (r.stderr.strip().splitlines() or ["no answer"])[-1].replace(password, "***")
+            raise ReleaseError(f"login to {host} as {user} failed: {answer}. Check REGISTRY_USER / REGISTRY_PASSWORD")
+        say(f"logged in to {host} as {user}")
+
+
+def plan_table(repos: list[str], plans: dict[str, TagPlan], current: dict[str, dict[str, str]]) -> str:
+    rows = []
+    for repo in repos:
+        for tag in plans[repo].tags:
+            was = current[repo].get(tag, "")
+            rows.append((repo, tag, f"moves from {was[:19]}…" if was else "new"))
+        for tag, why in plans[repo].held_back:
+            rows.append((repo, tag, f"stays ({why})"))
+    return format_table(("repository", "tag", "action"), rows)
+
+
+def audit(client: Client, repos: list[str], plans: dict[str, TagPlan], index_digest: str,
+          platforms: list[str]) -> list[str]:
+    """Problems: a tag not on the released index, or an index with other platforms than requested."""
+    problems = []
+    for repo in repos:
+        r = Repo.parse(repo)
+        for tag in plans[repo].tags:
+            got = client.digest(r, tag)
+            if got != index_digest:
+                problems.append(f"{repo}:{tag} resolves to {got or 'nothing'}, not {index_digest}")
+        index = client.manifest(r, index_digest)
+        have = sorted(e.platform for e in parse_index(json.dumps(index)))
+        if have != sorted(platforms):
+            problems.append(f"{repo}@{index_digest} has {have}, expected {sorted(platforms)}")
+    return problems
+
+
+def base_image_digests(c: Context, settings: Settings) -> dict[str, dict[str, str]]:
+    result = {}
+    for label, image in (("builder", settings.builder_image), ("runtime", settings.runtime_image)):
+        r = c.run(shlex.join(["docker", "buildx", "imagetools", "inspect", "--raw", image]), warn=True, hide=True,
+                  in_stream=False, dry=False, echo=False)
+        entries = parse_index(r.stdout) if r.ok else []
+        result[label] = {"image": image, **{e.platform: e.digest for e in entries}}
+    return result
+
+
+def publish(c: Context, repos: list[str], plans: dict[str, TagPlan], source: str) -> list[str]:
+    """Point every planned tag at `source` (one index). Each tag moves atomically; failures are listed."""
+    failures = []
+    for repo in repos:
+        for tag in plans[repo].tags:
+            argv = ["docker", "buildx", "imagetools", "create", "--tag", f"{repo}:{tag}", source]
+            r = run_with_retry(c, argv, what=f"{repo}:{tag}")
+            if r is not None and r.failed:
+                failures.append(f"{repo}:{tag}: {(r.stderr.strip().splitlines() or ['failed'])[-1]}")
+                say(f"FAILED to publish {repo}:{tag}")
+            elif not c.config.run.dry:
+                say(f"published {repo}:{tag}")
+    return failures
+
+
+@task(
+    auto_shortflags=False,
+    help={
+        "platforms": HELP["platforms"],
+        "project": HELP["project"],
+        "registry": HELP["registry"],
+        "image": HELP["image"] + " Several, comma-separated, publish the same index to each.",
+        "tag-prefix": "Prefix of version tags in git (v for v1.2.3; empty for 1.2.3).",
+        "promote-from": "A release record (out/releases/<version>.json): republish its index under its tags "
+                        "without building (also a rollback of latest).",
+        "jobs": HELP["jobs"],
+        "builder-image": HELP["builder_image"],
+        "runtime-image": HELP["runtime_image"],
+        "out-dir": HELP["out_dir"],
+    },
+)
+def release(c: Context, platforms=None, project=None, registry=None, image=None, tag_prefix="v",
+            promote_from=None, jobs=None, builder_image=None, runtime_image=None, out_dir=None):
+    """Release the tagged commit: build, smoke-test, then publish the tested index under its tags."""
+    dry = bool(c.config.run.dry)
+    t0 = time.monotonic()
+    try:
+        settings = load_settings(c, platforms=platforms, project=project, registry=registry, image=image,
+                                 jobs=jobs, builder_image=builder_image, runtime_image=runtime_image,
+                                 out_dir=out_dir)
+        user, password = credentials()
+        client = Client(user, password)
+        if promote_from:
+            return promote(c, settings, client, Path(promote_from), dry=dry, user=user, password=password)
+        wanted = parse_platforms(settings.platforms)
+        packages, root_name = probe_project(settings.project)
+        target = choose_target(packages, bin=settings.bin, package=settings.package, root_package=root_name)
+        vcs = probe_vcs(settings.project)
+        names = [name.strip() for name in (settings.image or target.bin).split(",") if name.strip()]
+        repos = [buildx.repository(settings.registry, name) for name in names]
+        # Gather what the registry has: its tags, and where this version's tag came from.
+        existing: dict[str, list[str]] = {}
+        current: dict[str, dict[str, str]] = {}
+        published: dict[str, str] = {}
+        state = ReleaseState(head_tags=vcs.head_tags if vcs else (), dirty=vcs.dirty if vcs else False,
+                             cargo_version=target.package.version, revision=vcs.revision if vcs else "",
+                             tag_prefix=tag_prefix)
+        version = check_release(state)  # git and Cargo guards first: they need no registry
+        own = docker_tag(version)
+        for repo in repos:
+            r = Repo.parse(repo)
+            existing[repo] = client.tags(r)
+            current[repo] = {}
+            if own in existing[repo]:
+                published[repo] = client.labels(r, own).get("org.opencontainers.image.revision", "?")
+        state = replace(state, published_revisions=published)
+        version = check_release(state)
+        plans = {repo: plan_tags(version, revision=state.revision, existing=existing[repo]) for repo in repos}
+        for repo in repos:
+            for tag in plans[repo].tags:
+                if tag in existing[repo]:
+                    current[repo][tag] = client.digest(Repo.parse(repo), tag)
+    except (SettingsError, PlatformError, ProjectError, ReleaseError, RegistryError) as e:
+        raise Exit(f"crossdock: error: {e}", code=1) from None
+
+    reuse = published_from_here(state)
+    say(f"release {version} of {target.bin} from {state.revision[:7]} ({vcs.branch or 'detached'}) for "
+        f"{', '.join(p.docker for p in wanted)}")
+    print(plan_table(repos, plans, current))
+    print()
+    try:
+        if user and not dry:
+            login(c, [Repo.parse(r).host for r in repos], user, password)
+        if reuse:
+            r = Repo.parse(reuse)
+            index_digest = client.digest(r, own)
+            say(f"{reuse}:{own} is already published from this commit ({index_digest}): reusing that index, "
+                f"no rebuild")
+            report = None
+            smoke_results = "reused: smoke-tested when first published"
+        else:
+            build_settings = replace(settings, tag=own, image=names[0])
+            report = execute_build(c, build_settings, dry=dry, manifest_tag=f"staging-{own}")
+            if dry:
+                say("dry run: then `inv smoke` on the staging index, then (for every tag above):")
+                publish(c, repos, plans, f"{repos[0]}@<index digest of staging-{own}>")
+                return
+            if not report["ok"]:
+                raise ReleaseError("the build failed: nothing was tagged (existing tags are unchanged)")
+            index_digest = report["manifest"]["digest"]
+            results = run_smoke(c, settings, image=f"{repos[0]}@{index_digest}",
+                                expect=expectations_from_report(report))
+            failed = [x.platform for x in results if not x.ok]
+            if failed:
+                raise ReleaseError(f"smoke test failed for {', '.join(failed)}: nothing was tagged "
+                                   f"(existing tags are unchanged); see {settings.out_dir / 'smoke-junit.xml'}")
+            smoke_results = {x.platform: "ok" for x in results}
+        pending = plans
+        if reuse:  # only the tags a previous run did not get to
+            pending = {repo: TagPlan(tags=tuple(t for t in plans[repo].tags if current[repo].get(t) != index_digest),
+                                     held_back=plans[repo].held_back) for repo in repos}
+            if not any(pending[repo].tags for repo in repos):
+                say(f"nothing to do: {version} is already released and every tag points at {index_digest}")
+                return
+        if dry:
+            publish(c, repos, pending, f"{repos[0]}@{index_digest}")
+            return
+        source = f"{(reuse or repos[0])}@{index_digest}"
+        say(f"publishing {source}")
+        failures = publish(c, repos, pending, source)
+        if failures:
+            raise ReleaseError("publishing stopped: " + "; ".join(failures) + ". Tags already moved point at the "
+                               "complete new index, the others at their old one: run the release again to finish")
+        index = client.manifest(Repo.parse(reuse or repos[0]), index_digest)
+        platforms_in_index = parse_index(json.dumps(index))
+        problems = audit(client, repos, plans, index_digest, [p.docker for p in wanted])
+        if problems:
+            raise ReleaseError("audit failed: " + "; ".join(problems))
+    except (ReleaseError, SmokeError, EngineError, RegistryError, ProjectError, PlatformError) as e:
+        raise Exit(f"crossdock: error: {e}", code=1) from None
+
+    record = {
+        "version": str(version),
+        "commit": state.revision,
+        "branch": vcs.branch,
+        "index_digest": index_digest,
+        "platforms": [{"platform": e.platform, "rust_target": lookup(e.platform).rust_triple, "digest": e.digest}
+                      for e in platforms_in_index],
+        "tags": {repo: list(plans[repo].tags) for repo in repos},
+        "base_images": base_image_digests(c, settings),
+        "smoke": smoke_results,
+        "released_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    path = write_record(settings, record)
+    print()
+    print(format_table(("repository", "tag", "digest"),
+                       [(repo, tag, index_digest) for repo in repos for tag in plans[repo].tags]))
+    print()
+    say(f"released {version} ({human_seconds(time.monotonic() - t0)}); record: {path}")
+
+
+def write_record(settings: Settings, record: dict) -> Path:
+    folder = settings.out_dir / "releases"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{docker_tag(parse_semver(record['version']))}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def promote(c: Context, settings: Settings, client: Client, record_path: Path, *, dry: bool, user: str,
+            password: str) -> None:
+    """Republish a recorded release: every recorded tag -> the recorded index. No build, no guards."""
+    try:
+        record = json.loads(record_path.read_text())
+        index_digest = record["index_digest"]
+        tags: dict[str, list[str]] = record["tags"]
+    except (OSError, ValueError, KeyError) as e:
+        raise Exit(f"crossdock: error: cannot read release record {record_path}: {e}", code=1) from None
+    repos = list(tags)
+    plans = {repo: TagPlan(tags=tuple(tags[repo]), held_back=()) for repo in repos}
+    say(f"promoting {record['version']} ({index_digest}) from {record_path}")
+    print(format_table(("repository", "tag", "digest"), [(r, t, index_digest) for r in repos for t in tags[r]]))
+    try:
+        if user and not dry:
+            login(c, [Repo.parse(r).host for r in repos], user, password)
+        failures = []
+        for repo in repos:
+            failures += publish(c, [repo], plans, f"{repo}@{index_digest}")
+        if dry:
+            return
+        if failures:
+            raise ReleaseError("publishing stopped: " + "; ".join(failures) + ": run the promotion again")
+        expected = [p["platform"] for p in record["platforms"]]
+        problems = audit(client, repos, plans, index_digest, expected)
+        if problems:
+            raise ReleaseError("audit failed: " + "; ".join(problems))
+    except (ReleaseError, RegistryError) as e:
+        raise Exit(f"crossdock: error: {e}", code=1) from None
+    say(f"promoted {record['version']}: {', '.join(f'{r}:{t}' for r in repos for t in tags[r])} -> {index_digest}")
+
