@@ -23,7 +23,7 @@ from .engine import EngineError, probe_engine
 from .platforms import PlatformError, parse_platforms
 from .project import ProjectError, Target, choose_target, probe_project
 from .report import ArchResult, build_report, human_seconds, summary_table
-from .settings import HELP, SUITE_ROOT, Settings, SettingsError
+from .settings import SUITE_ROOT, Settings, SettingsError, flag_help
 from .setup import base_image_problem, emulator_warning
 from .vcs import VcsInfo, probe_vcs, version_for
 
@@ -198,24 +198,9 @@ def run_plan(c: Context, plan: buildx.BuildPlan, *, jobs: int, dry: bool) -> lis
 
 @task(
     auto_shortflags=False,
-    help={
-        "platforms": HELP["platforms"],
-        "project": HELP["project"],
-        "bin": HELP["bin"],
-        "package": HELP["package"],
-        "registry": HELP["registry"],
-        "image": HELP["image"],
-        "tag": HELP["tag"],
-        "output": HELP["output"],
-        "jobs": HELP["jobs"],
-        "builder": HELP["builder"],
-        "builder-image": HELP["builder_image"],
-        "runtime-image": HELP["runtime_image"],
-        "cargo-profile": HELP["cargo_profile"],
-        "port": HELP["port"],
-        "out-dir": HELP["out_dir"],
-        "no-cache": "Ignore BuildKit's layer cache (cargo's cache mounts are kept): rebuild every step.",
-    },
+    help=flag_help("platforms", "project", "bin", "package", "registry", "image", "tag", "output", "jobs",
+                   "builder", "builder_image", "runtime_image", "cargo_profile", "port", "out_dir",
+                   no_cache="Ignore BuildKit's layer cache (cargo's cache mounts are kept): rebuild every step."),
 )
 def build(c: Context, platforms=None, project=None, bin=None, package=None, registry=None, image=None,
           tag=None, output=None, jobs=None, builder=None, builder_image=None, runtime_image=None,

@@ -28,7 +28,7 @@ from .platforms import PlatformError, lookup, parse_platforms
 from .project import ProjectError, choose_target, probe_project
 from .registry import Client, RegistryError, Repo, is_transient
 from .report import format_table, human_seconds
-from .settings import HELP, Settings, SettingsError
+from .settings import Settings, SettingsError, flag_help
 from .smoke import SmokeError, expectations_from_report, run_smoke
 from .tags import TagPlan, docker_tag, parse_semver, plan_tags
 from .vcs import probe_vcs
@@ -119,19 +119,11 @@ def publish(c: Context, repos: list[str], plans: dict[str, TagPlan], source: str
 
 @task(
     auto_shortflags=False,
-    help={
-        "platforms": HELP["platforms"],
-        "project": HELP["project"],
-        "registry": HELP["registry"],
-        "image": HELP["image"] + " Several, comma-separated, publish the same index to each.",
-        "tag-prefix": "Prefix of version tags in git (v for v1.2.3; empty for 1.2.3).",
-        "promote-from": "A release record (out/releases/<version>.json): republish its index under its tags "
-                        "without building (also a rollback of latest).",
-        "jobs": HELP["jobs"],
-        "builder-image": HELP["builder_image"],
-        "runtime-image": HELP["runtime_image"],
-        "out-dir": HELP["out_dir"],
-    },
+    help=flag_help("platforms", "project", "registry", "jobs", "builder_image", "runtime_image", "out_dir",
+                   image="+ Several, comma-separated, publish the same index to each.",
+                   tag_prefix="Prefix of version tags in git (v for v1.2.3; empty for 1.2.3).",
+                   promote_from="A release record (out/releases/<version>.json): republish its index under its "
+                                "tags without building (also a rollback of latest)."),
 )
 def release(c: Context, platforms=None, project=None, registry=None, image=None, tag_prefix="v",
             promote_from=None, jobs=None, builder_image=None, runtime_image=None, out_dir=None):

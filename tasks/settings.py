@@ -60,6 +60,16 @@ DEFAULTS: dict[str, str] = {k.name: k.default for k in KNOBS}
 HELP: dict[str, str] = {k.name: f"{k.help} [{k.env}; default: {k.default!r}]" for k in KNOBS}
 
 
+def flag_help(*settings: str, **flags: str) -> dict[str, str]:
+    """invoke `help=` for a task: the settings' own help under their flag names, plus task-only flags
+    (keyword names use _ for -; a value starting with "+" extends the setting's help)."""
+    result = {name.replace("_", "-"): HELP[name] for name in settings}
+    for name, text in flags.items():
+        flag = name.replace("_", "-")
+        result[flag] = HELP[name] + text[1:] if text.startswith("+") else text
+    return result
+
+
 class SettingsError(ValueError):
     """A setting with a value that cannot work; the message names the setting and the fix."""
 

@@ -24,7 +24,7 @@ from .common import load_settings, say
 from .emulation import BINFMT, host_platform_name, is_native, probe_handlers
 from .platforms import Platform, PlatformError, lookup, parse_platforms
 from .report import format_table
-from .settings import HELP, SUITE_ROOT, Settings, SettingsError
+from .settings import SUITE_ROOT, Settings, SettingsError, flag_help
 
 PROVISION = SUITE_ROOT / "scripts" / "provision-local.sh"
 LOCAL_REGISTRY = "127.0.0.1:5000"
@@ -241,14 +241,8 @@ def apply_fixes(c: Context, rows: list[Row]) -> list[str]:
 
 @task(
     auto_shortflags=False,
-    help={
-        "platforms": HELP["platforms"],
-        "fix": "Repair what can be repaired here (provision steps, emulators, builder), then check again.",
-        "builder": HELP["builder"],
-        "builder-image": HELP["builder_image"],
-        "runtime-image": HELP["runtime_image"],
-        "registry": HELP["registry"],
-    },
+    help=flag_help("platforms", "builder", "builder_image", "runtime_image", "registry",
+                   fix="Repair what can be repaired here (provision steps, emulators, builder), then check again."),
 )
 def setup(c: Context, platforms=None, fix=False, builder=None, builder_image=None, runtime_image=None,
           registry=None):

@@ -36,7 +36,7 @@ from .emulation import host_platform_name, is_native, probe_handlers
 from .engine import EngineError, probe_engine
 from .platforms import Platform, PlatformError, lookup, parse_platforms
 from .report import format_table, human_seconds
-from .settings import HELP, Settings, SettingsError
+from .settings import HELP, Settings, SettingsError, flag_help
 
 
 def repository_of(ref: str) -> str:
@@ -170,14 +170,11 @@ def smoke_table(results: list[PlatformSmoke]) -> str:
 @task(
     auto_shortflags=False,
     help={
+        **flag_help("health_path", "port", "jobs", "out_dir"),
         "image": "Manifest list to test (registry/repo:tag or @digest). Default: what the last `inv build` made.",
         "platforms": "Platforms to test (default: every platform of the manifest list).",
         "command": HELP["smoke_command"],
-        "health-path": HELP["health_path"],
-        "port": HELP["port"],
         "timeout": HELP["smoke_timeout"],
-        "jobs": HELP["jobs"],
-        "out-dir": HELP["out_dir"],
     },
 )
 def smoke(c: Context, image=None, platforms=None, command=None, health_path=None, port=None, timeout=None,
