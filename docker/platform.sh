@@ -32,13 +32,15 @@ map_target() {
   arch=${TARGETARCH:-}
   variant=${TARGETVARIANT:-}
   DEBIAN_RUST_TARGET=""
+  MULTIARCH=""
   case "$arch/$variant" in
     amd64/)        RUST_TARGET=x86_64-unknown-linux-gnu;      DEBIAN_ARCH=amd64;   GNU_TYPE=x86_64-linux-gnu ;;
     arm64/|arm64/v8) RUST_TARGET=aarch64-unknown-linux-gnu;   DEBIAN_ARCH=arm64;   GNU_TYPE=aarch64-linux-gnu ;;
     arm/|arm/v7)   RUST_TARGET=armv7-unknown-linux-gnueabihf; DEBIAN_ARCH=armhf;   GNU_TYPE=arm-linux-gnueabihf ;;
     arm/v6)        RUST_TARGET=arm-unknown-linux-gnueabi;     DEBIAN_ARCH=armel;   GNU_TYPE=arm-linux-gnueabi
                    DEBIAN_RUST_TARGET=armv5te-unknown-linux-gnueabi ;;
-    386/)          RUST_TARGET=i686-unknown-linux-gnu;        DEBIAN_ARCH=i386;    GNU_TYPE=i686-linux-gnu ;;
+    386/)          RUST_TARGET=i686-unknown-linux-gnu;        DEBIAN_ARCH=i386;    GNU_TYPE=i686-linux-gnu
+                   MULTIARCH=i386-linux-gnu ;;
     ppc64le/)      RUST_TARGET=powerpc64le-unknown-linux-gnu; DEBIAN_ARCH=ppc64el; GNU_TYPE=powerpc64le-linux-gnu ;;
     s390x/)        RUST_TARGET=s390x-unknown-linux-gnu;       DEBIAN_ARCH=s390x;   GNU_TYPE=s390x-linux-gnu ;;
     riscv64/)      RUST_TARGET=riscv64gc-unknown-linux-gnu;   DEBIAN_ARCH=riscv64; GNU_TYPE=riscv64-linux-gnu ;;
@@ -65,6 +67,7 @@ compute() {
   if [ "$FLAVOUR" = debian ] && [ -n "$DEBIAN_RUST_TARGET" ]; then RUST_TARGET=$DEBIAN_RUST_TARGET; fi
   BUILD_DEBIAN_ARCH=$(build_debian_arch)
   LINKER=$GNU_TYPE-gcc
+  MULTIARCH=${MULTIARCH:-$GNU_TYPE}
   triple_env=$(echo "$RUST_TARGET" | tr 'a-z-' 'A-Z_')
   triple_cc=$(echo "$RUST_TARGET" | tr '-' '_')
   if [ "$DEBIAN_ARCH" = "$BUILD_DEBIAN_ARCH" ]; then
@@ -92,7 +95,7 @@ cmd_env() {
   echo "CC_${triple_cc}=$LINKER"
   echo "CXX_${triple_cc}=$GNU_TYPE-g++"
   echo "AR_${triple_cc}=$GNU_TYPE-ar"
-  echo "PKG_CONFIG_PATH_${triple_cc}=/usr/lib/$GNU_TYPE/pkgconfig:/usr/share/pkgconfig"
+  echo "PKG_CONFIG_PATH_${triple_cc}=/usr/lib/$MULTIARCH/pkgconfig:/usr/share/pkgconfig"
   if [ "$FLAVOUR" = rustup ]; then echo "RUSTUP_TARGET=$RUST_TARGET"; fi
 }
 
@@ -195,13 +198,16 @@ cmd_build() {
   profile=${CARGO_PROFILE:-release}
   export "CARGO_TARGET_${triple_env}_LINKER=$LINKER" "CC_${triple_cc}=$LINKER" \
          "CXX_${triple_cc}=$GNU_TYPE-g++" "AR_${triple_cc}=$GNU_TYPE-ar" \
-         "PKG_CONFIG_PATH_${triple_cc}=/usr/lib/$GNU_TYPE/pkgconfig:/usr/share/pkgconfig" \
+         "PKG_CONFIG_PATH_${triple_cc}=/usr/lib/$MULTIARCH/pkgconfig:/usr/share/pkgconfig" \
          PKG_CONFIG_ALLOW_CROSS=1
   set -- build --profile "$profile" --target "$RUST_TARGET" --bin "$BIN"
   if [ -n "${PACKAGE:-}" ]; then set -- "$@" --package "$PACKAGE"; fi
   if [ -f Cargo.lock ]; then set -- "$@" --locked; fi
   target_dir=${CARGO_TARGET_DIR:-target}
   mkdir -p "$target_dir"
+  # One build at a time per target dir (two builds of the same project and arch may run at once): the
+  # source record and the artifacts must describe the same build.
+  if command -v flock >/dev/null 2>&1; then exec 9>"$target_dir/.crossdock.lock" && flock 9; fi
   restamp_changed_sources "$target_dir/.crossdock-sources.sha256"
   echo "platform.sh: cargo $* (flavour $FLAVOUR, linker $LINKER, target dir $target_dir)" >&2
   cargo "$@"

@@ -66,8 +66,12 @@ step_binfmt() {
     local f="/proc/sys/fs/binfmt_misc/qemu-$arch"
     [ -e "$f" ] || die "QEMU handler qemu-$arch is not registered (is qemu-user-static installed?)"
     grep -q '^flags:.*F' "$f" || die "QEMU handler qemu-$arch lacks the F flag (fix-binary)"
+    if [ "$(head -n 1 "$f")" != enabled ]; then
+      log "binfmt_misc: qemu-$arch was disabled: enabling it"
+      echo 1 >"$f"
+    fi
   done
-  log "binfmt_misc: qemu handlers registered with the F flag"
+  log "binfmt_misc: qemu handlers registered and enabled, with the F flag"
 }
 
 step_buildx() {
@@ -164,10 +168,14 @@ bootstrap_rootfs() {  # DEBARCH -> $STATE/rootfs/DEBARCH/rootfs.tar
 }
 
 step_base_images() {
-  local record="$STATE/rootfs/arches"
-  if image_exists "$BASE_REPO" "$BASE_TAG" && [ "$(cat "$record" 2>/dev/null)" = "$BASE_ARCHES" ]; then
-    log "base image: $BASE_REPO:$BASE_TAG present ($BASE_ARCHES)"; return
+  local record="$STATE/rootfs/arches" have missing=""
+  have=" $(cat "$record" 2>/dev/null) "
+  for arch in $BASE_ARCHES; do case "$have" in *" $arch "*) ;; *) missing="$missing $arch" ;; esac; done
+  if image_exists "$BASE_REPO" "$BASE_TAG" && [ -z "$missing" ]; then
+    log "base image: $BASE_REPO:$BASE_TAG present ($(echo $have))"; return
   fi
+  # Keep the architectures an earlier run added (CROSSDOCK_BASE_ARCHES="... armel"): only ever grow.
+  for arch in $have; do case " $BASE_ARCHES " in *" $arch "*) ;; *) BASE_ARCHES="$BASE_ARCHES $arch" ;; esac; done
   local arch pids=() refs=()
   for arch in $BASE_ARCHES; do bootstrap_rootfs "$arch" & pids+=($!); done
   for pid in "${pids[@]}"; do wait "$pid" || die "a rootfs bootstrap failed"; done

@@ -18,7 +18,8 @@ from pathlib import Path
 from invoke import Context, Exit, task
 
 from . import buildx
-from .common import load_settings, say, say_block
+from .checks import parse_index
+from .common import load_settings, probe_run, say, say_block
 from .engine import EngineError, probe_engine
 from .platforms import PlatformError, parse_platforms
 from .project import ProjectError, Target, choose_target, probe_project
@@ -50,7 +51,7 @@ def cache_key(project: Path, bin: str) -> str:
     return f"{re.sub(r'[^A-Za-z0-9_.-]', '-', bin)}-{digest}"
 
 
-def build_args(settings: Settings, target: Target, vcs: VcsInfo | None) -> dict[str, str]:
+def build_args(settings: Settings, target: Target, vcs: VcsInfo | None, *, version: str = "") -> dict[str, str]:
     pkg = target.package
     args = {
         "BUILDER_IMAGE": settings.builder_image,
@@ -59,7 +60,7 @@ def build_args(settings: Settings, target: Target, vcs: VcsInfo | None) -> dict[
         "PACKAGE": target.cargo_package,
         "CARGO_PROFILE": settings.cargo_profile,
         "PORT": settings.port,
-        "VERSION": version_for(vcs, pkg.version),
+        "VERSION": version or version_for(vcs, pkg.version),
         "VCS_REF": vcs.revision if vcs else "unknown",
         "VCS_BRANCH": vcs.branch if vcs else "unknown",
         "DATE": vcs.created if vcs else "unknown",
@@ -73,7 +74,7 @@ def build_args(settings: Settings, target: Target, vcs: VcsInfo | None) -> dict[
 
 
 def gather(
-    c: Context, settings: Settings, *, dry: bool, no_cache: bool = False, manifest_tag: str = ""
+    c: Context, settings: Settings, *, dry: bool, no_cache: bool = False, manifest_tag: str = "", version: str = ""
 ) -> tuple[buildx.BuildPlan, Target, VcsInfo | None]:
     platforms = parse_platforms(settings.platforms)
     packages, root_name = probe_project(settings.project)
@@ -102,7 +103,7 @@ def gather(
         output=settings.output,
         driver=driver,
         builder=settings.builder,
-        build_args=build_args(settings, target, vcs),
+        build_args=build_args(settings, target, vcs, version=version),
         run_dir=settings.out_dir / "build",
         flavour=buildx.flavour_of(settings.builder_image),
         no_cache=no_cache,
@@ -112,12 +113,15 @@ def gather(
 
 
 def _read(c: Context, argv: list[str]) -> str:
-    r = c.run(shlex.join(argv), hide=True, warn=True, dry=False, echo=False, in_stream=False)
+    r = probe_run(c, argv)
     return r.stdout if r.ok else ""
 
 
-def run_arch(c: Context, arch: buildx.ArchBuild, *, dry: bool) -> ArchResult:
+def run_arch(c: Context, arch: buildx.ArchBuild, *, dry: bool, started_at: dict[str, float] | None = None
+             ) -> ArchResult:
     started = time.monotonic()
+    if started_at is not None:
+        started_at[arch.platform.name] = started
     base = dict(platform=arch.platform.docker, name=arch.platform.name, triple=arch.triple,
                 log=str(arch.log_file))
     if dry:
@@ -152,6 +156,20 @@ def _with_size_and_ref(c: Context, plan: buildx.BuildPlan, arch: buildx.ArchBuil
     return ArchResult(**{**r.__dict__, "reference": ref, "size": int(size) if size.isdigit() else 0})
 
 
+def _joined_index(c: Context, plan: buildx.BuildPlan, digests: dict[str, str]) -> tuple[str, str]:
+    """The digest of the index just created under the manifest tag, checked to list exactly this run's
+    per-arch digests (another run may have moved the same tag meanwhile)."""
+    raw = _read(c, [*buildx.buildx_prefix(plan.request.builder), "imagetools", "inspect", "--raw",
+                    plan.manifest_ref])
+    inspect = _read(c, [*buildx.buildx_prefix(plan.request.builder), "imagetools", "inspect", plan.manifest_ref])
+    digest = buildx.parse_inspect_digest(inspect)
+    listed = sorted(e.digest for e in parse_index(raw)) if raw else []
+    if not digest or listed != sorted(digests.values()):
+        return "", (f"{plan.manifest_ref} does not list this build's images (moved by a concurrent run?): "
+                    f"expected {sorted(digests.values())}, found {listed}")
+    return digest, ""
+
+
 def _log_tail(path: str, lines: int = LOG_TAIL) -> str:
     try:
         text = Path(path).read_text(errors="replace").splitlines()
@@ -166,10 +184,10 @@ def run_plan(c: Context, plan: buildx.BuildPlan, *, jobs: int, dry: bool) -> lis
         return [run_arch(c, arch, dry=True) for arch in plan.arches]
     workers = jobs or len(plan.arches)
     results: dict[str, ArchResult] = {}
-    started = {a.platform.name: time.monotonic() for a in plan.arches}
+    started: dict[str, float] = {}  # filled by run_arch when an arch really starts (--jobs may queue some)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crossdock-build") as pool:
         futures: dict[Future[ArchResult], buildx.ArchBuild] = {
-            pool.submit(run_arch, c, arch, dry=dry): arch for arch in plan.arches}
+            pool.submit(run_arch, c, arch, dry=dry, started_at=started): arch for arch in plan.arches}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=STATUS_EVERY, return_when=FIRST_COMPLETED)
@@ -189,10 +207,12 @@ def run_plan(c: Context, plan: buildx.BuildPlan, *, jobs: int, dry: bool) -> lis
                     say_block(_log_tail(r.log))
             if pending:
                 now = time.monotonic()
-                running = [futures[f] for f in pending]
+                running = [futures[f] for f in pending if futures[f].platform.name in started]
+                queued = len(pending) - len(running)
                 say("still building: " + ", ".join(
                     f"{a.platform.docker} {human_seconds(now - started[a.platform.name])}"
-                    f" [{buildx.current_step(_log_tail(str(a.log_file), 200))}]" for a in running))
+                    f" [{buildx.current_step(_log_tail(str(a.log_file), 200))}]" for a in running)
+                    + (f" ({queued} queued)" if queued else ""))
     return [results[a.platform.name] for a in plan.arches]
 
 
@@ -221,13 +241,13 @@ def build(c: Context, platforms=None, project=None, bin=None, package=None, regi
 
 
 def execute_build(c: Context, settings: Settings, *, dry: bool, no_cache: bool = False,
-                  manifest_tag: str = "") -> dict | None:
+                  manifest_tag: str = "", version: str = "") -> dict | None:
     """Build every platform, join them (unless one failed), print the table, write the report.
 
     Returns the report (``None`` in a dry run). Raises the domain errors of the checks that run first.
     """
     t0 = time.monotonic()
-    plan, target, vcs = gather(c, settings, dry=dry, no_cache=no_cache, manifest_tag=manifest_tag)
+    plan, target, vcs = gather(c, settings, dry=dry, no_cache=no_cache, manifest_tag=manifest_tag, version=version)
     request = plan.request
     say(f"building {target.bin} ({request.build_args['VERSION']}) from {settings.project} for "
         f"{', '.join(p.docker for p in request.platforms)}; "
@@ -258,14 +278,18 @@ def execute_build(c: Context, settings: Settings, *, dry: bool, no_cache: bool =
                                      error=r.stderr.strip()))
             say(f"error: imagetools create failed: {r.stderr.strip()}")
         else:
-            inspect = _read(c, [*buildx.buildx_prefix(request.builder), "imagetools", "inspect", plan.manifest_ref])
-            manifest_digest = buildx.parse_inspect_digest(inspect)
+            manifest_digest, problem = _joined_index(c, plan, {r.name: r.digest for r in results})
+            if problem:
+                failed.append(ArchResult(platform="manifest list", name="manifest", triple="", ok=False,
+                                         error=problem))
+                say(f"error: {problem}")
     elif failed and plan.manifest_ref:
         say(f"not creating or moving {plan.manifest_ref}: {len(failed)} platform(s) failed")
     seconds = time.monotonic() - t0
     print()
     print(summary_table(results))
     report = build_report(results=results, manifest_ref=plan.manifest_ref if not failed else "",
+                          joined=not failed and bool(manifest_digest or not plan.manifest_ref),
                           manifest_digest=manifest_digest, output=request.output, project=str(settings.project),
                           bin=target.bin, build_args=dict(request.build_args),
                           package_version=target.package.version, seconds=seconds)

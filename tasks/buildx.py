@@ -63,7 +63,12 @@ def repository(registry: str, image: str) -> str:
 
 def staging_tag(tag: str, platform: Platform) -> str:
     """Per-arch tag when the builder cannot push by digest: never a release tag."""
-    return f"staging-{tag}-{platform.suffix}"
+    return f"{staging_index_tag(tag)}-{platform.suffix}"
+
+
+def staging_index_tag(tag: str) -> str:
+    """The manifest list a release builds and smoke-tests before any release tag moves."""
+    return f"staging-{tag}"
 
 
 def load_tag(tag: str, platform: Platform) -> str:

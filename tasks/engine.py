@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shlex
 import shutil
 from dataclasses import dataclass
 
 from invoke import Context
 
 from .buildx import parse_driver
+from .common import last_line, probe_run
 
 
 class EngineError(RuntimeError):
@@ -23,32 +23,23 @@ class EngineInfo:
     driver: str
 
 
-def _probe(c: Context, argv: list[str]):  # -> invoke.Result
-    return c.run(shlex.join(argv), hide=True, warn=True, dry=False, echo=False, in_stream=False)
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
-
-
 def probe_engine(c: Context, *, builder: str = "") -> EngineInfo:
     if shutil.which("docker") is None:
         raise EngineError("the docker CLI is not on PATH: install Docker (Debian: apt-get install docker.io; "
                           "this project's machines: scripts/provision-local.sh)")
-    r = _probe(c, ["docker", "version", "--format", "{{.Server.Version}}"])
+    r = probe_run(c, ["docker", "version", "--format", "{{.Server.Version}}"])
     if r.failed or not r.stdout.strip():
-        raise EngineError(f"cannot reach the Docker engine ({_last_line(r.stderr)}): start dockerd "
+        raise EngineError(f"cannot reach the Docker engine ({last_line(r.stderr)}): start dockerd "
                           f"(or scripts/provision-local.sh), or point DOCKER_HOST at a running engine")
     server = r.stdout.strip()
-    r = _probe(c, ["docker", "buildx", "version"])
+    r = probe_run(c, ["docker", "buildx", "version"])
     if r.failed:
         raise EngineError("docker buildx is not installed: install the buildx CLI plugin (package docker-buildx "
                           "or docker-buildx-plugin; on this project's machines scripts/provision-local.sh)")
     buildx_version = r.stdout.strip()
-    r = _probe(c, ["docker", "buildx", "inspect", *([builder] if builder else [])])
+    r = probe_run(c, ["docker", "buildx", "inspect", *([builder] if builder else [])])
     if r.failed:
-        raise EngineError(f"buildx builder {builder or '(current)'!r} is not usable ({_last_line(r.stderr)}): "
+        raise EngineError(f"buildx builder {builder or '(current)'!r} is not usable ({last_line(r.stderr)}): "
                           f"create it (docker buildx create --name {builder or 'NAME'}) or unset CROSSDOCK_BUILDER")
     return EngineInfo(server_version=server, buildx_version=buildx_version, builder=builder,
                       driver=parse_driver(r.stdout))

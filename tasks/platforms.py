@@ -50,6 +50,12 @@ class Platform:
     debian_rust_triple: str = ""
     # ARM only: the float ABI the binary must use ("hard" or "soft").
     arm_float_abi: str = ""
+    # Debian's multiarch directory (/usr/lib/<multiarch>), when it differs from the GNU type.
+    multiarch_dir: str = ""
+
+    @property
+    def multiarch(self) -> str:
+        return self.multiarch_dir or self.gnu_type
 
     @property
     def docker(self) -> str:
@@ -107,7 +113,7 @@ PLATFORMS: tuple[Platform, ...] = (
     _row("386", ("i386", "i686", "x86", "linux/386"), arch="386", variant="",
          rust_triple="i686-unknown-linux-gnu", debian_arch="i386", gnu_type="i686-linux-gnu",
          qemu_handler="qemu-i386", elf_machine=EM_386, elf_class=32, endian=Endian.LITTLE,
-         uname_m="i686", rust_arch="x86"),
+         uname_m="i686", rust_arch="x86", multiarch_dir="i386-linux-gnu"),
     _row("ppc64le", ("ppc64el", "powerpc64le", "linux/ppc64le"), arch="ppc64le", variant="",
          rust_triple="powerpc64le-unknown-linux-gnu", debian_arch="ppc64el",
          gnu_type="powerpc64le-linux-gnu", qemu_handler="qemu-ppc64le", elf_machine=EM_PPC64,

@@ -7,6 +7,7 @@ Read-only. Anonymous, basic or bearer-token auth (the token flow of Docker Hub-s
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
 import urllib.error
@@ -29,6 +30,17 @@ PERMANENT = re.compile(r"\b40[134]\b|unauthori[sz]ed|denied|forbidden|not found|
 def is_transient(message: str) -> bool:
     """Worth retrying: 5xx, resets, refused connections, timeouts. Never 401/403/404 and their kin."""
     return bool(TRANSIENT.search(message)) and not PERMANENT.search(message)
+
+
+def plain_http(host: str) -> bool:
+    """Registries on this machine speak plain HTTP (as Docker assumes): localhost, 127.0.0.0/8, ::1."""
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class RegistryError(RuntimeError):
@@ -54,57 +66,92 @@ class Repo:
         return cls("registry-1.docker.io", ref if rest else f"library/{ref}")
 
     @property
+    def root(self) -> str:
+        return f"{'http' if plain_http(self.host) else 'https'}://{self.host}/v2/"
+
+    @property
     def base(self) -> str:
-        plain = self.host.startswith(("127.", "localhost")) or self.host == "[::1]"
-        return f"{'http' if plain else 'https'}://{self.host}/v2/{self.name}"
+        return f"{self.root}{self.name}"
+
+    def __str__(self) -> str:
+        return f"{self.host}/{self.name}"
 
 
 class Client:
     def __init__(self, user: str = "", password: str = "", timeout: float = 10):
         self._basic = ("Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()) if user else ""
-        self._tokens: dict[str, str] = {}
+        self._tokens: dict[str, str] = {}  # bearer tokens by challenge (realm, service, scope)
         self.timeout = timeout
 
+    def _open(self, url: str, *, method: str = "GET", accept: str = "", auth: str = ""):
+        req = urllib.request.Request(url, method=method)
+        if accept:
+            req.add_header("Accept", accept)
+        if auth:  # never forwarded to a redirect target (blob downloads often redirect to storage)
+            req.add_unredirected_header("Authorization", auth)
+        return urllib.request.urlopen(req, timeout=self.timeout)
+
     def _token(self, challenge: str) -> str:
+        if challenge in self._tokens:
+            return self._tokens[challenge]
         params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
         url = params.pop("realm", "") + "?" + urllib.parse.urlencode(params)
-        req = urllib.request.Request(url)
-        if self._basic:
-            req.add_header("Authorization", self._basic)
-        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-            data = json.load(resp)
-        return "Bearer " + (data.get("token") or data.get("access_token", ""))
+        try:
+            with self._open(url, auth=self._basic) as resp:
+                data = json.load(resp)
+        except urllib.error.HTTPError as e:
+            raise RegistryError(f"the registry's token service refused the credentials: HTTP {e.code} "
+                                f"{e.read()[:200]!r}", status=e.code) from None
+        except (OSError, ValueError) as e:
+            raise RegistryError(f"the registry's token service at {url.split('?')[0]}: {e}") from None
+        self._tokens[challenge] = "Bearer " + (data.get("token") or data.get("access_token", ""))
+        return self._tokens[challenge]
 
     def request(self, url: str, *, method: str = "GET", accept: str = "") -> tuple[int, dict[str, str], bytes]:
-        auth = self._tokens.get(url.split("/v2/")[0]) or self._basic
-        for _ in range(2):
-            req = urllib.request.Request(url, method=method)
-            if accept:
-                req.add_header("Accept", accept)
-            if auth:
-                req.add_header("Authorization", auth)
+        auth = self._basic
+        for _ in range(3):
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                with self._open(url, method=method, accept=accept, auth=auth) as resp:
                     return resp.status, dict(resp.headers), resp.read()
             except urllib.error.HTTPError as e:
                 challenge = e.headers.get("WWW-Authenticate", "")
-                if e.code == 401 and challenge.startswith("Bearer") and not auth.startswith("Bearer"):
-                    auth = self._token(challenge)
-                    self._tokens[url.split("/v2/")[0]] = auth
+                if e.code == 401 and challenge.startswith("Bearer") and auth != self._tokens.get(challenge):
+                    auth = self._token(challenge)  # tokens are scoped per repository: one per challenge
                     continue
                 return e.code, dict(e.headers), e.read()
             except OSError as e:
                 raise RegistryError(f"{url}: {e}") from e
         return 401, {}, b""
 
+    def check_login(self, repo_root: str) -> tuple[bool, str]:
+        """Whether the credentials are accepted at ``https://host/v2/``, with the registry's answer."""
+        status, _, body = self.request(repo_root)
+        if status == 200:
+            return True, "credentials accepted"
+        try:
+            error = (json.loads(body).get("errors") or [{}])[0]
+            message = ": ".join(x for x in (error.get("code", ""), error.get("message", "")) if x)
+        except (ValueError, AttributeError):
+            message = body[:200].decode(errors="replace")
+        return False, f"HTTP {status} {message}".strip()
+
     def tags(self, repo: Repo) -> list[str]:
-        status, _, body = self.request(f"{repo.base}/tags/list")
-        if status == 404:
-            return []
-        if status != 200:
-            raise RegistryError(f"listing tags of {repo.host}/{repo.name}: HTTP {status} {body[:200]!r}",
-                                status=status)
-        return list(json.loads(body).get("tags") or [])
+        """Every tag of the repository, following the registry's pagination (Link: <...>; rel="next")."""
+        tags: list[str] = []
+        url = f"{repo.base}/tags/list?n=1000"
+        for _ in range(1000):  # bounded: at most a million tags
+            status, headers, body = self.request(url)
+            if status == 404:
+                return tags
+            if status != 200:
+                raise RegistryError(f"listing tags of {repo}: HTTP {status} {body[:200]!r}", status=status)
+            tags += json.loads(body).get("tags") or []
+            link = {k.lower(): v for k, v in headers.items()}.get("link", "")
+            m = re.match(r'\s*<([^>]+)>\s*;\s*rel="?next"?', link)
+            if not m:
+                return tags
+            url = urllib.parse.urljoin(url, m.group(1))
+        return tags
 
     def digest(self, repo: Repo, reference: str) -> str:
         """The digest a tag points at ('' when it does not exist)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shlex
 import time
 from dataclasses import replace
@@ -28,16 +27,13 @@ from .platforms import PlatformError, lookup, parse_platforms
 from .project import ProjectError, choose_target, probe_project
 from .registry import Client, RegistryError, Repo, is_transient
 from .report import format_table, human_seconds
+from .secrets import CredentialsError, credentials, private_docker_config, require_pair
 from .settings import Settings, SettingsError, flag_help
 from .smoke import SmokeError, expectations_from_report, run_smoke
 from .tags import TagPlan, docker_tag, parse_semver, plan_tags
 from .vcs import probe_vcs
 
 RETRY_DELAYS = (1.0, 2.0, 4.0)  # seconds between attempts of a registry write (transient errors only)
-
-
-def credentials() -> tuple[str, str]:
-    return os.environ.get("REGISTRY_USER", ""), os.environ.get("REGISTRY_PASSWORD", "")
 
 
 def run_with_retry(c: Context, argv: list[str], *, what: str, delays: tuple[float, ...] = RETRY_DELAYS):
@@ -54,7 +50,10 @@ def run_with_retry(c: Context, argv: list[str], *, what: str, delays: tuple[floa
 
 
 def login(c: Context, registries: list[str], user: str, password: str) -> None:
-    """`docker login --password-stdin`: the password never appears on a command line or in output."""
+    """`docker login --password-stdin` into the task's private Docker config (tasks.secrets): the password
+    never appears on a command line or in output, and the login is gone when the task ends."""
+    if not password:
+        raise ReleaseError("REGISTRY_PASSWORD is empty")
     for host in dict.fromkeys(registries):
         r = c.run(shlex.join(["docker", "login", "--username", user, "--password-stdin", host]), warn=True,
                   hide=True, in_stream=io.StringIO(password), echo_stdin=False)
@@ -133,11 +132,13 @@ def release(c: Context, platforms=None, project=None, registry=None, image=None,
     try:
         settings = load_settings(c, platforms=platforms, project=project, registry=registry, image=image,
                                  jobs=jobs, builder_image=builder_image, runtime_image=runtime_image,
-                                 out_dir=out_dir)
+                                 out_dir=out_dir, output="push")
         user, password = credentials()
+        require_pair(user, password)
         client = Client(user, password)
         if promote_from:
-            return promote(c, settings, client, Path(promote_from), dry=dry, user=user, password=password)
+            with private_docker_config():
+                return promote(c, settings, client, Path(promote_from), dry=dry, user=user, password=password)
         wanted = parse_platforms(settings.platforms)
         packages, root_name = probe_project(settings.project)
         target = choose_target(packages, bin=settings.bin, package=settings.package, root_package=root_name)
@@ -166,9 +167,19 @@ def release(c: Context, platforms=None, project=None, registry=None, image=None,
             for tag in plans[repo].tags:
                 if tag in existing[repo]:
                     current[repo][tag] = client.digest(Repo.parse(repo), tag)
-    except (SettingsError, PlatformError, ProjectError, ReleaseError, RegistryError) as e:
-        raise Exit(f"crossdock: error: {e}", code=1) from None
+    except (SettingsError, PlatformError, ProjectError, ReleaseError, RegistryError, CredentialsError) as e:
+        raise Exit(f"crossdock: error: {str(e).replace(password, '***') if password else e}", code=1) from None
 
+    with private_docker_config():
+        run_release(c, settings, client, t0=t0, dry=dry, user=user, password=password, version=version,
+                    state=state, target=target, vcs=vcs, repos=repos, names=names, wanted=wanted, plans=plans,
+                    current=current, own=own)
+
+
+def run_release(c: Context, settings: Settings, client: Client, *, t0: float, dry: bool, user: str, password: str,
+                version, state: ReleaseState, target, vcs, repos: list[str], names: list[str], wanted,
+                plans: dict[str, TagPlan], current: dict[str, dict[str, str]], own: str) -> None:
+    """The acting half of the runbook: log in, build, smoke, publish, audit, record."""
     reuse = published_from_here(state)
     say(f"release {version} of {target.bin} from {state.revision[:7]} ({vcs.branch or 'detached'}) for "
         f"{', '.join(p.docker for p in wanted)}")
@@ -186,10 +197,11 @@ def release(c: Context, platforms=None, project=None, registry=None, image=None,
             smoke_results = "reused: smoke-tested when first published"
         else:
             build_settings = replace(settings, tag=own, image=names[0])
-            report = execute_build(c, build_settings, dry=dry, manifest_tag=f"staging-{own}")
+            report = execute_build(c, build_settings, dry=dry, manifest_tag=buildx.staging_index_tag(own),
+                                   version=str(version))
             if dry:
                 say("dry run: then `inv smoke` on the staging index, then (for every tag above):")
-                publish(c, repos, plans, f"{repos[0]}@<index digest of staging-{own}>")
+                publish(c, repos, plans, f"{repos[0]}@<index digest of {buildx.staging_index_tag(own)}>")
                 return
             if not report["ok"]:
                 raise ReleaseError("the build failed: nothing was tagged (existing tags are unchanged)")
@@ -225,12 +237,14 @@ def release(c: Context, platforms=None, project=None, registry=None, image=None,
     except (ReleaseError, SmokeError, EngineError, RegistryError, ProjectError, PlatformError) as e:
         raise Exit(f"crossdock: error: {e}", code=1) from None
 
+    built_targets = {p["platform"]: p["rust_target"] for p in report["platforms"]} if report else {}
     record = {
         "version": str(version),
         "commit": state.revision,
         "branch": vcs.branch,
         "index_digest": index_digest,
-        "platforms": [{"platform": e.platform, "rust_target": lookup(e.platform).rust_triple, "digest": e.digest}
+        "platforms": [{"platform": e.platform, "digest": e.digest,
+                       "rust_target": built_targets.get(e.platform) or lookup(e.platform).rust_triple}
                       for e in platforms_in_index],
         "tags": {repo: list(plans[repo].tags) for repo in repos},
         "base_images": base_image_digests(c, settings),
@@ -258,13 +272,16 @@ def promote(c: Context, settings: Settings, client: Client, record_path: Path, *
     """Republish a recorded release: every recorded tag -> the recorded index. No build, no guards."""
     try:
         record = json.loads(record_path.read_text())
-        index_digest = record["index_digest"]
+        index_digest, version = record["index_digest"], record["version"]
         tags: dict[str, list[str]] = record["tags"]
-    except (OSError, ValueError, KeyError) as e:
+        expected = [p["platform"] for p in record["platforms"]]
+        if not (index_digest.startswith("sha256:") and tags and all(isinstance(t, list) for t in tags.values())):
+            raise ValueError("index_digest or tags are malformed")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise Exit(f"crossdock: error: cannot read release record {record_path}: {e}", code=1) from None
     repos = list(tags)
     plans = {repo: TagPlan(tags=tuple(tags[repo]), held_back=()) for repo in repos}
-    say(f"promoting {record['version']} ({index_digest}) from {record_path}")
+    say(f"promoting {version} ({index_digest}) from {record_path}")
     print(format_table(("repository", "tag", "digest"), [(r, t, index_digest) for r in repos for t in tags[r]]))
     try:
         if user and not dry:
@@ -276,11 +293,10 @@ def promote(c: Context, settings: Settings, client: Client, record_path: Path, *
             return
         if failures:
             raise ReleaseError("publishing stopped: " + "; ".join(failures) + ": run the promotion again")
-        expected = [p["platform"] for p in record["platforms"]]
         problems = audit(client, repos, plans, index_digest, expected)
         if problems:
             raise ReleaseError("audit failed: " + "; ".join(problems))
     except (ReleaseError, RegistryError) as e:
         raise Exit(f"crossdock: error: {e}", code=1) from None
-    say(f"promoted {record['version']}: {', '.join(f'{r}:{t}' for r in repos for t in tags[r])} -> {index_digest}")
+    say(f"promoted {version}: {', '.join(f'{r}:{t}' for r in repos for t in tags[r])} -> {index_digest}")
 

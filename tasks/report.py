@@ -50,11 +50,12 @@ def summary_table(results: Sequence[ArchResult]) -> str:
     return format_table(("platform", "rust target", "status", "digest", "size", "time"), rows)
 
 
-def build_report(*, results: Sequence[ArchResult], manifest_ref: str, manifest_digest: str,
+def build_report(*, results: Sequence[ArchResult], manifest_ref: str, manifest_digest: str, joined: bool,
                  output: str, project: str, bin: str, build_args: dict[str, str], package_version: str,
                  seconds: float) -> dict[str, Any]:
+    """``joined``: the manifest list was created (or none was asked for, in load mode)."""
     return {
-        "ok": all(r.ok for r in results) and bool(results),
+        "ok": all(r.ok for r in results) and bool(results) and joined,
         "project": project,
         "bin": bin,
         "version": build_args["VERSION"],

@@ -9,6 +9,7 @@ Pure: the environment and the config file arrive as mappings; nothing here reads
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -122,6 +123,19 @@ def resolve(
         jobs = -1
     if jobs < 0:
         raise SettingsError(f"jobs must be a whole number >= 0, not {values['jobs']!r} (0 = all at once)")
+    try:
+        timeout_ok = float(values["smoke_timeout"]) > 0
+    except ValueError:
+        timeout_ok = False
+    if not timeout_ok:
+        raise SettingsError(f"smoke_timeout must be a number of seconds > 0, not {values['smoke_timeout']!r} "
+                            f"(--timeout or {ENV_PREFIX}SMOKE_TIMEOUT)")
+    try:
+        if not shlex.split(values["smoke_command"]):
+            raise ValueError("empty")
+    except ValueError as e:
+        raise SettingsError(f"smoke_command {values['smoke_command']!r} is not a usable argument list ({e}) "
+                            f"(--command or {ENV_PREFIX}SMOKE_COMMAND)") from None
     project = Path(values["project"]).expanduser() if values["project"] else EXAMPLE_PROJECT
     out_dir = Path(values["out_dir"]).expanduser()
     typed = {f.name: values[f.name] for f in fields(Settings)}

@@ -9,27 +9,23 @@ nothing and says so.
 
 from __future__ import annotations
 
-import io
-import os
 import shlex
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from invoke import Context, Exit, task
 
-from .checks import parse_index
-from .common import load_settings, say
+from .common import image_index, last_line, load_settings, probe_run, say
 from .emulation import BINFMT, host_platform_name, is_native, probe_handlers
 from .platforms import Platform, PlatformError, lookup, parse_platforms
+from .registry import Client, RegistryError, Repo
 from .report import format_table
+from .secrets import PASSWORD_ENV, USER_ENV, CredentialsError, credentials, require_pair
 from .settings import SUITE_ROOT, Settings, SettingsError, flag_help
 
 PROVISION = SUITE_ROOT / "scripts" / "provision-local.sh"
 LOCAL_REGISTRY = "127.0.0.1:5000"
 LOCAL_BASE = f"{LOCAL_REGISTRY}/crossdock/debian:bookworm"
-SECRET_ENV = ("REGISTRY_USER", "REGISTRY_PASSWORD")
 
 
 @dataclass(frozen=True)
@@ -46,27 +42,16 @@ def setup_table(rows: list[Row]) -> str:
                         [("✓" if r.ok else "✗", r.check, r.found, "" if r.ok else r.fix) for r in rows])
 
 
-def _run(c: Context, argv: list[str], **kwargs):
-    opts = dict(hide=True, warn=True, echo=False, in_stream=False, dry=False)
-    opts.update(kwargs)
-    return c.run(shlex.join(argv), **opts)
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
-
-
 def check_engine(c: Context, settings: Settings) -> list[Row]:
     """buildx (client side), the engine, then the builder: each reported even when another fails."""
     rows = []
-    buildx = _run(c, ["docker", "buildx", "version"])
+    buildx = probe_run(c, ["docker", "buildx", "version"])
     rows.append(Row("buildx plugin", True, buildx.stdout.strip().replace("github.com/docker/buildx ", ""))
                 if buildx.ok else
                 Row("buildx plugin", False, "missing", f"{PROVISION} buildx (or install docker-buildx)", ("buildx",)))
-    version = _run(c, ["docker", "version", "--format", "{{.Client.Version}} {{.Server.Version}}"])
+    version = probe_run(c, ["docker", "version", "--format", "{{.Client.Version}} {{.Server.Version}}"])
     if version.failed or len(version.stdout.split()) < 2:
-        rows.insert(0, Row("Docker engine", False, f"cannot reach it: {_last_line(version.stderr)}",
+        rows.insert(0, Row("Docker engine", False, f"cannot reach it: {last_line(version.stderr)}",
                            f"{PROVISION} packages dockerd (or start dockerd / set DOCKER_HOST)",
                            ("packages", "dockerd")))
         return rows
@@ -75,9 +60,10 @@ def check_engine(c: Context, settings: Settings) -> list[Row]:
     if not buildx.ok:
         return rows
     name = settings.builder or "(current)"
-    inspect = _run(c, ["docker", "buildx", "inspect", "--bootstrap", *([settings.builder] if settings.builder else [])])
+    named = [settings.builder] if settings.builder else []
+    inspect = probe_run(c, ["docker", "buildx", "inspect", "--bootstrap", *named])
     if inspect.failed:
-        rows.append(Row(f"builder {name}", False, _last_line(inspect.stderr), f"docker buildx create --name "
+        rows.append(Row(f"builder {name}", False, last_line(inspect.stderr), f"docker buildx create --name "
                         f"{settings.builder or 'NAME'}", (f"builder:{settings.builder}",) if settings.builder else ()))
         return rows
     info = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in inspect.stdout.splitlines())
@@ -106,7 +92,7 @@ def check_emulators(c: Context, platforms: tuple[Platform, ...]) -> list[Row]:
                            "")
         # Debian registers .../<arch>-binfmt-P, which treats its first argument as argv[0]: ask the real binary.
         real = str(Path(interpreter).resolve()) if interpreter else ""
-        version = _run(c, [real, "--version"]).stdout.splitlines()[:1] if real else []
+        version = probe_run(c, [real, "--version"]).stdout.splitlines()[:1] if real else []
         flags = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("flags:")), "")
         rows.append(Row(f"emulator {p.docker}", True,
                         f"{p.qemu_handler} enabled, flags {flags}; {version[0] if version else interpreter}"))
@@ -114,13 +100,10 @@ def check_emulators(c: Context, platforms: tuple[Platform, ...]) -> list[Row]:
 
 
 def image_platforms(c: Context, image: str) -> tuple[list[str] | None, str]:
-    r = _run(c, ["docker", "buildx", "imagetools", "inspect", "--raw", image])
-    if r.failed:
-        return None, _last_line(r.stderr)
-    entries = parse_index(r.stdout)
-    if not entries:
-        return [], "a single-platform image (no manifest list)"
-    return [e.platform for e in entries], ""
+    entries, error = image_index(c, image)
+    if entries is None:
+        return None, error
+    return [e.platform for e in entries], "" if entries else "a single-platform image (no manifest list)"
 
 
 def missing_platforms(offered: list[str], wanted: tuple[Platform, ...]) -> list[Platform]:
@@ -160,42 +143,35 @@ def check_base_images(c: Context, settings: Settings, platforms: tuple[Platform,
     return rows
 
 
-def registry_url(registry: str) -> str:
-    host = registry.split("/")[0]
-    plain = host.startswith(("127.", "localhost")) or host == "[::1]"
-    return f"{'http' if plain else 'https'}://{host}/v2/"
-
-
-def check_registry(c: Context, settings: Settings, environ: dict[str, str]) -> list[Row]:
+def check_registry(settings: Settings) -> list[Row]:
+    """The push registry answers `GET /v2/` (200, or 401: login required); configured credentials are
+    accepted. Checked over HTTP: nothing is stored anywhere (no `docker login` here)."""
     if not settings.registry:
         return [Row("registry", True, "none configured (the image name is a full reference)")]
-    url = registry_url(settings.registry)
+    root = Repo.parse(f"{settings.registry}/x").root
     local = settings.registry == LOCAL_REGISTRY
+    fix = f"{PROVISION} registry" if local else "start the registry or fix --registry"
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            answer = f"answers HTTP {resp.status}"
-    except urllib.error.HTTPError as e:
-        answer = f"answers HTTP {e.code}" + (" (login required)" if e.code == 401 else "")
-    except OSError as e:
-        return [Row(f"registry {settings.registry}", False, f"no answer at {url}: {e}",
-                    f"{PROVISION} registry" if local else "start the registry or fix --registry",
+        status, _, _ = Client().request(root)
+    except RegistryError as e:
+        return [Row(f"registry {settings.registry}", False, f"no answer at {root}: {e}", fix,
                     ("registry",) if local else ())]
-    rows = [Row(f"registry {settings.registry}", True, answer)]
-    user, password = environ.get("REGISTRY_USER", ""), environ.get("REGISTRY_PASSWORD", "")
-    if user or password:
-        rows.append(check_login(c, settings.registry, user, password))
+    if status not in (200, 401):
+        return [Row(f"registry {settings.registry}", False, f"{root} answers HTTP {status}", fix)]
+    rows = [Row(f"registry {settings.registry}", True,
+                f"answers HTTP {status}" + (" (login required)" if status == 401 else ""))]
+    user, password = credentials()
+    try:
+        if require_pair(user, password):
+            ok, answer = Client(user, password).check_login(root)
+            rows.append(Row(f"login {settings.registry} as {user}", ok, answer.replace(password, "***"),
+                            f"check {USER_ENV} / {PASSWORD_ENV}"))
+    except CredentialsError as e:
+        rows.append(Row(f"login {settings.registry}", False, str(e), "set both in .env or the environment"))
+    except RegistryError as e:
+        rows.append(Row(f"login {settings.registry} as {user}", False, str(e).replace(password, "***"),
+                        f"check {USER_ENV} / {PASSWORD_ENV}"))
     return rows
-
-
-def check_login(c: Context, registry: str, user: str, password: str) -> Row:
-    """docker login with the password on stdin: never on argv, never echoed, never printed."""
-    if not (user and password):
-        return Row(f"login {registry}", False, "REGISTRY_USER and REGISTRY_PASSWORD must both be set",
-                   "set both in .env or the environment")
-    r = _run(c, ["docker", "login", "--username", user, "--password-stdin", registry],
-             in_stream=io.StringIO(password), echo_stdin=False)
-    answer = _last_line(r.stderr if r.failed else r.stdout).replace(password, "***")
-    return Row(f"login {registry} as {user}", r.ok, answer, "check REGISTRY_USER / REGISTRY_PASSWORD")
 
 
 def gather_rows(c: Context, settings: Settings, platforms: tuple[Platform, ...]) -> list[Row]:
@@ -207,7 +183,7 @@ def gather_rows(c: Context, settings: Settings, platforms: tuple[Platform, ...])
     else:
         rows.append(Row("base images", False, "not checked: the engine is not ready", "fix the rows above first",
                         ("registry", "base-images")))
-    rows += check_registry(c, settings, dict(os.environ))
+    rows += check_registry(settings)
     return rows
 
 
@@ -221,13 +197,16 @@ def apply_fixes(c: Context, rows: list[Row]) -> list[str]:
         for action in row.auto_fix:
             if action.startswith("enable:"):
                 handler = BINFMT / action.split(":", 1)[1]
-                handler.write_text("1")
-                done.append(f"enabled {handler}")
+                try:
+                    handler.write_text("1")
+                    done.append(f"enabled {handler}")
+                except OSError as e:
+                    done.append(f"could not enable {handler} ({e.strerror}): run as root")
             elif action.startswith("builder:"):
                 name = action.split(":", 1)[1]
-                r = _run(c, ["docker", "buildx", "create", "--name", name])
+                r = probe_run(c, ["docker", "buildx", "create", "--name", name])
                 done.append(f"created builder {name}" if r.ok else f"could not create builder {name}: "
-                            f"{_last_line(r.stderr)}")
+                            f"{last_line(r.stderr)}")
             elif action not in steps:
                 steps.append(action)
     if steps:

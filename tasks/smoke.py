@@ -12,6 +12,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,7 +31,7 @@ from .checks import (
     junit_xml,
     parse_index,
 )
-from .common import load_settings, say
+from .common import load_settings, probe_run, say
 from .elf import ElfError, parse_elf
 from .emulation import host_platform_name, is_native, probe_handlers
 from .engine import EngineError, probe_engine
@@ -40,9 +41,8 @@ from .settings import HELP, Settings, SettingsError, flag_help
 
 
 def repository_of(ref: str) -> str:
-    """``reg:5000/app:tag`` or ``reg:5000/app@sha256:..`` -> ``reg:5000/app``."""
-    if "@" in ref:
-        return ref.split("@", 1)[0]
+    """``reg:5000/app:tag``, ``reg:5000/app@sha256:..`` or ``reg:5000/app:tag@sha256:..`` -> ``reg:5000/app``."""
+    ref = ref.split("@", 1)[0]
     head, _, last = ref.rpartition("/")
     return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
 
@@ -54,7 +54,7 @@ def expectations_from_report(report: dict) -> Expectations:
 
 
 def _run(c: Context, argv: list[str], *, timeout: float | None = None):
-    return c.run(shlex.join(argv), hide=True, warn=True, echo=False, in_stream=False, dry=False, timeout=timeout)
+    return probe_run(c, argv, timeout=timeout)
 
 
 def _copy_out(c: Context, container: str, path: str, dest: Path) -> bytes | None:
@@ -71,13 +71,15 @@ def _http_ok(url: str, deadline: float, alive: Callable[[], bool]) -> tuple[bool
             return False, "the container exited before answering"
         try:
             with urllib.request.urlopen(url, timeout=5) as resp:
-                return resp.status == 200, f"HTTP {resp.status}"
-        except urllib.error.HTTPError as e:
-            return False, f"HTTP {e.code}"
+                if resp.status == 200:
+                    return True, "HTTP 200"
+                last = f"HTTP {resp.status}"
+        except urllib.error.HTTPError as e:  # e.g. 503 while the service warms up: keep asking
+            last = f"HTTP {e.code}"
         except OSError as e:
             last = str(e)
-            time.sleep(0.5)
-    return False, f"no HTTP answer before the timeout ({last})"
+        time.sleep(0.5)
+    return False, f"no HTTP 200 before the timeout (last: {last})"
 
 
 def smoke_platform(c: Context, *, repo: str, entry: IndexEntry, p: Platform, expect: Expectations,
@@ -108,7 +110,7 @@ def smoke_platform(c: Context, *, repo: str, entry: IndexEntry, p: Platform, exp
             with tempfile.TemporaryDirectory(prefix="crossdock-smoke-") as tmp:
                 binary = _copy_out(c, cid, entrypoint, Path(tmp) / "binary")
                 libc = None
-                for path in (f"/usr/lib/{p.gnu_type}/libc.so.6", f"/lib/{p.gnu_type}/libc.so.6"):
+                for path in (f"/usr/lib/{p.multiarch}/libc.so.6", f"/lib/{p.multiarch}/libc.so.6"):
                     libc = _copy_out(c, cid, path, Path(tmp) / "libc.so.6")
                     if libc:
                         break
@@ -122,12 +124,16 @@ def smoke_platform(c: Context, *, repo: str, entry: IndexEntry, p: Platform, exp
         finally:
             _run(c, ["docker", "rm", "-f", cid])
 
+    name = f"crossdock-smoke-{uuid.uuid4().hex[:12]}"  # so a timed-out run can be removed, not left running
     try:
-        r = _run(c, ["docker", "run", "--rm", "--platform", p.docker, ref, *command], timeout=timeout)
+        r = _run(c, ["docker", "run", "--rm", "--name", name, "--platform", p.docker, ref, *command],
+                 timeout=timeout)
         checks.append(check_run(p, exit_code=r.exited, output=r.stdout + r.stderr, expect=expect,
                                 command=shlex.join(command), emulated=emulated))
     except CommandTimedOut:
         checks.append(Check("run", False, f"`{shlex.join(command)}` did not finish within {timeout:.0f}s"))
+    finally:
+        _run(c, ["docker", "rm", "-f", name])
 
     if health_path and port:
         checks.append(check_service(c, ref=ref, p=p, health_path=health_path, port=port, timeout=timeout))

@@ -242,3 +242,27 @@ def test_reverted_source_is_rebuilt_not_served_from_a_stale_cache(engine, tmp_pa
     assert "-changed" in build_and_run("b")
     main.write_text(original)
     assert build_and_run("a-again") == first
+
+
+def test_env_files_never_reach_the_real_build(engine, tmp_path):
+    """End to end through `inv build`: the project's build script, which runs inside the builder on the
+    build context, fails the build if a .env, .git or target/ artifact is there."""
+    project = make_project(tmp_path / "secrets")
+    (project / ".env").write_text("REGISTRY_PASSWORD=hunter2-crossdock\n")
+    (project / "sub").mkdir()
+    (project / "sub" / ".env.local").write_text("TOKEN=abc\n")
+    (project / ".dockerignore").write_text("!.env\n")  # a project rule trying to let it in
+    (project / "target" / "release").mkdir(parents=True)
+    (project / "target" / "release" / "stale").write_text("artifact")
+    (project / "build.rs").write_text(
+        'fn main() {\n'
+        '    for f in [".env", "sub/.env.local", ".git", "target/release/stale"] {\n'
+        '        if std::path::Path::new(f).exists() { panic!("{f} reached the build context"); }\n'
+        '    }\n'
+        '    assert!(std::path::Path::new("src/main.rs").exists(), "not running in the build context");\n'
+        '    println!("cargo:warning=crossdock context check passed");\n'
+        '}\n')
+    r = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=amd64", f"--project={project}",
+                f"--image={unique_image('ctx')}", f"--out-dir={tmp_path / 'out'}")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    assert "crossdock context check passed" in (tmp_path / "out" / "build" / "amd64.log").read_text()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tasks.guards import ReleaseError, ReleaseState, check_release, published_from_here
-from tasks.registry import Repo, is_transient
+from tasks.registry import Repo, is_transient, plain_http
 
 REV = "abcdef0123456789"
 
@@ -72,3 +72,12 @@ def test_repo_parse(ref, host, name):
     r = Repo.parse(ref)
     assert (r.host, r.name) == (host, name)
     assert r.base.startswith("http://" if host.startswith(("127.", "localhost")) else "https://")
+
+
+@pytest.mark.parametrize("host, plain", [
+    ("127.0.0.1:5000", True), ("127.8.9.10", True), ("localhost", True), ("localhost:5000", True),
+    ("[::1]:5000", True), ("localhost.evil.example", False), ("127.0.0.1.evil.example:80", False),
+    ("ghcr.io", False), ("10.0.0.1:5000", False),
+])
+def test_only_this_machine_gets_plain_http(host, plain):
+    assert plain_http(host) is plain

@@ -219,6 +219,10 @@ def test_registry_stopped_while_publishing_then_rerun_completes(engine, tmp_path
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr
         final = tag_digests(image, ["latest", "4.0.0", "4.0", "4"], registry=reg.address)
         assert len(set(final.values())) == 1 and final["latest"] != old
+        index = json.loads(subprocess.run(
+            ["curl", "-s", "-H", "Accept: application/vnd.docker.distribution.manifest.list.v2+json",
+             f"http://{reg.address}/v2/{image}/manifests/latest"], capture_output=True, text=True).stdout)
+        assert sorted(m["platform"]["architecture"] for m in index["manifests"]) == ["amd64", "arm64"]
         if after["4.0.0"]:  # the version tag made it before the stop: the re-run reuses that tested index
             assert "reusing that index, no rebuild" in r.stdout and final["latest"] == after["4.0.0"]
     finally:
@@ -240,12 +244,20 @@ def test_auth_registry_wrong_password_then_release_without_leaking(auth_registry
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert f"logged in to {auth_registry} as crossdock" in r.stdout
     assert PASSWORD not in r.stdout + r.stderr
+    # The login lived in a private Docker config that is gone: nothing under $HOME keeps it.
+    for f in home.rglob("*"):
+        if f.is_file():
+            assert auth_registry not in f.read_text(errors="replace"), f
+    assert not list(Path("/tmp").glob("crossdock-docker-config-*"))
     for log in (tmp_path / "out").rglob("*"):
         if log.is_file():
             assert PASSWORD not in log.read_text(errors="replace"), log
     # Not in any layer or the history of the released image.
     ref = f"{auth_registry}/{image}:5.0.0"
-    subprocess.run(["docker", "--config", str(home / ".docker"), "pull", ref], check=True, capture_output=True)
+    config = tmp_path / "docker-config"
+    subprocess.run(["docker", "--config", str(config), "login", "--username", "crossdock", "--password-stdin",
+                    auth_registry], input=PASSWORD, text=True, check=True, capture_output=True)
+    subprocess.run(["docker", "--config", str(config), "pull", ref], check=True, capture_output=True)
     history = subprocess.run(["docker", "history", "--no-trunc", ref], capture_output=True, text=True).stdout
     assert PASSWORD not in history
     saved = subprocess.run(["docker", "save", ref], capture_output=True, check=True).stdout

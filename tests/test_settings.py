@@ -34,6 +34,10 @@ def test_relative_paths_resolve_against_the_working_directory(tmp_path):
     ({"output": "tarball"}, "output must be 'push' or 'load'"),
     ({"jobs": "-1"}, "jobs must be a whole number"),
     ({"jobs": "many"}, "jobs must be a whole number"),
+    ({"smoke_timeout": "soon"}, "smoke_timeout must be a number of seconds"),
+    ({"smoke_timeout": "0"}, "smoke_timeout must be a number of seconds"),
+    ({"smoke_command": "'unclosed"}, "is not a usable argument list"),
+    ({"smoke_command": ""}, "is not a usable argument list"),
 ])
 def test_bad_values_are_refused_with_the_fix(cli, message, tmp_path):
     with pytest.raises(SettingsError, match=message):
