@@ -40,6 +40,14 @@ def is_native(p: Platform, host: str) -> bool:
     return p.name == host or (host == "amd64" and p.name == "386")
 
 
+def handler_field(handler_text: str, name: str) -> str:
+    """A field of a binfmt_misc handler file: ``flags: PF`` or ``interpreter /usr/...``."""
+    for line in handler_text.splitlines():
+        if line.startswith(name + ":") or line.startswith(name + " "):
+            return line[len(name) + 1:].strip()
+    return ""
+
+
 def check_handler(p: Platform, *, mounted: bool, handler_text: str | None) -> EmulatorProblem | None:
     """None when the QEMU handler for ``p`` is registered, enabled and has the F (fix-binary) flag."""
     path = BINFMT / p.qemu_handler
@@ -55,8 +63,7 @@ def check_handler(p: Platform, *, mounted: bool, handler_text: str | None) -> Em
     lines = handler_text.splitlines()
     if not lines or lines[0].strip() != "enabled":
         return EmulatorProblem(p, f"the QEMU handler {p.qemu_handler} is disabled", f"echo 1 > {path}")
-    flags = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("flags:")), "")
-    if "F" not in flags:
+    if "F" not in handler_field(handler_text, "flags"):
         return EmulatorProblem(p, f"the QEMU handler {p.qemu_handler} lacks the F (fix-binary) flag, so "
                                f"containers get 'exec format error'",
                                f"re-register it with F: update-binfmts --disable {p.qemu_handler} && "

@@ -20,7 +20,7 @@ from invoke import Context, Exit, task
 from . import buildx
 from .build import execute_build
 from .checks import parse_index
-from .common import load_settings, say
+from .common import image_index, load_settings, say
 from .engine import EngineError
 from .guards import ReleaseError, ReleaseState, check_release, published_from_here
 from .platforms import PlatformError, lookup, parse_platforms
@@ -94,10 +94,8 @@ def audit(client: Client, repos: list[str], plans: dict[str, TagPlan], index_dig
 def base_image_digests(c: Context, settings: Settings) -> dict[str, dict[str, str]]:
     result = {}
     for label, image in (("builder", settings.builder_image), ("runtime", settings.runtime_image)):
-        r = c.run(shlex.join(["docker", "buildx", "imagetools", "inspect", "--raw", image]), warn=True, hide=True,
-                  in_stream=False, dry=False, echo=False)
-        entries = parse_index(r.stdout) if r.ok else []
-        result[label] = {"image": image, **{e.platform: e.digest for e in entries}}
+        entries, _ = image_index(c, image)
+        result[label] = {"image": image, **{e.platform: e.digest for e in entries or []}}
     return result
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from invoke import Context, Exit, task
 
 from .common import image_index, last_line, load_settings, probe_run, say
-from .emulation import BINFMT, host_platform_name, is_native, probe_handlers
+from .emulation import BINFMT, handler_field, host_platform_name, is_native, probe_handlers
 from .platforms import Platform, PlatformError, lookup, parse_platforms
 from .registry import Client, RegistryError, Repo
 from .report import format_table
@@ -88,12 +88,11 @@ def check_emulators(c: Context, platforms: tuple[Platform, ...]) -> list[Row]:
             rows.append(Row(f"emulator {p.docker}", False, problem.problem, problem.fix, auto))
             continue
         text = (BINFMT / p.qemu_handler).read_text()
-        interpreter = next((line.split(" ", 1)[1] for line in text.splitlines() if line.startswith("interpreter ")),
-                           "")
+        interpreter = handler_field(text, "interpreter")
         # Debian registers .../<arch>-binfmt-P, which treats its first argument as argv[0]: ask the real binary.
         real = str(Path(interpreter).resolve()) if interpreter else ""
         version = probe_run(c, [real, "--version"]).stdout.splitlines()[:1] if real else []
-        flags = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("flags:")), "")
+        flags = handler_field(text, "flags")
         rows.append(Row(f"emulator {p.docker}", True,
                         f"{p.qemu_handler} enabled, flags {flags}; {version[0] if version else interpreter}"))
     return rows

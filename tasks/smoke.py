@@ -29,9 +29,8 @@ from .checks import (
     check_metadata,
     check_run,
     junit_xml,
-    parse_index,
 )
-from .common import load_settings, probe_run, say
+from .common import image_index, load_settings, probe_run, say
 from .elf import ElfError, parse_elf
 from .emulation import host_platform_name, is_native, probe_handlers
 from .engine import EngineError, probe_engine
@@ -226,11 +225,9 @@ def run_smoke(c: Context, settings: Settings, *, image: str, expect: Expectation
         probe_engine(c)
     except EngineError as e:
         raise SmokeError(str(e)) from None
-    raw = _run(c, ["docker", "buildx", "imagetools", "inspect", "--raw", image])
-    if raw.failed:
-        raise SmokeError(f"cannot read image {image}: {raw.stderr.strip().splitlines()[-1:] or '?'}; "
-                         f"check the reference and that the registry answers")
-    entries = parse_index(raw.stdout)
+    entries, error = image_index(c, image)
+    if entries is None:
+        raise SmokeError(f"cannot read image {image}: {error}; check the reference and that the registry answers")
     if not entries:
         raise SmokeError(f"{image} is a single-platform image, not a manifest list: build it with `inv build`")
     try:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-SEMVER_TAG = re.compile(r"^v?(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?)$")
+from .tags import version_of_tag
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,14 @@ class VcsInfo:
         return datetime.fromtimestamp(self.commit_time, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def version_for(vcs: VcsInfo | None, cargo_version: str) -> str:
+def version_for(vcs: VcsInfo | None, cargo_version: str, *, tag_prefix: str = "v") -> str:
     """The image's version label: a semver tag on HEAD, else the Cargo version marked with the commit."""
     if vcs is None:
         return cargo_version
     for tag in vcs.head_tags:
-        m = SEMVER_TAG.match(tag)
-        if m and not vcs.dirty:
-            return m.group(1)
+        version = version_of_tag(tag, tag_prefix)
+        if version and not vcs.dirty:
+            return str(version)
     return f"{cargo_version}-g{vcs.short}" + (".dirty" if vcs.dirty else "")
 
 

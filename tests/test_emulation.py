@@ -26,3 +26,10 @@ def test_native_platforms_need_no_emulator():
     assert host_platform_name("x86_64") == "amd64" and host_platform_name("aarch64") == "arm64"
     assert is_native(lookup("amd64"), "amd64") and is_native(lookup("386"), "amd64")
     assert not is_native(lookup("arm64"), "amd64") and not is_native(lookup("arm"), "arm64")
+
+
+def test_handler_fields():
+    from tasks.emulation import handler_field
+    assert handler_field(GOOD, "flags") == "PF"
+    assert handler_field(GOOD, "interpreter") == "/usr/libexec/qemu-binfmt/arm-binfmt-P"
+    assert handler_field(GOOD, "missing") == ""
