@@ -1,0 +1,272 @@
+"""crossdock benchmarks: cross-compiling vs native vs emulated, side by side in one run, as ratios.
+
+    .venv/bin/python benchmarks/run.py            # after scripts/provision-local.sh
+    .venv/bin/python benchmarks/run.py --quick    # one repetition, example workload only
+
+Every number comes from this run on this machine, and the table shows medians and ratios of rows
+measured together (these machines are shared and noisy: absolute seconds mean little). Nothing here
+asserts a time. Writes benchmarks/results.md and benchmarks/results.json.
+
+"cold" = an empty cargo target dir and no cached compile step (each cold run builds a fresh copy of the
+workload, which gets its own target dir); the toolchain layers (rustc-web and the cross gcc, the same
+for every build) are warmed once beforehand and not timed. "emulated" builds the same arm64 image the
+naive way: the compile stage FROM the target platform, so cargo runs under QEMU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SUITE = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(SUITE))
+
+from benchmarks.workload import BIN as HEAVY_BIN  # noqa: E402
+from benchmarks.workload import generate, line_count  # noqa: E402
+
+INV = [sys.executable, "-m", "invoke", "--search-root", str(SUITE), "-f", str(SUITE / "local-world.yaml")]
+REGISTRY = "127.0.0.1:5000"
+BASE = f"{REGISTRY}/crossdock/debian:bookworm"
+EMULATED_DOCKERFILE = SUITE / "benchmarks" / "Dockerfile.emulated"
+
+
+class PeakRss:
+    """The largest resident set of any single process on the machine while a command runs (sampled)."""
+
+    def __init__(self, every: float = 0.5):
+        self.every, self.peak, self._stop = every, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for status in Path("/proc").glob("[0-9]*/status"):
+                try:
+                    for line in status.read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            self.peak = max(self.peak, int(line.split()[1]) * 1024)
+                            break
+                except OSError:
+                    continue
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass
+class Row:
+    name: str
+    workload: str
+    seconds: list[float] = field(default_factory=list)
+    peak_rss: int = 0
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds) if self.seconds else float("nan")
+
+
+def timed(argv: list[str], *, cwd: Path | None = None, log: Path | None = None) -> tuple[float, int]:
+    with PeakRss() as rss:
+        t0 = time.monotonic()
+        r = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+        seconds = time.monotonic() - t0
+    if log:
+        log.write_text(r.stdout + r.stderr)
+    if r.returncode != 0:
+        raise SystemExit(f"benchmark step failed: {' '.join(argv)}\n{(r.stdout + r.stderr)[-3000:]}")
+    return seconds, rss.peak
+
+
+def fresh_copy(source: Path, work: Path) -> Path:
+    """A new directory (new target dir for crossdock's cache key), committed in its own git repo."""
+    dest = work / f"copy-{uuid.uuid4().hex[:8]}"
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("target"))
+    (dest / ".gitignore").write_text("target/\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
+                 ["-c", "user.email=b@example.invalid", "-c", "user.name=bench", "commit", "-q", "-m", "bench"]):
+        subprocess.run(["git", "-C", str(dest), *args], check=True, capture_output=True)
+    return dest
+
+
+def inv_build(project: Path, platforms: str, work: Path, *, dry: bool = False) -> list[str]:
+    return [*INV, *(["--dry"] if dry else []), "build", f"--platforms={platforms}", f"--project={project}",
+            "--image=bench/crossdock", f"--tag=bench-{uuid.uuid4().hex[:6]}", f"--out-dir={work / 'out'}"]
+
+
+def raw_script(project: Path, platforms: str, work: Path) -> Path:
+    """The exact commands `inv build` runs (from its --dry output), as a plain shell script."""
+    from tasks.build import stage_build_files
+
+    stage_build_files(project)  # what `inv build` does before its commands (not timed here either)
+    out = subprocess.run(inv_build(project, platforms, work, dry=True), capture_output=True, text=True,
+                         check=True).stdout
+    builds = [line for line in out.splitlines() if line.startswith("docker buildx build ")]
+    join = next(line for line in out.splitlines() if line.startswith("docker buildx imagetools create "))
+    script = work / f"raw-{uuid.uuid4().hex[:6]}.sh"
+    lines = ["#!/bin/sh", "set -e", "cd " + str(project)]
+    lines += [f"({b}) >/dev/null 2>&1 &" for b in builds] + ["wait"]
+    # The digests come from the metadata files, as crossdock reads them.
+    lines.append("join=" + json.dumps(join))
+    for b in builds:
+        meta = b.split("--metadata-file ")[1].split()[0]
+        plat = b.split("--platform ")[1].split()[0]
+        lines.append(f'd=$(python3 -c "import json;print(json.load(open(\'{meta}\'))[\'containerimage.digest\'])")')
+        lines.append(f'join=$(printf %s "$join" | sed "s|<digest of {plat}>|$d|")')
+    lines.append('sh -c "$join" >/dev/null')
+    script.write_text("\n".join(lines) + "\n")
+    return script
+
+
+def emulated_build(project: Path, bin_name: str, package: str, *, toolchain_only: bool = False) -> list[str]:
+    argv = ["docker", "buildx", "build", "--platform", "linux/arm64", "--file", str(EMULATED_DOCKERFILE),
+            "--provenance", "false", "--build-arg", f"BUILDER_IMAGE={BASE}", "--build-arg", f"RUNTIME_IMAGE={BASE}",
+            "--build-arg", f"BIN={bin_name}", "--build-arg", f"PACKAGE={package}",
+            "--build-arg", f"CACHE_KEY={uuid.uuid4().hex[:8]}", "--output", "type=image,push=false"]
+    if toolchain_only:
+        argv += ["--target", "toolchain"]
+    return [*argv, str(project)]
+
+
+def versions() -> dict[str, str]:
+    def out(argv: list[str]) -> str:
+        return subprocess.run(argv, capture_output=True, text=True).stdout.strip()
+    mem = next((int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal:")), 0)
+    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": str(os.cpu_count()),
+            "memory": f"{mem / 2**30:.0f} GiB", "machine": platform.machine(),
+            "engine": out(["docker", "version", "--format", "{{.Server.Version}}"]),
+            "buildx": out(["docker", "buildx", "version"])}
+
+
+def measure(workload: str, source: Path, bin_name: str, package: str, edit_file: Path, work: Path, *,
+            repeat: int, emulated_repeat: int, log_dir: Path) -> dict[str, Row]:
+    rows: dict[str, Row] = {}
+
+    def run(name: str, argv: list[str], *, cwd: Path | None = None) -> None:
+        row = rows.setdefault(name, Row(name, workload))
+        seconds, rss = timed(argv, cwd=cwd, log=log_dir / f"{workload}-{name}-{len(row.seconds)}.log")
+        row.seconds.append(seconds)
+        row.peak_rss = max(row.peak_rss, rss)
+        print(f"  {workload:8} {name:28} {seconds:8.1f}s  peak process {rss / 2**20:6.0f} MiB", flush=True)
+
+    # Warm the shared toolchain layers (not timed): the same for every row.
+    timed(inv_build(fresh_copy(source, work), "amd64,arm64,arm", work))
+    for _ in range(repeat):
+        run("native amd64, cold", inv_build(fresh_copy(source, work), "amd64", work))
+        run("cross arm64, cold", inv_build(fresh_copy(source, work), "arm64", work))
+        run("3 platforms, cold", inv_build(fresh_copy(source, work), "amd64,arm64,arm", work))
+    warm = fresh_copy(source, work)
+    timed(inv_build(warm, "arm64", work))
+    for i in range(repeat):
+        run("cross arm64, no change", inv_build(warm, "arm64", work))
+        text = (warm / edit_file).read_text()
+        (warm / edit_file).write_text(text.replace("// EDIT-ME", f"// EDIT-ME {i}").replace(
+            "fn main() -> ExitCode {", f"fn main() -> ExitCode {{ // edit {i}", 1))
+        run("cross arm64, one-line change", inv_build(warm, "arm64", work))
+    for _ in range(repeat):
+        project = fresh_copy(source, work)
+        run("inv build amd64,arm64 (cold)", inv_build(project, "amd64,arm64", work))
+        project = fresh_copy(source, work)
+        run("same commands, shell (cold)", ["sh", str(raw_script(project, "amd64,arm64", work))])
+        run("inv --dry build", inv_build(project, "amd64,arm64", work, dry=True))
+    if emulated_repeat:
+        timed(emulated_build(fresh_copy(source, work), bin_name, package, toolchain_only=True))  # warm, not timed
+        for _ in range(emulated_repeat):
+            run("emulated arm64, cold", emulated_build(fresh_copy(source, work), bin_name, package))
+    return rows
+
+
+def ratio(a: Row | None, b: Row | None) -> str:
+    if not a or not b or not a.seconds or not b.seconds:
+        return "-"
+    return f"{a.median / b.median:.2f}"
+
+
+def table(all_rows: dict[str, dict[str, Row]]) -> tuple[str, list[dict]]:
+    lines = ["| workload | measurement | runs | median | ratio | peak process RSS |", "|---|---|---|---|---|---|"]
+    data = []
+    for workload, rows in all_rows.items():
+        g = rows.get
+        ratios = {
+            "cross arm64, cold": ("cross / native", ratio(g("cross arm64, cold"), g("native amd64, cold"))),
+            "emulated arm64, cold": ("emulated / cross", ratio(g("emulated arm64, cold"), g("cross arm64, cold"))),
+            "3 platforms, cold": ("3 platforms / native", ratio(g("3 platforms, cold"), g("native amd64, cold"))),
+            "cross arm64, no change": ("no change / cold", ratio(g("cross arm64, no change"), g("cross arm64, cold"))),
+            "cross arm64, one-line change": ("one-line / cold", ratio(g("cross arm64, one-line change"),
+                                                                      g("cross arm64, cold"))),
+            "inv build amd64,arm64 (cold)": ("inv / shell", ratio(g("inv build amd64,arm64 (cold)"),
+                                                                  g("same commands, shell (cold)"))),
+        }
+        for name, row in rows.items():
+            label, value = ratios.get(name, ("", ""))
+            if name == "3 platforms, cold" and g("native amd64, cold"):
+                three = g("3 platforms, cold").median / (3 * g("native amd64, cold").median)
+                value = f"{value} (= {three:.2f} of 3 separate builds)"
+            lines.append(f"| {workload} | {name} | {len(row.seconds)} | {row.median:.1f} s | "
+                         f"{label + ' ' + value if label else ''} | {row.peak_rss / 2**20:.0f} MiB |")
+            data.append({"workload": workload, "measurement": name, "seconds": row.seconds, "median": row.median,
+                         "ratio": value, "ratio_of": label, "peak_rss": row.peak_rss})
+    return "\n".join(lines), data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median); default 3")
+    parser.add_argument("--emulated-repeat", type=int, default=1,
+                        help="runs of the emulated build (slow: 0 skips it); default 1")
+    parser.add_argument("--workloads", default="example,heavy", help="example, heavy or both (default)")
+    parser.add_argument("--heavy-items", type=int, default=30, help="generic structs per library crate")
+    parser.add_argument("--quick", action="store_true", help="--repeat 1 --workloads example")
+    parser.add_argument("--out", type=Path, default=SUITE / "benchmarks", help="where results.md/.json go")
+    args = parser.parse_args()
+    if args.quick:
+        args.repeat, args.workloads = 1, "example"
+    work = Path(tempfile.mkdtemp(prefix="crossdock-bench-"))
+    log_dir = work / "logs"
+    log_dir.mkdir()
+    info = versions()
+    print(f"crossdock benchmarks, {info['date']}: {info['cores']} cores, {info['memory']}, engine {info['engine']}, "
+          f"{info['buildx']}; logs under {log_dir}", flush=True)
+    all_rows: dict[str, dict[str, Row]] = {}
+    lines_of_rust = {}
+    for workload in args.workloads.split(","):
+        if workload == "example":
+            source, bin_name, package, edit = SUITE / "example", "hello-crossdock", "", Path("src/main.rs")
+        else:
+            source = generate(work / "heavy-source", items=args.heavy_items)
+            bin_name, package, edit = HEAVY_BIN, HEAVY_BIN, Path("crates/app/src/main.rs")
+        lines_of_rust[workload] = line_count(source)
+        all_rows[workload] = measure(workload, source, bin_name, package, edit, work, repeat=args.repeat,
+                                     emulated_repeat=args.emulated_repeat, log_dir=log_dir)
+    text, data = table(all_rows)
+    header = (f"Measured {info['date']} on {info['cores']} cores / {info['memory']} ({info['machine']}), "
+              f"Docker engine {info['engine']}, {info['buildx']}. Workloads: "
+              + ", ".join(f"{w} ({n} lines of Rust)" for w, n in lines_of_rust.items())
+              + f". Command: `.venv/bin/python benchmarks/run.py {' '.join(sys.argv[1:])}`.")
+    print("\n" + header + "\n\n" + text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.md").write_text(header + "\n\n" + text + "\n")
+    (args.out / "results.json").write_text(json.dumps({"info": info, "lines_of_rust": lines_of_rust,
+                                                       "rows": data}, indent=2) + "\n")
+    shutil.rmtree(work / "heavy-source", ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
