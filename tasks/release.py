@@ -21,6 +21,7 @@ from . import buildx
 from .build import execute_build
 from .checks import parse_index
 from .common import image_index, load_settings, say
+from .emulation import probe_handlers
 from .engine import EngineError
 from .guards import ReleaseError, ReleaseState, check_release, published_from_here
 from .platforms import PlatformError, lookup, parse_platforms
@@ -151,6 +152,10 @@ def release(c: Context, platforms=None, project=None, registry=None, image=None,
                              cargo_version=target.package.version, revision=vcs.revision if vcs else "",
                              tag_prefix=tag_prefix)
         version = check_release(state)  # git and Cargo guards first: they need no registry
+        problems = probe_handlers(wanted)  # the smoke test will need every emulator: stop before building
+        if problems:
+            raise ReleaseError("cannot smoke-test these platforms under QEMU:\n" + "\n".join(
+                f"  {problem}" for problem in problems))
         own = docker_tag(version)
         for repo in repos:
             r = Repo.parse(repo)

@@ -96,3 +96,17 @@ def test_flavour_is_detected_from_rustup_on_path(tmp_path):
 def test_unknown_command_is_a_usage_error():
     r = subprocess.run(["sh", str(SCRIPT), "frobnicate"], capture_output=True, text=True)
     assert r.returncode == 2 and "usage" in r.stderr
+
+
+def test_provision_script_maps_debian_arches_like_the_table():
+    """scripts/provision-local.sh has its own Debian arch -> Docker platform map (it runs before the venv
+    exists); every entry must agree with tasks/platforms.py."""
+    import re
+
+    script = (SCRIPT.parent.parent / "scripts" / "provision-local.sh").read_text()
+    body = script[script.index("docker_platform() {"):]
+    body = body[:body.index("\n}\n")]
+    pairs = dict(re.findall(r"(\w+)\) echo (linux/[\w/]+) ;;", body))
+    assert pairs, "no mappings found"
+    by_debian = {p.debian_arch: p.docker for p in PLATFORMS}
+    assert {arch: by_debian.get(arch) for arch in pairs} == pairs

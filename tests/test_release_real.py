@@ -277,3 +277,14 @@ def test_auth_registry_wrong_password_then_release_without_leaking(auth_registry
 def test_example_cargo_version_is_what_the_tests_rewrite():
     assert 'name = "hello-crossdock"\nversion = "0.1.0"' in (EXAMPLE / "Cargo.toml").read_text()
     assert 'name = "hello-crossdock"\nversion = "0.1.0"' in (EXAMPLE / "Cargo.lock").read_text()
+
+
+def test_missing_emulator_stops_the_release_before_building(engine, tmp_path):
+    from tests.test_build_real import binfmt_disabled
+
+    project = versioned_project(tmp_path, "6.0.0")
+    with binfmt_disabled("qemu-arm"):
+        r = release(project, unique_image("noqemu"), out=tmp_path / "out")
+    assert r.returncode == 1
+    assert "linux/arm/v7: the QEMU handler qemu-arm is disabled" in r.stderr
+    assert "echo 1 > /proc/sys/fs/binfmt_misc/qemu-arm" in r.stderr and "build started" not in r.stdout
