@@ -52,12 +52,8 @@ def expectations_from_report(report: dict) -> Expectations:
                         package_version=report.get("package_version", ""))
 
 
-def _run(c: Context, argv: list[str], *, timeout: float | None = None):
-    return probe_run(c, argv, timeout=timeout)
-
-
 def _copy_out(c: Context, container: str, path: str, dest: Path) -> bytes | None:
-    r = _run(c, ["docker", "cp", "-L", f"{container}:{path}", str(dest)])
+    r = probe_run(c, ["docker", "cp", "-L", f"{container}:{path}", str(dest)])
     return dest.read_bytes() if r.ok and dest.is_file() else None
 
 
@@ -91,16 +87,16 @@ def smoke_platform(c: Context, *, repo: str, entry: IndexEntry, p: Platform, exp
         return PlatformSmoke(platform=p.docker, digest=entry.digest, checks=tuple(checks),
                              seconds=time.monotonic() - t0)
 
-    pull = _run(c, ["docker", "pull", "--quiet", "--platform", p.docker, ref], timeout=timeout)
+    pull = probe_run(c, ["docker", "pull", "--quiet", "--platform", p.docker, ref], timeout=timeout)
     if pull.failed:
         checks.append(Check("pull", False, pull.stderr.strip() or pull.stdout.strip()))
         return done()
-    inspect = _run(c, ["docker", "image", "inspect", ref])
+    inspect = probe_run(c, ["docker", "image", "inspect", ref])
     config = json.loads(inspect.stdout)[0] if inspect.ok else {}
     checks += check_metadata(p, config, expect)
 
     entrypoint = ((config.get("Config") or {}).get("Entrypoint") or [""])[0]
-    created = _run(c, ["docker", "create", "--platform", p.docker, ref])
+    created = probe_run(c, ["docker", "create", "--platform", p.docker, ref])
     if created.failed or not entrypoint:
         checks.append(Check("binary", False, created.stderr.strip() or "no entrypoint to inspect"))
     else:
@@ -121,18 +117,18 @@ def smoke_platform(c: Context, *, repo: str, entry: IndexEntry, p: Platform, exp
                     except ElfError as e:
                         checks.append(Check("ELF machine", False, f"{entrypoint}: {e}"))
         finally:
-            _run(c, ["docker", "rm", "-f", cid])
+            probe_run(c, ["docker", "rm", "-f", cid])
 
     name = f"crossdock-smoke-{uuid.uuid4().hex[:12]}"  # so a timed-out run can be removed, not left running
     try:
-        r = _run(c, ["docker", "run", "--rm", "--name", name, "--platform", p.docker, ref, *command],
+        r = probe_run(c, ["docker", "run", "--rm", "--name", name, "--platform", p.docker, ref, *command],
                  timeout=timeout)
         checks.append(check_run(p, exit_code=r.exited, output=r.stdout + r.stderr, expect=expect,
                                 command=shlex.join(command), emulated=emulated))
     except CommandTimedOut:
         checks.append(Check("run", False, f"`{shlex.join(command)}` did not finish within {timeout:.0f}s"))
     finally:
-        _run(c, ["docker", "rm", "-f", name])
+        probe_run(c, ["docker", "rm", "-f", name])
 
     if health_path and port:
         checks.append(check_service(c, ref=ref, p=p, health_path=health_path, port=port, timeout=timeout))
@@ -140,25 +136,25 @@ def smoke_platform(c: Context, *, repo: str, entry: IndexEntry, p: Platform, exp
 
 
 def check_service(c: Context, *, ref: str, p: Platform, health_path: str, port: str, timeout: float) -> Check:
-    started = _run(c, ["docker", "run", "-d", "--platform", p.docker, "-p", f"127.0.0.1::{port}", ref])
+    started = probe_run(c, ["docker", "run", "-d", "--platform", p.docker, "-p", f"127.0.0.1::{port}", ref])
     if started.failed:
         return Check("service", False, f"cannot start the service: {started.stderr.strip()}")
     cid = started.stdout.strip()
     try:
-        mapped = _run(c, ["docker", "port", cid, f"{port}/tcp"]).stdout.strip().splitlines()
+        mapped = probe_run(c, ["docker", "port", cid, f"{port}/tcp"]).stdout.strip().splitlines()
         host_port = mapped[0].rsplit(":", 1)[-1] if mapped else ""
         if not host_port:
             return Check("service", False, f"port {port} is not published")
         def alive() -> bool:
-            return _run(c, ["docker", "inspect", "--format", "{{.State.Running}}", cid]).stdout.strip() == "true"
+            return probe_run(c, ["docker", "inspect", "--format", "{{.State.Running}}", cid]).stdout.strip() == "true"
 
         ok, detail = _http_ok(f"http://127.0.0.1:{host_port}{health_path}", time.monotonic() + timeout, alive)
         if not ok:
-            logs = _run(c, ["docker", "logs", "--tail", "20", cid])
+            logs = probe_run(c, ["docker", "logs", "--tail", "20", cid])
             detail += f"; container log: {(logs.stdout + logs.stderr).strip()[-500:]}"
         return Check("service", ok, f"GET {health_path} on port {port}: {detail}")
     finally:
-        _run(c, ["docker", "rm", "-f", cid])
+        probe_run(c, ["docker", "rm", "-f", cid])
 
 
 def step_timeout(budget: float, *, emulated: bool) -> float:
