@@ -79,18 +79,23 @@ def gather(
     platforms = parse_platforms(settings.platforms)
     packages, root_name = probe_project(settings.project)
     target = choose_target(packages, bin=settings.bin, package=settings.package, root_package=root_name)
-    vcs = probe_vcs(settings.project)
+    # The probes are independent and mostly wait on other processes: run them side by side.
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="crossdock-probe") as pool:
+        vcs_f = pool.submit(probe_vcs, settings.project)
+        engine_f = pool.submit(probe_engine, c, builder=settings.builder)
+        base_f = pool.submit(base_image_problem, c, settings, platforms)
+    vcs = vcs_f.result()
     if vcs is None:
         say(f"warning: {settings.project} is not in a git repository: revision 'unknown', SOURCE_DATE_EPOCH=0")
     try:
-        driver = probe_engine(c, builder=settings.builder).driver
+        driver = engine_f.result().driver
     except EngineError as e:
         if not dry:
             raise
         say(f"warning (dry run): {e}; planning for the default 'docker' driver")
         driver = "docker"
     else:
-        problem = base_image_problem(c, settings, platforms)
+        problem = base_f.result()
         if problem:
             raise EngineError(problem)
     for warning in emulator_warning(platforms):
@@ -117,8 +122,9 @@ def _read(c: Context, argv: list[str]) -> str:
     return r.stdout if r.ok else ""
 
 
-def run_arch(c: Context, arch: buildx.ArchBuild, *, dry: bool, started_at: dict[str, float] | None = None
-             ) -> ArchResult:
+def run_arch(c: Context, plan: buildx.BuildPlan, arch: buildx.ArchBuild, *, dry: bool,
+             started_at: dict[str, float] | None = None) -> ArchResult:
+    """Build one arch; on success also look up its image size (while the other arches still build)."""
     started = time.monotonic()
     if started_at is not None:
         started_at[arch.platform.name] = started
@@ -141,7 +147,7 @@ def run_arch(c: Context, arch: buildx.ArchBuild, *, dry: bool, started_at: dict[
         digest = buildx.parse_metadata(arch.metadata_file.read_text())
     except (OSError, ValueError) as e:
         return ArchResult(ok=False, seconds=seconds, error=f"no digest after the build: {e}", **base)
-    return ArchResult(ok=True, digest=digest, seconds=seconds, **base)
+    return _with_size_and_ref(c, plan, arch, ArchResult(ok=True, digest=digest, seconds=seconds, **base))
 
 
 def _with_size_and_ref(c: Context, plan: buildx.BuildPlan, arch: buildx.ArchBuild, r: ArchResult) -> ArchResult:
@@ -158,11 +164,11 @@ def _with_size_and_ref(c: Context, plan: buildx.BuildPlan, arch: buildx.ArchBuil
 
 def _joined_index(c: Context, plan: buildx.BuildPlan, digests: dict[str, str]) -> tuple[str, str]:
     """The digest of the index just created under the manifest tag, checked to list exactly this run's
-    per-arch digests (another run may have moved the same tag meanwhile)."""
+    per-arch digests (another run may have moved the same tag meanwhile). One registry round trip: the
+    digest of a manifest is the sha256 of its bytes, which `--raw` prints unchanged."""
     raw = _read(c, [*buildx.buildx_prefix(plan.request.builder), "imagetools", "inspect", "--raw",
                     plan.manifest_ref])
-    inspect = _read(c, [*buildx.buildx_prefix(plan.request.builder), "imagetools", "inspect", plan.manifest_ref])
-    digest = buildx.parse_inspect_digest(inspect)
+    digest = buildx.manifest_digest(raw)
     listed = sorted(e.digest for e in parse_index(raw)) if raw else []
     if not digest or listed != sorted(digests.values()):
         return "", (f"{plan.manifest_ref} does not list this build's images (moved by a concurrent run?): "
@@ -181,13 +187,13 @@ def _log_tail(path: str, lines: int = LOG_TAIL) -> str:
 def run_plan(c: Context, plan: buildx.BuildPlan, *, jobs: int, dry: bool) -> list[ArchResult]:
     """Build every arch concurrently (at most `jobs` at once), printing progress while they run."""
     if dry:  # nothing runs: print the commands in platform order
-        return [run_arch(c, arch, dry=True) for arch in plan.arches]
+        return [run_arch(c, plan, arch, dry=True) for arch in plan.arches]
     workers = jobs or len(plan.arches)
     results: dict[str, ArchResult] = {}
     started: dict[str, float] = {}  # filled by run_arch when an arch really starts (--jobs may queue some)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crossdock-build") as pool:
         futures: dict[Future[ArchResult], buildx.ArchBuild] = {
-            pool.submit(run_arch, c, arch, dry=dry, started_at=started): arch for arch in plan.arches}
+            pool.submit(run_arch, c, plan, arch, dry=dry, started_at=started): arch for arch in plan.arches}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=STATUS_EVERY, return_when=FIRST_COMPLETED)
@@ -205,7 +211,7 @@ def run_plan(c: Context, plan: buildx.BuildPlan, *, jobs: int, dry: bool) -> lis
                     say(f"{r.platform}: FAILED after {human_seconds(r.seconds)}: {r.error}; "
                         f"last {LOG_TAIL} lines of {r.log}:")
                     say_block(_log_tail(r.log))
-            if pending:
+            if pending and not done:  # a quiet interval: say what is still running
                 now = time.monotonic()
                 running = [futures[f] for f in pending if futures[f].platform.name in started]
                 queued = len(pending) - len(running)
@@ -268,7 +274,6 @@ def execute_build(c: Context, settings: Settings, *, dry: bool, no_cache: bool =
         if plan.manifest_ref:
             c.run(shlex.join(buildx.imagetools_create_argv(plan, {})))
         return None
-    results = [_with_size_and_ref(c, plan, a, r) if r.ok else r for a, r in zip(plan.arches, results, strict=True)]
     if not failed and plan.manifest_ref:
         argv = buildx.imagetools_create_argv(plan, {r.name: r.digest for r in results})
         say(f"joining {len(results)} platform(s) into {plan.manifest_ref}")

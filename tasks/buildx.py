@@ -6,6 +6,7 @@ step; the task runs them. Pure: no Docker, no subprocess.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -161,13 +162,9 @@ def manifest_size(manifest_json: str) -> int:
     return int(m.get("config", {}).get("size", 0)) + sum(int(layer.get("size", 0)) for layer in m.get("layers", []))
 
 
-def parse_inspect_digest(inspect_output: str) -> str:
-    """The digest from ``docker buildx imagetools inspect REF`` (its ``Digest:`` line)."""
-    for line in inspect_output.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "Digest" and value.strip().startswith("sha256:"):
-            return value.strip()
-    return ""
+def manifest_digest(raw: str) -> str:
+    """The digest of a manifest as printed by ``imagetools inspect --raw`` (the registry's bytes, unchanged)."""
+    return "sha256:" + hashlib.sha256(raw.encode()).hexdigest() if raw else ""
 
 
 def current_step(log_text: str) -> str:

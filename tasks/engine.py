@@ -18,7 +18,6 @@ class EngineError(RuntimeError):
 @dataclass(frozen=True)
 class EngineInfo:
     server_version: str
-    buildx_version: str
     builder: str
     driver: str
 
@@ -32,14 +31,13 @@ def probe_engine(c: Context, *, builder: str = "") -> EngineInfo:
         raise EngineError(f"cannot reach the Docker engine ({last_line(r.stderr)}): start dockerd "
                           f"(or scripts/provision-local.sh), or point DOCKER_HOST at a running engine")
     server = r.stdout.strip()
-    r = probe_run(c, ["docker", "buildx", "version"])
-    if r.failed:
-        raise EngineError("docker buildx is not installed: install the buildx CLI plugin (package docker-buildx "
-                          "or docker-buildx-plugin; on this project's machines scripts/provision-local.sh)")
-    buildx_version = r.stdout.strip()
     r = probe_run(c, ["docker", "buildx", "inspect", *([builder] if builder else [])])
     if r.failed:
+        # Only now ask whether buildx exists at all (one probe fewer on every healthy run).
+        if probe_run(c, ["docker", "buildx", "version"]).failed:
+            raise EngineError("docker buildx is not installed: install the buildx CLI plugin (package "
+                              "docker-buildx or docker-buildx-plugin; on this project's machines "
+                              "scripts/provision-local.sh)")
         raise EngineError(f"buildx builder {builder or '(current)'!r} is not usable ({last_line(r.stderr)}): "
                           f"create it (docker buildx create --name {builder or 'NAME'}) or unset CROSSDOCK_BUILDER")
-    return EngineInfo(server_version=server, buildx_version=buildx_version, builder=builder,
-                      driver=parse_driver(r.stdout))
+    return EngineInfo(server_version=server, builder=builder, driver=parse_driver(r.stdout))

@@ -83,13 +83,14 @@ def test_parse_metadata():
         buildx.parse_metadata("{}")
 
 
-def test_parse_driver_and_inspect_digest():
+def test_parse_driver_and_manifest_digest():
     inspect = "Name:          default\nDriver:        docker\n\nNodes:\nName: default\n"
     assert buildx.parse_driver(inspect) == "docker"
     with pytest.raises(ValueError):
         buildx.parse_driver("Name: x\n")
-    assert buildx.parse_inspect_digest("Name: r:t\nMediaType: x\nDigest:    sha256:ff\n") == "sha256:ff"
-    assert buildx.parse_inspect_digest("nothing") == ""
+    # sha256 of the exact bytes (no newline added): `printf '{}' | sha256sum`
+    assert buildx.manifest_digest("{}") == "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+    assert buildx.manifest_digest("") == ""
 
 
 def test_manifest_size_sums_config_and_layers():

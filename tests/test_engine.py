@@ -15,7 +15,6 @@ INSPECT = "docker buildx inspect"
 def test_probes_report_versions_and_driver():
     c = MockContext(run={
         VERSION: Result("20.10.24\n"),
-        BUILDX: Result("github.com/docker/buildx 0.13.1\n"),
         INSPECT + " multi": Result("Name: multi\nDriver: docker-container\n"),
     })
     info = probe_engine(c, builder="multi")
@@ -32,8 +31,9 @@ def test_unreachable_engine_is_one_line_with_the_fix():
 
 
 def test_missing_buildx_names_the_plugin():
-    c = MockContext(run={VERSION: Result("20.10.24\n"),
-                         BUILDX: Result("", stderr="docker: 'buildx' is not a docker command.\n", exited=1)})
+    not_a_command = "docker: 'buildx' is not a docker command.\n"
+    c = MockContext(run={VERSION: Result("20.10.24\n"), INSPECT: Result("", stderr=not_a_command, exited=1),
+                         BUILDX: Result("", stderr=not_a_command, exited=1)})
     with pytest.raises(EngineError, match="docker buildx is not installed.*docker-buildx"):
         probe_engine(c)
 
