@@ -9,8 +9,13 @@ asserts a time. Writes benchmarks/results.md and benchmarks/results.json.
 
 "cold" = an empty cargo target dir and no cached compile step (each cold run builds a fresh copy of the
 workload, which gets its own target dir); the toolchain layers (rustc-web and the cross gcc, the same
-for every build) are warmed once beforehand and not timed. "emulated" builds the same arm64 image the
-naive way: the compile stage FROM the target platform, so cargo runs under QEMU.
+for every build) are warmed once beforehand and not timed. "warm (one-line change)" = the same copy
+rebuilt after one line of the binary crate changed: only that crate recompiles, the library crates come
+from the target dir cache. "no change" = the same copy rebuilt as is. "fully cold" (heavy workload,
+once each) = after `docker builder prune -af`: no layer, no apt cache, no target dir; the toolchain
+installs are part of the time, as on a user's first build. "emulated" builds the same arm64 image the
+naive way (benchmarks/Dockerfile.emulated): the compile stage FROM the target platform, so apt, rustc
+and cargo run under QEMU; it gets a target dir cache mount too, so its warm row is a fair one.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,14 +140,27 @@ def raw_script(project: Path, platforms: str, work: Path) -> Path:
     return script
 
 
-def emulated_build(project: Path, bin_name: str, package: str, *, toolchain_only: bool = False) -> list[str]:
+def emulated_build(project: Path, bin_name: str, package: str, *, cache_key: str = "",
+                   toolchain_only: bool = False) -> list[str]:
     argv = ["docker", "buildx", "build", "--platform", "linux/arm64", "--file", str(EMULATED_DOCKERFILE),
             "--provenance", "false", "--build-arg", f"BUILDER_IMAGE={BASE}", "--build-arg", f"RUNTIME_IMAGE={BASE}",
             "--build-arg", f"BIN={bin_name}", "--build-arg", f"PACKAGE={package}",
-            "--build-arg", f"CACHE_KEY={uuid.uuid4().hex[:8]}", "--output", "type=image,push=false"]
+            "--build-arg", f"CACHE_KEY={cache_key or uuid.uuid4().hex[:8]}", "--output", "type=image,push=false"]
     if toolchain_only:
         argv += ["--target", "toolchain"]
     return [*argv, str(project)]
+
+
+def one_line_change(project: Path, edit_file: Path, i: int) -> None:
+    """Change one line of the binary crate (a comment marker and the line opening main)."""
+    text = (project / edit_file).read_text()
+    (project / edit_file).write_text(text.replace("// EDIT-ME", f"// EDIT-ME {i}").replace(
+        "fn main() -> ExitCode {", f"fn main() -> ExitCode {{ // edit {i}", 1))
+
+
+def prune_build_cache() -> None:
+    """Every layer and cache mount BuildKit holds (toolchains, apt caches, cargo target dirs) goes."""
+    subprocess.run(["docker", "builder", "prune", "-af"], check=True, capture_output=True)
 
 
 def versions() -> dict[str, str]:
@@ -156,88 +175,139 @@ def versions() -> dict[str, str]:
 
 
 def measure(workload: str, source: Path, bin_name: str, package: str, edit_file: Path, work: Path, *,
-            repeat: int, emulated_repeat: int, log_dir: Path) -> dict[str, Row]:
+            repeat: int, emulated_repeat: int, fully_cold: bool, log_dir: Path,
+            done: Callable[[dict[str, Row]], None] = lambda rows: None) -> dict[str, Row]:
     rows: dict[str, Row] = {}
 
     def run(name: str, argv: list[str], *, cwd: Path | None = None) -> None:
         row = rows.setdefault(name, Row(name, workload))
-        seconds, rss = timed(argv, cwd=cwd, log=log_dir / f"{workload}-{name}-{len(row.seconds)}.log")
+        slug = name.replace(" ", "-").replace(",", "").replace("/", "-")
+        seconds, rss = timed(argv, cwd=cwd, log=log_dir / f"{workload}-{slug}-{len(row.seconds)}.log")
         row.seconds.append(seconds)
         row.peak_rss = max(row.peak_rss, rss)
-        print(f"  {workload:8} {name:28} {seconds:8.1f}s  peak process {rss / 2**20:6.0f} MiB", flush=True)
+        print(f"  {workload:8} {name:34} {seconds:8.1f}s  peak process {rss / 2**20:6.0f} MiB", flush=True)
 
     # Warm the shared toolchain layers (not timed): the same for every row.
     timed(inv_build(fresh_copy(source, work), "amd64,arm64,arm", work))
-    for _ in range(repeat):
-        run("native amd64, cold", inv_build(fresh_copy(source, work), "amd64", work))
-        run("cross arm64, cold", inv_build(fresh_copy(source, work), "arm64", work))
-        run("3 platforms, cold", inv_build(fresh_copy(source, work), "amd64,arm64,arm", work))
-    warm = fresh_copy(source, work)
-    timed(inv_build(warm, "arm64", work))
     for i in range(repeat):
-        run("cross arm64, no change", inv_build(warm, "arm64", work))
-        text = (warm / edit_file).read_text()
-        (warm / edit_file).write_text(text.replace("// EDIT-ME", f"// EDIT-ME {i}").replace(
-            "fn main() -> ExitCode {", f"fn main() -> ExitCode {{ // edit {i}", 1))
-        run("cross arm64, one-line change", inv_build(warm, "arm64", work))
+        # cold = a new project copy (its own, empty target dirs); warm = the same copy after a one-line
+        # change in the binary crate, so only that crate recompiles (the libraries come from the cache).
+        for label, platforms in (("native amd64", "amd64"), ("cross arm64", "arm64"),
+                                 ("3 platforms", "amd64,arm64,arm")):
+            project = fresh_copy(source, work)
+            run(f"{label}, cold", inv_build(project, platforms, work))
+            one_line_change(project, edit_file, i)
+            run(f"{label}, warm (one-line change)", inv_build(project, platforms, work))
+            if label == "cross arm64":
+                run("cross arm64, no change", inv_build(project, platforms, work))
     for _ in range(repeat):
-        project = fresh_copy(source, work)
-        run("inv build amd64,arm64 (cold)", inv_build(project, "amd64,arm64", work))
-        project = fresh_copy(source, work)
-        run("same commands, shell (cold)", ["sh", str(raw_script(project, "amd64,arm64", work))])
-        run("inv --dry build", inv_build(project, "amd64,arm64", work, dry=True))
+        inv_project, shell_project = fresh_copy(source, work), fresh_copy(source, work)
+        run("inv build amd64,arm64, cold", inv_build(inv_project, "amd64,arm64", work))
+        run("same commands from sh, cold", ["sh", str(raw_script(shell_project, "amd64,arm64", work))])
+        run("inv build amd64,arm64, no change", inv_build(inv_project, "amd64,arm64", work))
+        run("same commands from sh, no change", ["sh", str(raw_script(shell_project, "amd64,arm64", work))])
+        run("inv --dry build", inv_build(inv_project, "amd64,arm64", work, dry=True))
+    done(rows)
     if emulated_repeat:
         timed(emulated_build(fresh_copy(source, work), bin_name, package, toolchain_only=True))  # warm, not timed
-        for _ in range(emulated_repeat):
-            run("emulated arm64, cold", emulated_build(fresh_copy(source, work), bin_name, package))
+        for i in range(emulated_repeat):
+            project, key = fresh_copy(source, work), uuid.uuid4().hex[:8]
+            run("emulated arm64, cold", emulated_build(project, bin_name, package, cache_key=key))
+            one_line_change(project, edit_file, i)
+            run("emulated arm64, warm (one-line change)", emulated_build(project, bin_name, package, cache_key=key))
+        done(rows)
+    if fully_cold:
+        # No build cache at all: the toolchain (apt installs of rustc and the cross gcc, or under QEMU for the
+        # emulated build) is part of the time, as on a user's first build.
+        for label, argv in (("native amd64", inv_build(fresh_copy(source, work), "amd64", work)),
+                            ("cross arm64", inv_build(fresh_copy(source, work), "arm64", work)),
+                            *((("emulated arm64", emulated_build(fresh_copy(source, work), bin_name, package)),)
+                              if emulated_repeat else ())):
+            prune_build_cache()
+            run(f"{label}, fully cold", argv)
+        done(rows)
     return rows
 
 
-def ratio(a: Row | None, b: Row | None) -> str:
-    if not a or not b or not a.seconds or not b.seconds:
-        return "-"
-    return f"{a.median / b.median:.2f}"
+# (row, label, numerator, denominator): the ratios printed beside a row, each of rows measured in this run.
+RATIOS = [
+    ("cross arm64, cold", "cross / native", "cross arm64, cold", "native amd64, cold"),
+    ("cross arm64, warm (one-line change)", "cross / native", "cross arm64, warm (one-line change)",
+     "native amd64, warm (one-line change)"),
+    ("cross arm64, warm (one-line change)", "one-line / cold", "cross arm64, warm (one-line change)",
+     "cross arm64, cold"),
+    ("cross arm64, no change", "no change / cold", "cross arm64, no change", "cross arm64, cold"),
+    ("3 platforms, cold", "3 platforms / native", "3 platforms, cold", "native amd64, cold"),
+    ("3 platforms, warm (one-line change)", "3 platforms / native", "3 platforms, warm (one-line change)",
+     "native amd64, warm (one-line change)"),
+    ("emulated arm64, cold", "emulated / cross", "emulated arm64, cold", "cross arm64, cold"),
+    ("emulated arm64, warm (one-line change)", "emulated / cross", "emulated arm64, warm (one-line change)",
+     "cross arm64, warm (one-line change)"),
+    ("inv build amd64,arm64, cold", "inv / sh", "inv build amd64,arm64, cold", "same commands from sh, cold"),
+    ("inv build amd64,arm64, no change", "inv / sh", "inv build amd64,arm64, no change",
+     "same commands from sh, no change"),
+    ("cross arm64, fully cold", "cross / native", "cross arm64, fully cold", "native amd64, fully cold"),
+    ("emulated arm64, fully cold", "emulated / cross", "emulated arm64, fully cold", "cross arm64, fully cold"),
+]
+
+
+def ratios_for(name: str, rows: dict[str, Row]) -> list[tuple[str, float]]:
+    out = []
+    for row, label, a, b in RATIOS:
+        if row == name and rows.get(a) and rows.get(b) and rows[a].seconds and rows[b].seconds:
+            value = rows[a].median / rows[b].median
+            if label == "3 platforms / native":  # also against three separate single-platform builds
+                out.append((label, value))
+                out.append(("of 3 separate builds", value / 3))
+            else:
+                out.append((label, value))
+    return out
 
 
 def table(all_rows: dict[str, dict[str, Row]]) -> tuple[str, list[dict]]:
-    lines = ["| workload | measurement | runs | median | ratio | peak process RSS |", "|---|---|---|---|---|---|"]
+    lines = ["| workload | measurement | runs | median | ratios | peak process RSS |", "|---|---|---|---|---|---|"]
     data = []
     for workload, rows in all_rows.items():
-        g = rows.get
-        ratios = {
-            "cross arm64, cold": ("cross / native", ratio(g("cross arm64, cold"), g("native amd64, cold"))),
-            "emulated arm64, cold": ("emulated / cross", ratio(g("emulated arm64, cold"), g("cross arm64, cold"))),
-            "3 platforms, cold": ("3 platforms / native", ratio(g("3 platforms, cold"), g("native amd64, cold"))),
-            "cross arm64, no change": ("no change / cold", ratio(g("cross arm64, no change"), g("cross arm64, cold"))),
-            "cross arm64, one-line change": ("one-line / cold", ratio(g("cross arm64, one-line change"),
-                                                                      g("cross arm64, cold"))),
-            "inv build amd64,arm64 (cold)": ("inv / shell", ratio(g("inv build amd64,arm64 (cold)"),
-                                                                  g("same commands, shell (cold)"))),
-        }
         for name, row in rows.items():
-            label, value = ratios.get(name, ("", ""))
-            if name == "3 platforms, cold" and g("native amd64, cold"):
-                three = g("3 platforms, cold").median / (3 * g("native amd64, cold").median)
-                value = f"{value} (= {three:.2f} of 3 separate builds)"
-            lines.append(f"| {workload} | {name} | {len(row.seconds)} | {row.median:.1f} s | "
-                         f"{label + ' ' + value if label else ''} | {row.peak_rss / 2**20:.0f} MiB |")
+            ratios = ratios_for(name, rows)
+            shown = "; ".join(f"{label} {value:.2f}" for label, value in ratios)
+            lines.append(f"| {workload} | {name} | {len(row.seconds)} | {row.median:.1f} s | {shown} | "
+                         f"{row.peak_rss / 2**20:.0f} MiB |")
             data.append({"workload": workload, "measurement": name, "seconds": row.seconds, "median": row.median,
-                         "ratio": value, "ratio_of": label, "peak_rss": row.peak_rss})
+                         "ratios": {label: round(value, 4) for label, value in ratios}, "peak_rss": row.peak_rss})
     return "\n".join(lines), data
+
+
+def write_results(out: Path, info: dict, lines_of_rust: dict, all_rows: dict[str, dict[str, Row]], *,
+                  final: bool) -> str:
+    text, data = table(all_rows)
+    header = (f"Measured {info['date']} on {info['cores']} cores / {info['memory']} ({info['machine']}), "
+              f"Docker engine {info['engine']}, {info['buildx']}. Workloads: "
+              + ", ".join(f"{w} ({n} lines of Rust)" for w, n in lines_of_rust.items())
+              + f". Command: `.venv/bin/python benchmarks/run.py {' '.join(sys.argv[1:])}`."
+              + ("" if final else " PARTIAL: the run was still going when this was written."))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(header + "\n\n" + text + "\n")
+    (out / "results.json").write_text(json.dumps({"info": info, "lines_of_rust": lines_of_rust, "final": final,
+                                                  "rows": data}, indent=2) + "\n")
+    return header + "\n\n" + text
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median); default 3")
     parser.add_argument("--emulated-repeat", type=int, default=1,
-                        help="runs of the emulated build (slow: 0 skips it); default 1")
+                        help="runs of the emulated builds (slow: 0 skips them); default 1")
     parser.add_argument("--workloads", default="example,heavy", help="example, heavy or both (default)")
     parser.add_argument("--heavy-items", type=int, default=30, help="generic structs per library crate")
-    parser.add_argument("--quick", action="store_true", help="--repeat 1 --workloads example")
+    parser.add_argument("--no-fully-cold", dest="fully_cold", action="store_false",
+                        help="skip the fully cold rows (heavy workload only; they empty BuildKit's whole cache "
+                             "first, so the next build of anything re-installs its toolchain)")
+    parser.add_argument("--quick", action="store_true", help="--repeat 1 --workloads example --no-fully-cold")
     parser.add_argument("--out", type=Path, default=SUITE / "benchmarks", help="where results.md/.json go")
     args = parser.parse_args()
     if args.quick:
-        args.repeat, args.workloads = 1, "example"
+        args.repeat, args.workloads, args.fully_cold = 1, "example", False
     work = Path(tempfile.mkdtemp(prefix="crossdock-bench-"))
     log_dir = work / "logs"
     log_dir.mkdir()
@@ -253,18 +323,14 @@ def main() -> None:
             source = generate(work / "heavy-source", items=args.heavy_items)
             bin_name, package, edit = HEAVY_BIN, HEAVY_BIN, Path("crates/app/src/main.rs")
         lines_of_rust[workload] = line_count(source)
+
+        def partial(rows: dict[str, Row], workload: str = workload) -> None:
+            write_results(args.out, info, lines_of_rust, {**all_rows, workload: rows}, final=False)
+
         all_rows[workload] = measure(workload, source, bin_name, package, edit, work, repeat=args.repeat,
-                                     emulated_repeat=args.emulated_repeat, log_dir=log_dir)
-    text, data = table(all_rows)
-    header = (f"Measured {info['date']} on {info['cores']} cores / {info['memory']} ({info['machine']}), "
-              f"Docker engine {info['engine']}, {info['buildx']}. Workloads: "
-              + ", ".join(f"{w} ({n} lines of Rust)" for w, n in lines_of_rust.items())
-              + f". Command: `.venv/bin/python benchmarks/run.py {' '.join(sys.argv[1:])}`.")
-    print("\n" + header + "\n\n" + text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.md").write_text(header + "\n\n" + text + "\n")
-    (args.out / "results.json").write_text(json.dumps({"info": info, "lines_of_rust": lines_of_rust,
-                                                       "rows": data}, indent=2) + "\n")
+                                     emulated_repeat=args.emulated_repeat, log_dir=log_dir, done=partial,
+                                     fully_cold=args.fully_cold and workload == "heavy")
+    print("\n" + write_results(args.out, info, lines_of_rust, all_rows, final=True))
     shutil.rmtree(work / "heavy-source", ignore_errors=True)
 
 
