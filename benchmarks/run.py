@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -82,10 +83,25 @@ class Row:
     workload: str
     seconds: list[float] = field(default_factory=list)
     peak_rss: int = 0
+    compile: list[float] = field(default_factory=list)  # BuildKit's time for the cargo step (slowest arch)
+    toolchain: list[float] = field(default_factory=list)  # BuildKit's time for the toolchain install steps
 
     @property
     def median(self) -> float:
         return statistics.median(self.seconds) if self.seconds else float("nan")
+
+
+COMPILE_STEP = re.compile(r"crossdock-platform build|cargo build")
+TOOLCHAIN_STEP = re.compile(r"crossdock-platform (toolchain|install)|apt-get install")
+
+
+def step_seconds(log_text: str, pattern: re.Pattern[str]) -> float:
+    """Seconds BuildKit reports (`#N DONE 12.3s`, --progress plain) for the steps whose RUN line matches;
+    0 when they were cached or absent."""
+    ids = {m.group(1) for m in re.finditer(r"^#(\d+) \[[^\]]+\] RUN (.*)$", log_text, re.M)
+           if pattern.search(m.group(2))}
+    return sum(float(m.group(2)) for m in re.finditer(r"^#(\d+) DONE ([0-9.]+)s", log_text, re.M)
+               if m.group(1) in ids)
 
 
 def timed(argv: list[str], *, cwd: Path | None = None, log: Path | None = None) -> tuple[float, int]:
@@ -127,7 +143,9 @@ def raw_script(project: Path, platforms: str, work: Path) -> Path:
     join = next(line for line in out.splitlines() if line.startswith("docker buildx imagetools create "))
     script = work / f"raw-{uuid.uuid4().hex[:6]}.sh"
     lines = ["#!/bin/sh", "set -e", "cd " + str(project)]
-    lines += [f"({b}) >/dev/null 2>&1 &" for b in builds] + ["wait"]
+    logs = work / "out" / "build"
+    lines.append(f"mkdir -p {logs}")
+    lines += [f"({b}) >{logs}/sh-{i}.log 2>&1 &" for i, b in enumerate(builds)] + ["wait"]
     # The digests come from the metadata files, as crossdock reads them.
     lines.append("join=" + json.dumps(join))
     for b in builds:
@@ -179,13 +197,22 @@ def measure(workload: str, source: Path, bin_name: str, package: str, edit_file:
             done: Callable[[dict[str, Row]], None] = lambda rows: None) -> dict[str, Row]:
     rows: dict[str, Row] = {}
 
+    build_logs = work / "out" / "build"  # inv's per-arch logs, and the shell script's
+
     def run(name: str, argv: list[str], *, cwd: Path | None = None) -> None:
         row = rows.setdefault(name, Row(name, workload))
-        slug = name.replace(" ", "-").replace(",", "").replace("/", "-")
-        seconds, rss = timed(argv, cwd=cwd, log=log_dir / f"{workload}-{slug}-{len(row.seconds)}.log")
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        log = log_dir / f"{workload}-{slug}-{len(row.seconds)}.log"
+        for old in build_logs.glob("*.log"):
+            old.unlink()
+        seconds, rss = timed(argv, cwd=cwd, log=log)
+        texts = [log.read_text(errors="replace")] + [f.read_text(errors="replace") for f in build_logs.glob("*.log")]
         row.seconds.append(seconds)
         row.peak_rss = max(row.peak_rss, rss)
-        print(f"  {workload:8} {name:34} {seconds:8.1f}s  peak process {rss / 2**20:6.0f} MiB", flush=True)
+        row.compile.append(max(step_seconds(t, COMPILE_STEP) for t in texts))
+        row.toolchain.append(max(step_seconds(t, TOOLCHAIN_STEP) for t in texts))
+        print(f"  {workload:8} {name:38} {seconds:7.1f}s  compile step {row.compile[-1]:6.1f}s  "
+              f"toolchain {row.toolchain[-1]:6.1f}s  peak process {rss / 2**20:5.0f} MiB", flush=True)
 
     # Warm the shared toolchain layers (not timed): the same for every row.
     timed(inv_build(fresh_copy(source, work), "amd64,arm64,arm", work))
@@ -200,12 +227,13 @@ def measure(workload: str, source: Path, bin_name: str, package: str, edit_file:
             run(f"{label}, warm (one-line change)", inv_build(project, platforms, work))
             if label == "cross arm64":
                 run("cross arm64, no change", inv_build(project, platforms, work))
-    for _ in range(repeat):
+    for i in range(repeat):
         inv_project, shell_project = fresh_copy(source, work), fresh_copy(source, work)
-        run("inv build amd64,arm64, cold", inv_build(inv_project, "amd64,arm64", work))
-        run("same commands from sh, cold", ["sh", str(raw_script(shell_project, "amd64,arm64", work))])
-        run("inv build amd64,arm64, no change", inv_build(inv_project, "amd64,arm64", work))
-        run("same commands from sh, no change", ["sh", str(raw_script(shell_project, "amd64,arm64", work))])
+        for state in ("cold", "no change"):
+            pair = [(f"inv build amd64,arm64, {state}", inv_build(inv_project, "amd64,arm64", work)),
+                    (f"same commands from sh, {state}", ["sh", str(raw_script(shell_project, "amd64,arm64", work))])]
+            for name, argv in pair[::1 if i % 2 == 0 else -1]:  # alternate which goes first
+                run(name, argv)
         run("inv --dry build", inv_build(inv_project, "amd64,arm64", work, dry=True))
     done(rows)
     if emulated_repeat:
@@ -265,16 +293,19 @@ def ratios_for(name: str, rows: dict[str, Row]) -> list[tuple[str, float]]:
 
 
 def table(all_rows: dict[str, dict[str, Row]]) -> tuple[str, list[dict]]:
-    lines = ["| workload | measurement | runs | median | ratios | peak process RSS |", "|---|---|---|---|---|---|"]
+    lines = ["| workload | measurement | runs | median | ratios | compile step | toolchain steps | peak process RSS |",
+             "|---|---|---|---|---|---|---|---|"]
     data = []
     for workload, rows in all_rows.items():
         for name, row in rows.items():
             ratios = ratios_for(name, rows)
             shown = "; ".join(f"{label} {value:.2f}" for label, value in ratios)
+            compile_s, toolchain_s = statistics.median(row.compile), statistics.median(row.toolchain)
             lines.append(f"| {workload} | {name} | {len(row.seconds)} | {row.median:.1f} s | {shown} | "
-                         f"{row.peak_rss / 2**20:.0f} MiB |")
+                         f"{compile_s:.1f} s | {toolchain_s:.1f} s | {row.peak_rss / 2**20:.0f} MiB |")
             data.append({"workload": workload, "measurement": name, "seconds": row.seconds, "median": row.median,
-                         "ratios": {label: round(value, 4) for label, value in ratios}, "peak_rss": row.peak_rss})
+                         "ratios": {label: round(value, 4) for label, value in ratios}, "peak_rss": row.peak_rss,
+                         "compile_step": row.compile, "toolchain_steps": row.toolchain})
     return "\n".join(lines), data
 
 
