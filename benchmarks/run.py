@@ -177,8 +177,13 @@ def one_line_change(project: Path, edit_file: Path, i: int) -> None:
 
 
 def prune_build_cache() -> None:
-    """Every layer and cache mount BuildKit holds (toolchains, apt caches, cargo target dirs) goes."""
-    subprocess.run(["docker", "builder", "prune", "-af"], check=True, capture_output=True)
+    """Every layer and cache mount the builder `inv build` uses holds (toolchains, apt caches, cargo target
+    dirs) goes: every project's build cache on that builder, not only the benchmark's."""
+    from dotenv import dotenv_values  # as tasks.py reads it: the environment first, then the suite's .env
+
+    builder = os.environ.get("CROSSDOCK_BUILDER") or dotenv_values(SUITE / ".env").get("CROSSDOCK_BUILDER") or ""
+    subprocess.run(["docker", "buildx", "prune", "-af", *(["--builder", builder] if builder else [])],
+                   check=True, capture_output=True)
 
 
 def versions() -> dict[str, str]:
@@ -229,10 +234,10 @@ def measure(workload: str, source: Path, bin_name: str, package: str, edit_file:
                 run("cross arm64, no change", inv_build(project, platforms, work))
     for i in range(repeat):
         inv_project, shell_project = fresh_copy(source, work), fresh_copy(source, work)
-        for state in ("cold", "no change"):
+        for k, state in enumerate(("cold", "no change")):
             pair = [(f"inv build amd64,arm64, {state}", inv_build(inv_project, "amd64,arm64", work)),
                     (f"same commands from sh, {state}", ["sh", str(raw_script(shell_project, "amd64,arm64", work))])]
-            for name, argv in pair[::1 if i % 2 == 0 else -1]:  # alternate which goes first
+            for name, argv in pair[::1 if (i + k) % 2 == 0 else -1]:  # alternate which goes first
                 run(name, argv)
         run("inv --dry build", inv_build(inv_project, "amd64,arm64", work, dry=True))
     done(rows)

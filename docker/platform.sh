@@ -191,6 +191,20 @@ restamp_changed_sources() {
   fi | while IFS= read -r f; do touch "$f"; done
 }
 
+# CARGO_SHARED_CACHE (a cache mount shared by every build): link cargo's downloads and its package-cache
+# locks into CARGO_HOME, so parallel builds share them under cargo's own locking; the rest of
+# CARGO_HOME (config.toml, credentials.toml, bin/) stays private to this build.
+share_cargo_downloads() {
+  cache=${CARGO_SHARED_CACHE:-}
+  [ -n "$cache" ] || return 0
+  home=${CARGO_HOME:-$HOME/.cargo}
+  mkdir -p "$home" "$cache/registry" "$cache/git"
+  for name in registry git .package-cache .package-cache-mutate; do
+    rm -rf "${home:?}/$name"
+    ln -s "$cache/$name" "$home/$name"
+  done
+}
+
 cmd_build() {
   compute
   : "${BIN:?platform.sh build: BIN (the binary name) is required}"
@@ -205,6 +219,7 @@ cmd_build() {
   if [ -f Cargo.lock ]; then set -- "$@" --locked; fi
   target_dir=${CARGO_TARGET_DIR:-target}
   mkdir -p "$target_dir"
+  share_cargo_downloads
   # One build at a time per target dir (two builds of the same project and arch may run at once): the
   # source record and the artifacts must describe the same build.
   if command -v flock >/dev/null 2>&1; then exec 9>"$target_dir/.crossdock.lock" && flock 9; fi

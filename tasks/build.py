@@ -79,23 +79,24 @@ def gather(
     platforms = parse_platforms(settings.platforms)
     packages, root_name = probe_project(settings.project)
     target = choose_target(packages, bin=settings.bin, package=settings.package, root_package=root_name)
-    # The probes are independent and mostly wait on other processes: run them side by side.
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="crossdock-probe") as pool:
+    def engine_then_base_image() -> tuple[str, str]:  # no registry lookup when there is no engine
+        return probe_engine(c, builder=settings.builder).driver, base_image_problem(c, settings, platforms)
+
+    # git and the engine are independent and mostly wait on other processes: ask both at once.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="crossdock-probe") as pool:
         vcs_f = pool.submit(probe_vcs, settings.project)
-        engine_f = pool.submit(probe_engine, c, builder=settings.builder)
-        base_f = pool.submit(base_image_problem, c, settings, platforms)
+        engine_f = pool.submit(engine_then_base_image)
     vcs = vcs_f.result()
     if vcs is None:
         say(f"warning: {settings.project} is not in a git repository: revision 'unknown', SOURCE_DATE_EPOCH=0")
     try:
-        driver = engine_f.result().driver
+        driver, problem = engine_f.result()
     except EngineError as e:
         if not dry:
             raise
         say(f"warning (dry run): {e}; planning for the default 'docker' driver")
         driver = "docker"
     else:
-        problem = base_f.result()
         if problem:
             raise EngineError(problem)
     for warning in emulator_warning(platforms):

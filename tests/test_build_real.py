@@ -266,3 +266,33 @@ def test_env_files_never_reach_the_real_build(engine, tmp_path):
                 f"--image={unique_image('ctx')}", f"--out-dir={tmp_path / 'out'}")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert "crossdock context check passed" in (tmp_path / "out" / "build" / "amd64.log").read_text()
+
+
+def test_cargo_downloads_are_shared_but_cargo_home_config_is_not(engine, tmp_path):
+    """CARGO_HOME's registry/ is the shared cache mount (a marker left there by one build is seen by the
+    next), while a config.toml a build script writes to CARGO_HOME is gone by the next build."""
+    project = make_project(tmp_path / "cargo-home")
+    marker = f"crossdock-test-{os.urandom(4).hex()}"
+    (project / "build.rs").write_text(
+        'use std::path::Path;\n'
+        'fn main() {\n'
+        '    let home = std::env::var("CARGO_HOME").expect("CARGO_HOME is set in the builder");\n'
+        '    let config = Path::new(&home).join("config.toml");\n'
+        f'    let marker = Path::new(&home).join("registry").join("{marker}");\n'
+        '    println!("cargo:warning=config-before={} marker-before={}", config.exists(), marker.exists());\n'
+        '    std::fs::write(&config, "# written by a build script\\n").unwrap();\n'
+        '    std::fs::write(&marker, "seen").unwrap();\n'
+        '    println!("cargo:rerun-if-changed=src/main.rs");\n'
+        '}\n')
+    log = tmp_path / "out" / "build" / "amd64.log"
+
+    def build() -> str:
+        r = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=amd64", f"--project={project}",
+                    f"--image={unique_image('cargohome')}", f"--out-dir={tmp_path / 'out'}")
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+        return log.read_text()
+
+    assert "config-before=false marker-before=false" in build()
+    main = project / "src" / "main.rs"
+    main.write_text(main.read_text() + "\n// changed: the build script runs again\n")
+    assert "config-before=false marker-before=true" in build()
