@@ -127,9 +127,10 @@ def fresh_copy(source: Path, work: Path) -> Path:
     return dest
 
 
-def inv_build(project: Path, platforms: str, work: Path, *, dry: bool = False) -> list[str]:
+def inv_build(project: Path, platforms: str, work: Path, *, dry: bool = False, extra: tuple[str, ...] = ()
+              ) -> list[str]:
     return [*INV, *(["--dry"] if dry else []), "build", f"--platforms={platforms}", f"--project={project}",
-            "--image=bench/crossdock", f"--tag=bench-{uuid.uuid4().hex[:6]}", f"--out-dir={work / 'out'}"]
+            "--image=bench/crossdock", f"--tag=bench-{uuid.uuid4().hex[:6]}", f"--out-dir={work / 'out'}", *extra]
 
 
 def raw_script(project: Path, platforms: str, work: Path) -> Path:
@@ -232,6 +233,10 @@ def measure(workload: str, source: Path, bin_name: str, package: str, edit_file:
             run(f"{label}, warm (one-line change)", inv_build(project, platforms, work))
             if label == "cross arm64":
                 run("cross arm64, no change", inv_build(project, platforms, work))
+        # The same three platforms with every compile step running at once (the default lets one cargo
+        # compile at a time on the daemon, each using all cores; the other steps overlap either way).
+        run("3 platforms, cold, no compile limit",
+            inv_build(fresh_copy(source, work), "amd64,arm64,arm", work, extra=("--compile-slots=0",)))
     for i in range(repeat):
         inv_project, shell_project = fresh_copy(source, work), fresh_copy(source, work)
         for k, state in enumerate(("cold", "no change")):
@@ -273,6 +278,10 @@ RATIOS = [
     ("3 platforms, cold", "3 platforms / native", "3 platforms, cold", "native amd64, cold"),
     ("3 platforms, warm (one-line change)", "3 platforms / native", "3 platforms, warm (one-line change)",
      "native amd64, warm (one-line change)"),
+    ("3 platforms, cold, no compile limit", "3 platforms / native", "3 platforms, cold, no compile limit",
+     "native amd64, cold"),
+    ("3 platforms, cold, no compile limit", "no limit / 1 slot", "3 platforms, cold, no compile limit",
+     "3 platforms, cold"),
     ("emulated arm64, cold", "emulated / cross", "emulated arm64, cold", "cross arm64, cold"),
     ("emulated arm64, warm (one-line change)", "emulated / cross", "emulated arm64, warm (one-line change)",
      "cross arm64, warm (one-line change)"),

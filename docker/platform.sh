@@ -205,6 +205,32 @@ share_cargo_downloads() {
   done
 }
 
+# COMPILE_SLOTS (default 1; 0 = no limit): wait for one of that many lock slots in the shared cache
+# before compiling, so parallel arches (and other projects) on one daemon do not oversubscribe its
+# cores. Taken after the target-dir lock, in that order everywhere, so two builds cannot deadlock.
+take_compile_slot() {
+  slots=${COMPILE_SLOTS:-1}
+  cache=${CARGO_SHARED_CACHE:-}
+  case $slots in ''|*[!0-9]*) die "COMPILE_SLOTS must be a whole number, not '$slots'" ;; esac
+  [ "$slots" -gt 0 ] && [ -n "$cache" ] && command -v flock >/dev/null 2>&1 || return 0
+  waited=0
+  while :; do
+    i=0
+    while [ "$i" -lt "$slots" ]; do
+      exec 8>"$cache/.crossdock-compile-slot-$i"
+      if flock -n 8; then
+        [ "$waited" = 0 ] || echo "platform.sh: got compile slot $i after ${waited}s" >&2
+        return 0
+      fi
+      exec 8>&-
+      i=$((i + 1))
+    done
+    [ "$waited" != 0 ] || echo "platform.sh: waiting for one of $slots compile slot(s) (COMPILE_SLOTS)" >&2
+    sleep 1
+    waited=$((waited + 1))
+  done
+}
+
 cmd_build() {
   compute
   : "${BIN:?platform.sh build: BIN (the binary name) is required}"
@@ -223,6 +249,7 @@ cmd_build() {
   # One build at a time per target dir (two builds of the same project and arch may run at once): the
   # source record and the artifacts must describe the same build.
   if command -v flock >/dev/null 2>&1; then exec 9>"$target_dir/.crossdock.lock" && flock 9; fi
+  take_compile_slot
   restamp_changed_sources "$target_dir/.crossdock-sources.sha256"
   echo "platform.sh: cargo $* (flavour $FLAVOUR, linker $LINKER, target dir $target_dir)" >&2
   cargo "$@"

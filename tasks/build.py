@@ -69,6 +69,7 @@ def build_args(settings: Settings, target: Target, vcs: VcsInfo | None, *, versi
         "DESCRIPTION": pkg.description,
         "LICENSES": pkg.license,
         "CACHE_KEY": cache_key(settings.project, target.bin),
+        "COMPILE_SLOTS": str(settings.compile_slots),
     }
     return args
 
@@ -226,19 +227,20 @@ def run_plan(c: Context, plan: buildx.BuildPlan, *, jobs: int, dry: bool) -> lis
 @task(
     auto_shortflags=False,
     help=flag_help("platforms", "project", "bin", "package", "registry", "image", "tag", "output", "jobs",
-                   "builder", "builder_image", "runtime_image", "cargo_profile", "port", "out_dir",
+                   "compile_slots", "builder", "builder_image", "runtime_image", "cargo_profile", "port", "out_dir",
                    no_cache="Ignore BuildKit's layer cache (cargo's cache mounts are kept): rebuild every step."),
 )
 def build(c: Context, platforms=None, project=None, bin=None, package=None, registry=None, image=None,
-          tag=None, output=None, jobs=None, builder=None, builder_image=None, runtime_image=None,
-          cargo_profile=None, port=None, out_dir=None, no_cache=False):
+          tag=None, output=None, jobs=None, compile_slots=None, builder=None, builder_image=None,
+          runtime_image=None, cargo_profile=None, port=None, out_dir=None, no_cache=False):
     """Cross-compile the Rust project for every platform and join the images into one manifest list."""
     dry = bool(c.config.run.dry)
     try:
         settings = load_settings(
             c, platforms=platforms, project=project, bin=bin, package=package, registry=registry, image=image,
-            tag=tag, output=output, jobs=jobs, builder=builder, builder_image=builder_image,
-            runtime_image=runtime_image, cargo_profile=cargo_profile, port=port, out_dir=out_dir)
+            tag=tag, output=output, jobs=jobs, compile_slots=compile_slots, builder=builder,
+            builder_image=builder_image, runtime_image=runtime_image, cargo_profile=cargo_profile, port=port,
+            out_dir=out_dir)
         report = execute_build(c, settings, dry=dry, no_cache=no_cache)
     except (PlatformError, SettingsError, ProjectError, EngineError) as e:
         raise Exit(f"crossdock: error: {e}", code=1) from None

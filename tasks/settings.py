@@ -42,6 +42,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("output", "push", "push: push each arch and join them into one manifest list; "
          "load: load one local image per arch tagged <tag>-<arch>, no registry needed."),
     Knob("jobs", "0", "How many architectures build (or smoke-test) at once. 0: all of them."),
+    Knob("compile_slots", "1", "How many cargo compile steps may run at once on one build daemon (each uses "
+         "all its cores; the other build steps always overlap). 0: no limit."),
     Knob("builder", "", "buildx builder name (docker buildx ls). Empty: the current builder."),
     Knob("builder_image", "docker.io/library/rust:1-bookworm",
          "Image of the native compile stage: a rustup image, or a plain Debian (uses Debian's rustc-web)."),
@@ -86,6 +88,7 @@ class Settings:
     tag: str
     output: str
     jobs: int
+    compile_slots: int
     builder: str
     builder_image: str
     runtime_image: str
@@ -124,6 +127,13 @@ def resolve(
     if jobs < 0:
         raise SettingsError(f"jobs must be a whole number >= 0, not {values['jobs']!r} (0 = all at once)")
     try:
+        compile_slots = int(values["compile_slots"])
+    except ValueError:
+        compile_slots = -1
+    if compile_slots < 0:
+        raise SettingsError(f"compile_slots must be a whole number >= 0, not {values['compile_slots']!r} "
+                            f"(--compile-slots or {ENV_PREFIX}COMPILE_SLOTS; 0 = no limit)")
+    try:
         timeout_ok = float(values["smoke_timeout"]) > 0
     except ValueError:
         timeout_ok = False
@@ -139,7 +149,8 @@ def resolve(
     project = Path(values["project"]).expanduser() if values["project"] else EXAMPLE_PROJECT
     out_dir = Path(values["out_dir"]).expanduser()
     typed = {f.name: values[f.name] for f in fields(Settings)}
-    typed.update(project=(base / project).resolve(), out_dir=(base / out_dir).resolve(), jobs=jobs)
+    typed.update(project=(base / project).resolve(), out_dir=(base / out_dir).resolve(), jobs=jobs,
+                 compile_slots=compile_slots)
     return Settings(**typed)
 
 

@@ -296,3 +296,35 @@ def test_cargo_downloads_are_shared_but_cargo_home_config_is_not(engine, tmp_pat
     main = project / "src" / "main.rs"
     main.write_text(main.read_text() + "\n// changed: the build script runs again\n")
     assert "config-before=false marker-before=true" in build()
+
+
+def _build_script_intervals(log: str) -> tuple[float, float]:
+    start = float(log.split("build-script-start=")[1].split()[0])
+    end = float(log.split("build-script-end=")[1].split()[0])
+    return start, end
+
+
+@pytest.mark.parametrize("slots", ["1", "0"])
+def test_compile_slots_bound_parallel_compiles_on_the_daemon(engine, tmp_path, slots):
+    """Two arches start together and each compile step sleeps 10 s in a build script. With one slot the
+    two compiles never overlap (the second says it waited); with no limit nobody waits."""
+    project = make_project(tmp_path / "slots")
+    (project / "build.rs").write_text(
+        "fn now() -> f64 { std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap()"
+        ".as_secs_f64() }\n"
+        "fn main() {\n"
+        '    println!("cargo:warning=build-script-start={:.3}", now());\n'
+        "    std::thread::sleep(std::time::Duration::from_secs(10));\n"
+        '    println!("cargo:warning=build-script-end={:.3}", now());\n'
+        "}\n")
+    r = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=amd64,arm64", f"--project={project}",
+                f"--compile-slots={slots}", f"--image={unique_image('slots')}", f"--out-dir={tmp_path / 'out'}")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    logs = [(tmp_path / "out" / "build" / f"{arch}.log").read_text() for arch in ("amd64", "arm64")]
+    waited = [log for log in logs if "waiting for one of 1 compile slot(s)" in log]
+    if slots == "1":
+        (s1, e1), (s2, e2) = sorted(_build_script_intervals(log) for log in logs)
+        assert e1 <= s2, f"compiles overlapped with one slot: {s1}-{e1} and {s2}-{e2}"
+        assert all("got compile slot 0 after" in log for log in waited)
+    else:
+        assert waited == [] and not any("compile slot" in log for log in logs)

@@ -10,6 +10,7 @@ from tasks.settings import DEFAULTS, EXAMPLE_PROJECT, KNOBS, SUITE_ROOT, Setting
 def test_defaults_apply_when_nothing_is_set(tmp_path):
     s = resolve(cwd=tmp_path)
     assert s.platforms == DEFAULTS["platforms"] and s.tag == "dev" and s.output == "push" and s.jobs == 0
+    assert s.compile_slots == 1
     assert s.project == EXAMPLE_PROJECT
     assert s.out_dir == tmp_path / "out"
 
@@ -34,6 +35,8 @@ def test_relative_paths_resolve_against_the_working_directory(tmp_path):
     ({"output": "tarball"}, "output must be 'push' or 'load'"),
     ({"jobs": "-1"}, "jobs must be a whole number"),
     ({"jobs": "many"}, "jobs must be a whole number"),
+    ({"compile_slots": "-2"}, "compile_slots must be a whole number >= 0.*--compile-slots"),
+    ({"compile_slots": "all"}, "compile_slots must be a whole number >= 0"),
     ({"smoke_timeout": "soon"}, "smoke_timeout must be a number of seconds"),
     ({"smoke_timeout": "0"}, "smoke_timeout must be a number of seconds"),
     ({"smoke_command": "'unclosed"}, "is not a usable argument list"),
