@@ -329,7 +329,7 @@ def write_results(out: Path, info: dict, lines_of_rust: dict, all_rows: dict[str
     header = (f"Measured {info['date']} on {info['cores']} cores / {info['memory']} ({info['machine']}), "
               f"Docker engine {info['engine']}, {info['buildx']}. Workloads: "
               + ", ".join(f"{w} ({n} lines of Rust)" for w, n in lines_of_rust.items())
-              + f". Command: `.venv/bin/python benchmarks/run.py {' '.join(sys.argv[1:])}`."
+              + f". Command: `{' '.join(['.venv/bin/python benchmarks/run.py', *sys.argv[1:]])}`."
               + ("" if final else " PARTIAL: the run was still going when this was written."))
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text(header + "\n\n" + text + "\n")

@@ -26,3 +26,9 @@ def test_the_two_commands_exist_and_ci_calls_the_test_command():
     assert "scripts/provision-local.sh && .venv/bin/inv -f local-world.yaml build --platforms=amd64,arm64,arm" in README
     assert "\nscripts/test.sh\n" in README
     assert "scripts/test.sh" in (SUITE_ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_shows_the_latest_benchmark_results():
+    results = (SUITE_ROOT / "benchmarks" / "results.md").read_text().strip()
+    assert "PARTIAL" not in results, "benchmarks/results.md is from an unfinished run"
+    assert results in README, "README's Benchmarks section must show benchmarks/results.md as it is"
