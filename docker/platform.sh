@@ -213,30 +213,22 @@ take_compile_slot() {
   cache=${CARGO_SHARED_CACHE:-}
   case $slots in ''|*[!0-9]*) die "COMPILE_SLOTS must be a whole number, not '$slots'" ;; esac
   [ "$slots" -gt 0 ] && [ -n "$cache" ] && command -v flock >/dev/null 2>&1 || return 0
-  if [ "$slots" = 1 ]; then  # the default: wait on the one lock (woken the moment it is free)
-    exec 8>"$cache/.crossdock-compile-slot-0"
-    flock -n 8 && return 0
-    echo "platform.sh: waiting for one of 1 compile slot(s) (COMPILE_SLOTS)" >&2
-    start=$(date +%s)
-    flock 8
-    echo "platform.sh: got compile slot 0 after $(( $(date +%s) - start ))s" >&2
-    return 0
-  fi
   start=$(date +%s) said=0
   while :; do
     i=0
     while [ "$i" -lt "$slots" ]; do
       exec 8>"$cache/.crossdock-compile-slot-$i"
-      if flock -n 8; then
+      # With one slot, the second try blocks on the lock (woken the moment it is free); with more, poll.
+      if [ "$said" = 1 ] && [ "$slots" = 1 ]; then flock 8; else flock -n 8; fi && {
         [ "$said" = 0 ] || echo "platform.sh: got compile slot $i after $(( $(date +%s) - start ))s" >&2
         return 0
-      fi
+      }
       exec 8>&-
       i=$((i + 1))
     done
     [ "$said" = 1 ] || echo "platform.sh: waiting for one of $slots compile slot(s) (COMPILE_SLOTS)" >&2
     said=1
-    sleep 0.2
+    [ "$slots" = 1 ] || sleep 0.2
   done
 }
 

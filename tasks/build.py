@@ -80,6 +80,7 @@ def gather(
     platforms = parse_platforms(settings.platforms)
     packages, root_name = probe_project(settings.project)
     target = choose_target(packages, bin=settings.bin, package=settings.package, root_package=root_name)
+
     def engine_then_base_image() -> tuple[str, str]:  # no registry lookup when there is no engine
         return probe_engine(c, builder=settings.builder).driver, base_image_problem(c, settings, platforms)
 
