@@ -79,8 +79,6 @@ class PeakRss:
 
 @dataclass
 class Row:
-    name: str
-    workload: str
     seconds: list[float] = field(default_factory=list)
     peak_rss: int = 0
     compile: list[float] = field(default_factory=list)  # BuildKit's time for the cargo step (slowest arch)
@@ -104,10 +102,10 @@ def step_seconds(log_text: str, pattern: re.Pattern[str]) -> float:
                if m.group(1) in ids)
 
 
-def timed(argv: list[str], *, cwd: Path | None = None, log: Path | None = None) -> tuple[float, int]:
+def timed(argv: list[str], *, log: Path | None = None) -> tuple[float, int]:
     with PeakRss() as rss:
         t0 = time.monotonic()
-        r = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+        r = subprocess.run(argv, capture_output=True, text=True)
         seconds = time.monotonic() - t0
     if log:
         log.write_text(r.stdout + r.stderr)
@@ -205,13 +203,13 @@ def measure(workload: str, source: Path, bin_name: str, package: str, edit_file:
 
     build_logs = work / "out" / "build"  # inv's per-arch logs, and the shell script's
 
-    def run(name: str, argv: list[str], *, cwd: Path | None = None) -> None:
-        row = rows.setdefault(name, Row(name, workload))
+    def run(name: str, argv: list[str]) -> None:
+        row = rows.setdefault(name, Row())
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
         log = log_dir / f"{workload}-{slug}-{len(row.seconds)}.log"
         for old in build_logs.glob("*.log"):
             old.unlink()
-        seconds, rss = timed(argv, cwd=cwd, log=log)
+        seconds, rss = timed(argv, log=log)
         texts = [log.read_text(errors="replace")] + [f.read_text(errors="replace") for f in build_logs.glob("*.log")]
         row.seconds.append(seconds)
         row.peak_rss = max(row.peak_rss, rss)
@@ -298,11 +296,9 @@ def ratios_for(name: str, rows: dict[str, Row]) -> list[tuple[str, float]]:
     for row, label, a, b in RATIOS:
         if row == name and rows.get(a) and rows.get(b) and rows[a].seconds and rows[b].seconds:
             value = rows[a].median / rows[b].median
+            out.append((label, value))
             if label == "3 platforms / native":  # also against three separate single-platform builds
-                out.append((label, value))
                 out.append(("of 3 separate builds", value / 3))
-            else:
-                out.append((label, value))
     return out
 
 
