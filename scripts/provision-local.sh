@@ -169,7 +169,7 @@ bootstrap_rootfs() {  # DEBARCH -> $STATE/rootfs/DEBARCH/rootfs.tar
 
 step_base_images() {
   local record="$STATE/rootfs/arches" have missing=""
-  have=" $(cat "$record" 2>/dev/null) "
+  have=" $(cat "$record" 2>/dev/null || true) "
   for arch in $BASE_ARCHES; do case "$have" in *" $arch "*) ;; *) missing="$missing $arch" ;; esac; done
   if image_exists "$BASE_REPO" "$BASE_TAG" && [ -z "$missing" ]; then
     log "base image: $BASE_REPO:$BASE_TAG present ($(echo $have))"; return
