@@ -3,7 +3,7 @@
 invoke loads this file as a module named "tasks", which would hide the package of the same name.
 This shim is the one place that reads `.env` (python-dotenv; the real environment wins), then drops
 its own "tasks" registration so `import tasks` finds the package, re-exports its namespace, and moves
-the registry password out of the environment (tasks/secrets.py).
+the registry password out of the environment (tasks/engine/secrets.py).
 """
 
 import sys
@@ -16,7 +16,7 @@ del sys.modules["tasks"]
 sys.path.insert(0, str(Path(__file__).parent))
 
 from tasks import ns  # noqa: E402  (the package, now that the name is free)
-from tasks.secrets import take_from_environment  # noqa: E402
+from tasks.engine.secrets import take_from_environment  # noqa: E402
 
 take_from_environment()  # no child process (dockerd, the registry, builds) inherits the password
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # crossdock's per-architecture build helper. It runs in the native (BUILDPLATFORM) stages of
 # docker/Dockerfile and maps BuildKit's TARGETARCH + TARGETVARIANT to everything a Rust cross build
-# needs. It mirrors the build-side columns of tasks/platforms.py; tests/test_platform_sh.py runs it for
+# needs. It mirrors the build-side columns of tasks/core/platforms.py; tests/test_platform_sh.py runs it for
 # every row of that table (plain sh, no Docker) and compares.
 #
 #   platform.sh env        print KEY=VALUE lines for the target (what the other commands use)

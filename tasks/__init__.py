@@ -1,8 +1,11 @@
-"""crossdock's invoke tasks and its pure core.
+"""crossdock's invoke tasks.
 
-Layout: ``platforms`` (the platform table), ``settings`` (every knob, its default and precedence),
-``project`` (Cargo manifests), ``vcs`` (git), ``buildx`` (build plans as data), ``report`` (tables and
-JSON) are the core; ``engine`` (probes) and ``build`` (the `inv build` task) touch the outside world.
+The pipeline, in the order a release runs it: ``build`` (cross-compile every platform, push, join one
+manifest list), ``smoke`` (run every platform under QEMU), ``release`` (build + smoke + publish the
+tested index under its tags), and ``setup`` (check and repair what they need). These four task modules
+only sequence work; ``core/`` is the pure part (platform table, settings, plans, rules, checks, reports)
+and ``engine/`` the adapters that talk to Docker, the registry, QEMU's binfmt handlers and git.
+``common`` holds what the tasks share (console output, settings resolution, turning errors into exits).
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ from __future__ import annotations
 from invoke import Collection
 
 from .build import build
+from .core.settings import DEFAULTS
 from .release import release
-from .settings import DEFAULTS
 from .setup import setup
 from .smoke import smoke
 

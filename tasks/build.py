@@ -17,16 +17,16 @@ from pathlib import Path
 
 from invoke import Context, Exit, task
 
-from . import buildx
-from .checks import parse_index
-from .common import load_settings, probe_run, say, say_block
-from .engine import EngineError, probe_engine
-from .platforms import PlatformError, parse_platforms
-from .project import ProjectError, Target, choose_target, probe_project
-from .report import ArchResult, build_report, human_seconds, summary_table
-from .settings import SUITE_ROOT, Settings, SettingsError, flag_help
-from .setup import base_image_problem, emulator_warning
-from .vcs import VcsInfo, probe_vcs, version_for
+from .common import load_settings, say, say_block
+from .core import buildx
+from .core.checks import parse_index
+from .core.platforms import PlatformError, parse_platforms
+from .core.project import ProjectError, Target, choose_target, probe_project
+from .core.report import ArchResult, build_report, human_seconds, summary_table
+from .core.settings import SUITE_ROOT, Settings, SettingsError, flag_help
+from .engine.docker import EngineError, probe_engine, probe_run
+from .engine.preflight import base_image_problem, emulator_warning
+from .engine.vcs import VcsInfo, probe_vcs, version_for
 
 DOCKER_DIR = SUITE_ROOT / "docker"
 STATUS_EVERY = 20.0  # seconds between progress lines while builds run

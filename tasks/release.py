@@ -17,22 +17,22 @@ from pathlib import Path
 
 from invoke import Context, Exit, task
 
-from . import buildx
 from .build import execute_build
-from .checks import parse_index
-from .common import image_index, load_settings, say
-from .emulation import probe_handlers
-from .engine import EngineError
-from .guards import ReleaseError, ReleaseState, check_release, published_from_here
-from .platforms import PlatformError, lookup, parse_platforms
-from .project import ProjectError, choose_target, probe_project
-from .registry import Client, RegistryError, Repo, is_transient
-from .report import format_table, human_seconds
-from .secrets import CredentialsError, credentials, private_docker_config, require_pair
-from .settings import Settings, SettingsError, flag_help
+from .common import load_settings, say
+from .core import buildx
+from .core.checks import parse_index
+from .core.guards import ReleaseError, ReleaseState, check_release, published_from_here
+from .core.platforms import PlatformError, lookup, parse_platforms
+from .core.project import ProjectError, choose_target, probe_project
+from .core.report import format_table, human_seconds
+from .core.settings import Settings, SettingsError, flag_help
+from .core.tags import TagPlan, docker_tag, parse_semver, plan_tags
+from .engine.docker import EngineError, image_index
+from .engine.emulation import probe_handlers
+from .engine.registry import Client, RegistryError, Repo, is_transient
+from .engine.secrets import CredentialsError, credentials, private_docker_config, require_pair
+from .engine.vcs import probe_vcs
 from .smoke import SmokeError, expectations_from_report, run_smoke
-from .tags import TagPlan, docker_tag, parse_semver, plan_tags
-from .vcs import probe_vcs
 
 RETRY_DELAYS = (1.0, 2.0, 4.0)  # seconds between attempts of a registry write (transient errors only)
 
@@ -51,7 +51,7 @@ def run_with_retry(c: Context, argv: list[str], *, what: str, delays: tuple[floa
 
 
 def login(c: Context, registries: list[str], user: str, password: str) -> None:
-    """`docker login --password-stdin` into the task's private Docker config (tasks.secrets): the password
+    """`docker login --password-stdin` into the task's private Docker config (tasks.engine.secrets): the password
     never appears on a command line or in output, and the login is gone when the task ends."""
     if not password:
         raise ReleaseError("REGISTRY_PASSWORD is empty")

@@ -15,13 +15,15 @@ from pathlib import Path
 
 from invoke import Context, Exit, task
 
-from .common import image_index, last_line, load_settings, probe_run, say
-from .emulation import BINFMT, handler_field, host_platform_name, is_native, probe_handlers
-from .platforms import Platform, PlatformError, lookup, parse_platforms
-from .registry import Client, RegistryError, Repo
-from .report import format_table
-from .secrets import PASSWORD_ENV, USER_ENV, CredentialsError, credentials, require_pair
-from .settings import SUITE_ROOT, Settings, SettingsError, flag_help
+from .common import load_settings, say
+from .core.platforms import Platform, PlatformError, lookup, parse_platforms
+from .core.report import format_table
+from .core.settings import SUITE_ROOT, Settings, SettingsError, flag_help
+from .engine.docker import last_line, probe_run
+from .engine.emulation import BINFMT, handler_field, host_platform_name, is_native, probe_handlers
+from .engine.preflight import image_platforms, missing_platforms
+from .engine.registry import Client, RegistryError, Repo
+from .engine.secrets import PASSWORD_ENV, USER_ENV, CredentialsError, credentials, require_pair
 
 PROVISION = SUITE_ROOT / "scripts" / "provision-local.sh"
 LOCAL_REGISTRY = "127.0.0.1:5000"
@@ -98,22 +100,8 @@ def check_emulators(c: Context, platforms: tuple[Platform, ...]) -> list[Row]:
     return rows
 
 
-def image_platforms(c: Context, image: str) -> tuple[list[str] | None, str]:
-    entries, error = image_index(c, image)
-    if entries is None:
-        return None, error
-    return [e.platform for e in entries], "" if entries else "a single-platform image (no manifest list)"
 
 
-def missing_platforms(offered: list[str], wanted: tuple[Platform, ...]) -> list[Platform]:
-    """Platforms of ``wanted`` an image's index lacks (arm/v7 also matches a variant-less linux/arm)."""
-    have = set()
-    for name in offered:
-        try:
-            have.add(lookup(name).name)
-        except PlatformError:
-            continue
-    return [p for p in wanted if p.name not in have]
 
 
 def check_base_images(c: Context, settings: Settings, platforms: tuple[Platform, ...]) -> list[Row]:
@@ -250,21 +238,3 @@ def setup(c: Context, platforms=None, fix=False, builder=None, builder_image=Non
             f"  {r.check}: {r.found}. Fix: {r.fix}" for r in failed), code=1)
     print()
     say(f"ready for {', '.join(p.docker for p in wanted)}")
-
-
-def emulator_warning(platforms: tuple[Platform, ...]) -> list[str]:
-    """For `inv build`: builds need no emulator, but the smoke tests will."""
-    return [f"warning: {p} (the build itself does not need it; `inv smoke` will)" for p in probe_handlers(platforms)]
-
-
-def base_image_problem(c: Context, settings: Settings, platforms: tuple[Platform, ...]) -> str:
-    """For `inv build`: the runtime image lacks a requested platform (checked before any build)."""
-    offered, _ = image_platforms(c, settings.runtime_image)
-    if not offered:  # unreadable or single-platform: let the build report it
-        return ""
-    missing = missing_platforms(offered, platforms)
-    if not missing:
-        return ""
-    return (f"the runtime image {settings.runtime_image} has no {', '.join(p.docker for p in missing)} "
-            f"(it has {', '.join(offered)}): drop those platforms or choose another --runtime-image")
-

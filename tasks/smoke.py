@@ -20,7 +20,8 @@ from pathlib import Path
 from invoke import Context, Exit, task
 from invoke.exceptions import CommandTimedOut
 
-from .checks import (
+from .common import load_settings, say
+from .core.checks import (
     Check,
     Expectations,
     IndexEntry,
@@ -30,13 +31,12 @@ from .checks import (
     check_run,
     junit_xml,
 )
-from .common import image_index, load_settings, probe_run, say
-from .elf import ElfError, parse_elf
-from .emulation import host_platform_name, is_native, probe_handlers
-from .engine import EngineError, probe_engine
-from .platforms import Platform, PlatformError, lookup, parse_platforms
-from .report import format_table, human_seconds
-from .settings import HELP, Settings, SettingsError, flag_help
+from .core.elf import ElfError, parse_elf
+from .core.platforms import Platform, PlatformError, lookup, parse_platforms
+from .core.report import format_table, human_seconds
+from .core.settings import HELP, Settings, SettingsError, flag_help
+from .engine.docker import EngineError, image_index, probe_engine, probe_run
+from .engine.emulation import host_platform_name, is_native, probe_handlers
 
 
 def repository_of(ref: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.platforms import lookup
+from tasks.core.platforms import lookup
 from tests.conftest import LOCAL_WORLD, REGISTRY, git, make_project, manifest, run_inv, unique_image
 
 pytestmark = pytest.mark.real

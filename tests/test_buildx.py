@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks import buildx
-from tasks.platforms import parse_platforms
+from tasks.core import buildx
+from tasks.core.platforms import parse_platforms
 
 
 def request(**overrides) -> buildx.BuildRequest:

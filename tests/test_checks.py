@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-from tasks.checks import (
+from tasks.core.checks import (
     Check,
     Expectations,
     PlatformSmoke,
@@ -14,8 +14,8 @@ from tasks.checks import (
     junit_xml,
     parse_index,
 )
-from tasks.elf import ElfInfo
-from tasks.platforms import lookup
+from tasks.core.elf import ElfInfo
+from tasks.core.platforms import lookup
 from tasks.smoke import repository_of
 
 LABELS = {"org.opencontainers.image.version": "1.0.0", "org.opencontainers.image.revision": "abc",

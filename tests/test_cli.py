@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tasks.settings import KNOBS
+from tasks.core.settings import KNOBS
 from tests.conftest import run_inv
 
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.elf import EF_ARM_ABI_FLOAT_HARD, EF_ARM_ABI_FLOAT_SOFT, ElfError, glibc_key, highest, parse_elf
+from tasks.core.elf import EF_ARM_ABI_FLOAT_HARD, EF_ARM_ABI_FLOAT_SOFT, ElfError, glibc_key, highest, parse_elf
 
 
 def elf_header(*, machine: int, elf_class: int = 32, endian: str = "little", flags: int = 0) -> bytes:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from tasks.emulation import check_handler, host_platform_name, is_native
-from tasks.platforms import lookup
+from tasks.core.platforms import lookup
+from tasks.engine.emulation import check_handler, host_platform_name, is_native
 
 GOOD = "enabled\ninterpreter /usr/libexec/qemu-binfmt/arm-binfmt-P\nflags: PF\noffset 0\nmagic 7f454c46\n"
 
@@ -29,7 +29,7 @@ def test_native_platforms_need_no_emulator():
 
 
 def test_handler_fields():
-    from tasks.emulation import handler_field
+    from tasks.engine.emulation import handler_field
     assert handler_field(GOOD, "flags") == "PF"
     assert handler_field(GOOD, "interpreter") == "/usr/libexec/qemu-binfmt/arm-binfmt-P"
     assert handler_field(GOOD, "missing") == ""

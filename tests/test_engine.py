@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from invoke import MockContext, Result
 
-from tasks.engine import EngineError, probe_engine
+from tasks.engine.docker import EngineError, probe_engine
 
 VERSION = "docker version --format '{{.Server.Version}}'"
 BUILDX = "docker buildx version"

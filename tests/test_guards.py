@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.guards import ReleaseError, ReleaseState, check_release, published_from_here
-from tasks.registry import Repo, is_transient, plain_http
+from tasks.core.guards import ReleaseError, ReleaseState, check_release, published_from_here
+from tasks.engine.registry import Repo, is_transient, plain_http
 
 REV = "abcdef0123456789"
 

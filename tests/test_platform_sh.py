@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.platforms import PLATFORMS, Platform
+from tasks.core.platforms import PLATFORMS, Platform
 
 SCRIPT = Path(__file__).resolve().parent.parent / "docker" / "platform.sh"
 
@@ -100,7 +100,7 @@ def test_unknown_command_is_a_usage_error():
 
 def test_provision_script_maps_debian_arches_like_the_table():
     """scripts/provision-local.sh has its own Debian arch -> Docker platform map (it runs before the venv
-    exists); every entry must agree with tasks/platforms.py."""
+    exists); every entry must agree with tasks/core/platforms.py."""
     import re
 
     script = (SCRIPT.parent.parent / "scripts" / "provision-local.sh").read_text()

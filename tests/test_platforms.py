@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.platforms import PLATFORMS, PlatformError, by_target, lookup, parse_platforms
+from tasks.core.platforms import PLATFORMS, PlatformError, by_target, lookup, parse_platforms
 
 
 @pytest.mark.parametrize("name, docker", [

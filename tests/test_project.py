@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.project import Package, ProjectError, choose_target, parse_binaries, probe_project
-from tasks.settings import EXAMPLE_PROJECT
+from tasks.core.project import Package, ProjectError, choose_target, parse_binaries, probe_project
+from tasks.core.settings import EXAMPLE_PROJECT
 
 
 def pkg(name, *bins, directory="."):

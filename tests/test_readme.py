@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tasks.platforms import PLATFORMS
-from tasks.settings import KNOBS, SUITE_ROOT
+from tasks.core.platforms import PLATFORMS
+from tasks.core.settings import KNOBS, SUITE_ROOT
 
 README = (SUITE_ROOT / "README.md").read_text()
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.settings import DEFAULTS, EXAMPLE_PROJECT, KNOBS, SUITE_ROOT, SettingsError, parse_env_example, resolve
+from tasks.core.settings import DEFAULTS, EXAMPLE_PROJECT, KNOBS, SUITE_ROOT, SettingsError, parse_env_example, resolve
 
 
 def test_defaults_apply_when_nothing_is_set(tmp_path):

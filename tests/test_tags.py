@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.tags import VersionError, docker_tag, parse_semver, plan_tags, version_of_tag
+from tasks.core.tags import VersionError, docker_tag, parse_semver, plan_tags, version_of_tag
 
 SHA = "0123456789abcdef"
 

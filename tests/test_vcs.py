@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.vcs import VcsInfo, probe_vcs, public_url, version_for
+from tasks.engine.vcs import VcsInfo, probe_vcs, public_url, version_for
 from tests.conftest import git, make_project
 
 

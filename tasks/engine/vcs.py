@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .tags import version_of_tag
+from ..core.tags import version_of_tag
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "CROSSDOCK_"
-SUITE_ROOT = Path(__file__).resolve().parent.parent
+SUITE_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_PROJECT = SUITE_ROOT / "example"
 
 

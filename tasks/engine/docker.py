@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from dataclasses import dataclass
+from typing import Any
 
 from invoke import Context
 
-from .buildx import parse_driver
-from .common import last_line, probe_run
+from ..core.buildx import parse_driver
+from ..core.checks import IndexEntry, parse_index
+
+
+def probe_run(c: Context, argv: list[str], **kwargs: Any):  # -> invoke.Result
+    """A read-only command: quiet, never fails the task, and runs even under `inv --dry`."""
+    options: dict[str, Any] = dict(hide=True, warn=True, echo=False, in_stream=False, dry=False)
+    options.update(kwargs)
+    return c.run(shlex.join(argv), **options)
+
+
+def last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def image_index(c: Context, image: str) -> tuple[list[IndexEntry] | None, str]:
+    """The platforms of an image's manifest list, through the registry (None and the error if unreadable;
+    an empty list for a single-platform image)."""
+    r = probe_run(c, ["docker", "buildx", "imagetools", "inspect", "--raw", image])
+    if r.failed:
+        return None, last_line(r.stderr)
+    return parse_index(r.stdout), ""
 
 
 class EngineError(RuntimeError):

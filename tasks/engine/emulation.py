@@ -10,7 +10,7 @@ import platform as host_platform
 from dataclasses import dataclass
 from pathlib import Path
 
-from .platforms import PLATFORMS, Platform
+from ..core.platforms import PLATFORMS, Platform
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 

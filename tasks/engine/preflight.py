@@ -1,0 +1,45 @@
+"""Checks a task runs before any work: emulators for the smoke tests, the base images' platforms."""
+
+from __future__ import annotations
+
+from invoke import Context
+
+from ..core.platforms import Platform, PlatformError, lookup
+from ..core.settings import Settings
+from .docker import image_index
+from .emulation import probe_handlers
+
+
+def image_platforms(c: Context, image: str) -> tuple[list[str] | None, str]:
+    entries, error = image_index(c, image)
+    if entries is None:
+        return None, error
+    return [e.platform for e in entries], "" if entries else "a single-platform image (no manifest list)"
+
+
+def missing_platforms(offered: list[str], wanted: tuple[Platform, ...]) -> list[Platform]:
+    """Platforms of ``wanted`` an image's index lacks (arm/v7 also matches a variant-less linux/arm)."""
+    have = set()
+    for name in offered:
+        try:
+            have.add(lookup(name).name)
+        except PlatformError:
+            continue
+    return [p for p in wanted if p.name not in have]
+
+
+def emulator_warning(platforms: tuple[Platform, ...]) -> list[str]:
+    """For `inv build`: builds need no emulator, but the smoke tests will."""
+    return [f"warning: {p} (the build itself does not need it; `inv smoke` will)" for p in probe_handlers(platforms)]
+
+
+def base_image_problem(c: Context, settings: Settings, platforms: tuple[Platform, ...]) -> str:
+    """For `inv build`: the runtime image lacks a requested platform (checked before any build)."""
+    offered, _ = image_platforms(c, settings.runtime_image)
+    if not offered:  # unreadable or single-platform: let the build report it
+        return ""
+    missing = missing_platforms(offered, platforms)
+    if not missing:
+        return ""
+    return (f"the runtime image {settings.runtime_image} has no {', '.join(p.docker for p in missing)} "
+            f"(it has {', '.join(offered)}): drop those platforms or choose another --runtime-image")
