@@ -15,15 +15,15 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from invoke import Context, Exit, task
+from invoke import Context
 
-from .common import load_settings, say, say_block
+from .common import crossdock_task, load_settings, say, say_block
 from .core import buildx
-from .core.checks import parse_index
-from .core.platforms import PlatformError, parse_platforms
-from .core.project import ProjectError, Target, choose_target, probe_project
+from .core.errors import CrossdockError
+from .core.project import Target, check_lockfile, choose_target, probe_project
+from .core.references import join_repository, manifest_digest, manifest_size, parse_index
 from .core.report import ArchResult, build_report, human_seconds, summary_table
-from .core.settings import SUITE_ROOT, Settings, SettingsError, flag_help
+from .core.settings import SUITE_ROOT, Settings, flag_help
 from .engine.docker import EngineError, probe_engine, probe_run
 from .engine.preflight import base_image_problem, emulator_warning
 from .engine.vcs import VcsInfo, probe_vcs, version_for
@@ -59,7 +59,7 @@ def build_args(settings: Settings, target: Target, vcs: VcsInfo | None, *, versi
         "BIN": target.bin,
         "PACKAGE": target.cargo_package,
         "CARGO_PROFILE": settings.cargo_profile,
-        "PORT": settings.port,
+        "PORT": str(settings.port),
         "VERSION": version or version_for(vcs, pkg.version),
         "VCS_REF": vcs.revision if vcs else "unknown",
         "VCS_BRANCH": vcs.branch if vcs else "unknown",
@@ -77,9 +77,10 @@ def build_args(settings: Settings, target: Target, vcs: VcsInfo | None, *, versi
 def gather(
     c: Context, settings: Settings, *, dry: bool, no_cache: bool = False, manifest_tag: str = "", version: str = ""
 ) -> tuple[buildx.BuildPlan, Target, VcsInfo | None]:
-    platforms = parse_platforms(settings.platforms)
+    platforms = settings.platforms
     packages, root_name = probe_project(settings.project)
     target = choose_target(packages, bin=settings.bin, package=settings.package, root_package=root_name)
+    check_lockfile(settings.project, packages)
 
     def engine_then_base_image() -> tuple[str, str]:  # no registry lookup when there is no engine
         return probe_engine(c, builder=settings.builder).driver, base_image_problem(c, settings, platforms)
@@ -106,7 +107,7 @@ def gather(
     request = buildx.BuildRequest(
         project=settings.project,
         platforms=platforms,
-        repository=buildx.repository(settings.registry, settings.image or target.bin),
+        repository=join_repository(settings.registry, settings.image or target.bin),
         tag=settings.tag,
         output=settings.output,
         driver=driver,
@@ -161,7 +162,7 @@ def _with_size_and_ref(c: Context, plan: buildx.BuildPlan, arch: buildx.ArchBuil
     else:
         ref = f"{repo}@{r.digest}"
         raw = _read(c, [*buildx.buildx_prefix(plan.request.builder), "imagetools", "inspect", "--raw", ref])
-        size = str(buildx.manifest_size(raw)) if raw else ""
+        size = str(manifest_size(raw)) if raw else ""
     return ArchResult(**{**r.__dict__, "reference": ref, "size": int(size) if size.isdigit() else 0})
 
 
@@ -171,7 +172,7 @@ def _joined_index(c: Context, plan: buildx.BuildPlan, digests: dict[str, str]) -
     digest of a manifest is the sha256 of its bytes, which `--raw` prints unchanged."""
     raw = _read(c, [*buildx.buildx_prefix(plan.request.builder), "imagetools", "inspect", "--raw",
                     plan.manifest_ref])
-    digest = buildx.manifest_digest(raw)
+    digest = manifest_digest(raw)
     listed = sorted(e.digest for e in parse_index(raw)) if raw else []
     if not digest or listed != sorted(digests.values()):
         return "", (f"{plan.manifest_ref} does not list this build's images (moved by a concurrent run?): "
@@ -225,8 +226,7 @@ def run_plan(c: Context, plan: buildx.BuildPlan, *, jobs: int, dry: bool) -> lis
     return [results[a.platform.name] for a in plan.arches]
 
 
-@task(
-    auto_shortflags=False,
+@crossdock_task(
     help=flag_help("platforms", "project", "bin", "package", "registry", "image", "tag", "output", "jobs",
                    "compile_slots", "builder", "builder_image", "runtime_image", "cargo_profile", "port", "out_dir",
                    no_cache="Ignore BuildKit's layer cache (cargo's cache mounts are kept): rebuild every step."),
@@ -236,18 +236,15 @@ def build(c: Context, platforms=None, project=None, bin=None, package=None, regi
           runtime_image=None, cargo_profile=None, port=None, out_dir=None, no_cache=False):
     """Cross-compile the Rust project for every platform and join the images into one manifest list."""
     dry = bool(c.config.run.dry)
-    try:
-        settings = load_settings(
-            c, platforms=platforms, project=project, bin=bin, package=package, registry=registry, image=image,
-            tag=tag, output=output, jobs=jobs, compile_slots=compile_slots, builder=builder,
-            builder_image=builder_image, runtime_image=runtime_image, cargo_profile=cargo_profile, port=port,
-            out_dir=out_dir)
-        report = execute_build(c, settings, dry=dry, no_cache=no_cache)
-    except (PlatformError, SettingsError, ProjectError, EngineError) as e:
-        raise Exit(f"crossdock: error: {e}", code=1) from None
+    settings = load_settings(
+        c, platforms=platforms, project=project, bin=bin, package=package, registry=registry, image=image,
+        tag=tag, output=output, jobs=jobs, compile_slots=compile_slots, builder=builder,
+        builder_image=builder_image, runtime_image=runtime_image, cargo_profile=cargo_profile, port=port,
+        out_dir=out_dir)
+    report = execute_build(c, settings, dry=dry, no_cache=no_cache)
     if report is not None and not report["ok"]:
         names = ", ".join(p["platform"] for p in report["platforms"] if not p["ok"]) or "the manifest list"
-        raise Exit(f"crossdock: error: build failed for {names} (logs under {settings.out_dir / 'build'})", code=1)
+        raise CrossdockError(f"build failed for {names} (logs under {settings.out_dir / 'build'})")
 
 
 def execute_build(c: Context, settings: Settings, *, dry: bool, no_cache: bool = False,

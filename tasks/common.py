@@ -1,14 +1,18 @@
-"""What every task shares: console output and resolving settings from invoke's config + environment."""
+"""What every task shares: console output, resolving settings from invoke's config + environment, and
+the one place where a ``CrossdockError`` becomes ``crossdock: error: ...`` and exit code 1."""
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
-from invoke import Context
+from invoke import Context, Exit, task
 
-from .core.settings import Settings, resolve
+from .core.errors import CrossdockError
+from .core.settings import Settings, resolve, unknown_names
 
 _print_lock = threading.Lock()
 
@@ -24,6 +28,34 @@ def say_block(text: str) -> None:
 
 
 def load_settings(c: Context, **cli: Any) -> Settings:
-    """Defaults < config file (c.config.crossdock) < environment/.env < CLI flags."""
+    """Defaults < config file (c.config.crossdock) < environment/.env < CLI flags; warns about names
+    that are no setting (a typo in a config key or a CROSSDOCK_* variable)."""
     config = dict(c.config.get("crossdock", {}) or {})
+    for warning in unknown_names(config=config, environ=os.environ):
+        say(warning)
     return resolve(config=config, environ=os.environ, cli=cli)
+
+
+def redact(message: str) -> str:
+    """The registry password never reaches the console, whatever error text carried it."""
+    from .engine.secrets import credentials
+
+    password = credentials()[1]
+    return message.replace(password, "***") if password else message
+
+
+def crossdock_task(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """invoke's ``@task`` (flags are never abbreviated), with every ``CrossdockError`` turned into one
+    clean ``crossdock: error: ...`` exit 1 instead of a traceback."""
+
+    def decorate(body: Callable[..., Any]) -> Any:
+        @functools.wraps(body)
+        def run(c: Context, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return body(c, *args, **kwargs)
+            except CrossdockError as e:
+                raise Exit(f"crossdock: error: {redact(str(e))}", code=1) from None
+
+        return task(auto_shortflags=False, **options)(run)
+
+    return decorate

@@ -15,24 +15,24 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from invoke import Context, Exit, task
+from invoke import Context
 
 from .build import execute_build
-from .common import load_settings, say
+from .common import crossdock_task, load_settings, say
 from .core import buildx
-from .core.checks import parse_index
 from .core.guards import ReleaseError, ReleaseState, check_release, published_from_here
-from .core.platforms import PlatformError, lookup, parse_platforms
-from .core.project import ProjectError, choose_target, probe_project
+from .core.platforms import lookup
+from .core.project import check_lockfile, choose_target, probe_project
+from .core.references import index_entries, join_repository
 from .core.report import format_table, human_seconds
-from .core.settings import Settings, SettingsError, flag_help
+from .core.settings import Settings, flag_help, parse_flag, tag_prefix_parser
 from .core.tags import TagPlan, docker_tag, parse_semver, plan_tags
-from .engine.docker import EngineError, image_index
+from .engine.docker import image_index
 from .engine.emulation import probe_handlers
-from .engine.registry import Client, RegistryError, Repo, is_transient
-from .engine.secrets import CredentialsError, credentials, private_docker_config, require_pair
+from .engine.registry import Client, Repo, is_transient
+from .engine.secrets import credentials, private_docker_config, require_pair
 from .engine.vcs import probe_vcs
-from .smoke import SmokeError, expectations_from_report, run_smoke
+from .smoke import expectations_from_report, run_smoke
 
 RETRY_DELAYS = (1.0, 2.0, 4.0)  # seconds between attempts of a registry write (transient errors only)
 
@@ -86,7 +86,7 @@ def audit(client: Client, repos: list[str], plans: dict[str, TagPlan], index_dig
             if got != index_digest:
                 problems.append(f"{repo}:{tag} resolves to {got or 'nothing'}, not {index_digest}")
         index = client.manifest(r, index_digest)
-        have = sorted(e.platform for e in parse_index(json.dumps(index)))
+        have = sorted(e.platform for e in index_entries(index))
         if have != sorted(platforms):
             problems.append(f"{repo}@{index_digest} has {have}, expected {sorted(platforms)}")
     return problems
@@ -115,8 +115,7 @@ def publish(c: Context, repos: list[str], plans: dict[str, TagPlan], source: str
     return failures
 
 
-@task(
-    auto_shortflags=False,
+@crossdock_task(
     help=flag_help("platforms", "project", "registry", "jobs", "builder_image", "runtime_image", "out_dir",
                    image="+ Several, comma-separated, publish the same index to each.",
                    tag_prefix="Prefix of version tags in git (v for v1.2.3; empty for 1.2.3).",
@@ -128,50 +127,49 @@ def release(c: Context, platforms=None, project=None, registry=None, image=None,
     """Release the tagged commit: build, smoke-test, then publish the tested index under its tags."""
     dry = bool(c.config.run.dry)
     t0 = time.monotonic()
-    try:
-        settings = load_settings(c, platforms=platforms, project=project, registry=registry, image=image,
-                                 jobs=jobs, builder_image=builder_image, runtime_image=runtime_image,
-                                 out_dir=out_dir, output="push")
-        user, password = credentials()
-        require_pair(user, password)
-        client = Client(user, password)
-        if promote_from:
-            with private_docker_config():
-                return promote(c, settings, client, Path(promote_from), dry=dry, user=user, password=password)
-        wanted = parse_platforms(settings.platforms)
-        packages, root_name = probe_project(settings.project)
-        target = choose_target(packages, bin=settings.bin, package=settings.package, root_package=root_name)
-        vcs = probe_vcs(settings.project)
-        names = [name.strip() for name in (settings.image or target.bin).split(",") if name.strip()]
-        repos = [buildx.repository(settings.registry, name) for name in names]
-        # Gather what the registry has: its tags, and where this version's tag came from.
-        existing: dict[str, list[str]] = {}
-        current: dict[str, dict[str, str]] = {}
-        published: dict[str, str] = {}
-        state = ReleaseState(head_tags=vcs.head_tags if vcs else (), dirty=vcs.dirty if vcs else False,
-                             cargo_version=target.package.version, revision=vcs.revision if vcs else "",
-                             tag_prefix=tag_prefix)
-        version = check_release(state)  # git and Cargo guards first: they need no registry
-        problems = probe_handlers(wanted)  # the smoke test will need every emulator: stop before building
-        if problems:
-            raise ReleaseError("cannot smoke-test these platforms under QEMU:\n" + "\n".join(
-                f"  {problem}" for problem in problems))
-        own = docker_tag(version)
-        for repo in repos:
-            r = Repo.parse(repo)
-            existing[repo] = client.tags(r)
-            current[repo] = {}
-            if own in existing[repo]:
-                published[repo] = client.labels(r, own).get("org.opencontainers.image.revision", "?")
-        state = replace(state, published_revisions=published)
-        version = check_release(state)
-        plans = {repo: plan_tags(version, revision=state.revision, existing=existing[repo]) for repo in repos}
-        for repo in repos:
-            for tag in plans[repo].tags:
-                if tag in existing[repo]:
-                    current[repo][tag] = client.digest(Repo.parse(repo), tag)
-    except (SettingsError, PlatformError, ProjectError, ReleaseError, RegistryError, CredentialsError) as e:
-        raise Exit(f"crossdock: error: {str(e).replace(password, '***') if password else e}", code=1) from None
+    settings = load_settings(c, platforms=platforms, project=project, registry=registry, image=image,
+                             jobs=jobs, builder_image=builder_image, runtime_image=runtime_image, out_dir=out_dir)
+    settings = replace(settings, output="push")  # a release always pushes (a bad CROSSDOCK_OUTPUT still stops it)
+    parse_flag("--tag-prefix", tag_prefix, tag_prefix_parser)
+    user, password = credentials()
+    require_pair(user, password)
+    client = Client(user, password)
+    if promote_from is not None:
+        with private_docker_config():
+            return promote(c, settings, client, Path(promote_from), dry=dry, user=user, password=password)
+    wanted = settings.platforms
+    packages, root_name = probe_project(settings.project)
+    target = choose_target(packages, bin=settings.bin, package=settings.package, root_package=root_name)
+    check_lockfile(settings.project, packages)
+    vcs = probe_vcs(settings.project)
+    names = [name.strip() for name in (settings.image or target.bin).split(",") if name.strip()]
+    repos = [join_repository(settings.registry, name) for name in names]
+    # Gather what the registry has: its tags, and where this version's tag came from.
+    existing: dict[str, list[str]] = {}
+    current: dict[str, dict[str, str]] = {}
+    published: dict[str, str] = {}
+    state = ReleaseState(head_tags=vcs.head_tags if vcs else (), dirty=vcs.dirty if vcs else False,
+                         cargo_version=target.package.version, revision=vcs.revision if vcs else "",
+                         tag_prefix=tag_prefix)
+    version = check_release(state)  # git and Cargo guards first: they need no registry
+    problems = probe_handlers(wanted)  # the smoke test will need every emulator: stop before building
+    if problems:
+        raise ReleaseError("cannot smoke-test these platforms under QEMU:\n" + "\n".join(
+            f"  {problem}" for problem in problems))
+    own = docker_tag(version)
+    for repo in repos:
+        r = Repo.parse(repo)
+        existing[repo] = client.tags(r)
+        current[repo] = {}
+        if own in existing[repo]:
+            published[repo] = client.labels(r, own).get("org.opencontainers.image.revision", "?")
+    state = replace(state, published_revisions=published)
+    version = check_release(state)
+    plans = {repo: plan_tags(version, revision=state.revision, existing=existing[repo]) for repo in repos}
+    for repo in repos:
+        for tag in plans[repo].tags:
+            if tag in existing[repo]:
+                current[repo][tag] = client.digest(Repo.parse(repo), tag)
 
     with private_docker_config():
         run_release(c, settings, client, t0=t0, dry=dry, user=user, password=password, version=version,
@@ -188,57 +186,54 @@ def run_release(c: Context, settings: Settings, client: Client, *, t0: float, dr
         f"{', '.join(p.docker for p in wanted)}")
     print(plan_table(repos, plans, current))
     print()
-    try:
-        if user and not dry:
-            login(c, [Repo.parse(r).host for r in repos], user, password)
-        if reuse:
-            r = Repo.parse(reuse)
-            index_digest = client.digest(r, own)
-            say(f"{reuse}:{own} is already published from this commit ({index_digest}): reusing that index, "
-                f"no rebuild")
-            report = None
-            smoke_results = "reused: smoke-tested when first published"
-        else:
-            build_settings = replace(settings, tag=own, image=names[0])
-            report = execute_build(c, build_settings, dry=dry, manifest_tag=buildx.staging_index_tag(own),
-                                   version=str(version))
-            if dry:
-                say("dry run: then `inv smoke` on the staging index, then (for every tag above):")
-                publish(c, repos, plans, f"{repos[0]}@<index digest of {buildx.staging_index_tag(own)}>")
-                return
-            if not report["ok"]:
-                raise ReleaseError("the build failed: nothing was tagged (existing tags are unchanged)")
-            index_digest = report["manifest"]["digest"]
-            results = run_smoke(c, settings, image=f"{repos[0]}@{index_digest}",
-                                expect=expectations_from_report(report))
-            failed = [x.platform for x in results if not x.ok]
-            if failed:
-                raise ReleaseError(f"smoke test failed for {', '.join(failed)}: nothing was tagged "
-                                   f"(existing tags are unchanged); see {settings.out_dir / 'smoke-junit.xml'}")
-            smoke_results = {x.platform: "ok" for x in results}
-        pending = plans
-        if reuse:  # only the tags a previous run did not get to
-            pending = {repo: TagPlan(tags=tuple(t for t in plans[repo].tags if current[repo].get(t) != index_digest),
-                                     held_back=plans[repo].held_back) for repo in repos}
-            if not any(pending[repo].tags for repo in repos):
-                say(f"nothing to do: {version} is already released and every tag points at {index_digest}")
-                return
+    if user and not dry:
+        login(c, [Repo.parse(r).host for r in repos], user, password)
+    if reuse:
+        r = Repo.parse(reuse)
+        index_digest = client.digest(r, own)
+        say(f"{reuse}:{own} is already published from this commit ({index_digest}): reusing that index, "
+            f"no rebuild")
+        report = None
+        smoke_results = "reused: smoke-tested when first published"
+    else:
+        build_settings = replace(settings, tag=own, image=names[0])
+        report = execute_build(c, build_settings, dry=dry, manifest_tag=buildx.staging_index_tag(own),
+                               version=str(version))
         if dry:
-            publish(c, repos, pending, f"{repos[0]}@{index_digest}")
+            say("dry run: then `inv smoke` on the staging index, then (for every tag above):")
+            publish(c, repos, plans, f"{repos[0]}@<index digest of {buildx.staging_index_tag(own)}>")
             return
-        source = f"{(reuse or repos[0])}@{index_digest}"
-        say(f"publishing {source}")
-        failures = publish(c, repos, pending, source)
-        if failures:
-            raise ReleaseError("publishing stopped: " + "; ".join(failures) + ". Tags already moved point at the "
-                               "complete new index, the others at their old one: run the release again to finish")
-        index = client.manifest(Repo.parse(reuse or repos[0]), index_digest)
-        platforms_in_index = parse_index(json.dumps(index))
-        problems = audit(client, repos, plans, index_digest, [p.docker for p in wanted])
-        if problems:
-            raise ReleaseError("audit failed: " + "; ".join(problems))
-    except (ReleaseError, SmokeError, EngineError, RegistryError, ProjectError, PlatformError) as e:
-        raise Exit(f"crossdock: error: {e}", code=1) from None
+        if not report["ok"]:
+            raise ReleaseError("the build failed: nothing was tagged (existing tags are unchanged)")
+        index_digest = report["manifest"]["digest"]
+        results = run_smoke(c, settings, image=f"{repos[0]}@{index_digest}",
+                            expect=expectations_from_report(report))
+        failed = [x.platform for x in results if not x.ok]
+        if failed:
+            raise ReleaseError(f"smoke test failed for {', '.join(failed)}: nothing was tagged "
+                               f"(existing tags are unchanged); see {settings.out_dir / 'smoke-junit.xml'}")
+        smoke_results = {x.platform: "ok" for x in results}
+    pending = plans
+    if reuse:  # only the tags a previous run did not get to
+        pending = {repo: TagPlan(tags=tuple(t for t in plans[repo].tags if current[repo].get(t) != index_digest),
+                                 held_back=plans[repo].held_back) for repo in repos}
+        if not any(pending[repo].tags for repo in repos):
+            say(f"nothing to do: {version} is already released and every tag points at {index_digest}")
+            return
+    if dry:
+        publish(c, repos, pending, f"{repos[0]}@{index_digest}")
+        return
+    source = f"{(reuse or repos[0])}@{index_digest}"
+    say(f"publishing {source}")
+    failures = publish(c, repos, pending, source)
+    if failures:
+        raise ReleaseError("publishing stopped: " + "; ".join(failures) + ". Tags already moved point at the "
+                           "complete new index, the others at their old one: run the release again to finish")
+    index = client.manifest(Repo.parse(reuse or repos[0]), index_digest)
+    platforms_in_index = index_entries(index)
+    problems = audit(client, repos, plans, index_digest, [p.docker for p in wanted])
+    if problems:
+        raise ReleaseError("audit failed: " + "; ".join(problems))
 
     built_targets = {p["platform"]: p["rust_target"] for p in report["platforms"]} if report else {}
     record = {
@@ -281,25 +276,23 @@ def promote(c: Context, settings: Settings, client: Client, record_path: Path, *
         if not (index_digest.startswith("sha256:") and tags and all(isinstance(t, list) for t in tags.values())):
             raise ValueError("index_digest or tags are malformed")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise Exit(f"crossdock: error: cannot read release record {record_path}: {e}", code=1) from None
+        raise ReleaseError(f"cannot read release record {record_path}: {e} (--promote-from takes a file written "
+                           f"by `inv release`, out/releases/<version>.json)") from None
     repos = list(tags)
     plans = {repo: TagPlan(tags=tuple(tags[repo]), held_back=()) for repo in repos}
     say(f"promoting {version} ({index_digest}) from {record_path}")
     print(format_table(("repository", "tag", "digest"), [(r, t, index_digest) for r in repos for t in tags[r]]))
-    try:
-        if user and not dry:
-            login(c, [Repo.parse(r).host for r in repos], user, password)
-        failures = []
-        for repo in repos:
-            failures += publish(c, [repo], plans, f"{repo}@{index_digest}")
-        if dry:
-            return
-        if failures:
-            raise ReleaseError("publishing stopped: " + "; ".join(failures) + ": run the promotion again")
-        problems = audit(client, repos, plans, index_digest, expected)
-        if problems:
-            raise ReleaseError("audit failed: " + "; ".join(problems))
-    except (ReleaseError, RegistryError) as e:
-        raise Exit(f"crossdock: error: {e}", code=1) from None
+    if user and not dry:
+        login(c, [Repo.parse(r).host for r in repos], user, password)
+    failures = []
+    for repo in repos:
+        failures += publish(c, [repo], plans, f"{repo}@{index_digest}")
+    if dry:
+        return
+    if failures:
+        raise ReleaseError("publishing stopped: " + "; ".join(failures) + ": run the promotion again")
+    problems = audit(client, repos, plans, index_digest, expected)
+    if problems:
+        raise ReleaseError("audit failed: " + "; ".join(problems))
     say(f"promoted {version}: {', '.join(f'{r}:{t}' for r in repos for t in tags[r])} -> {index_digest}")
 

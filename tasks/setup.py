@@ -13,12 +13,13 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from invoke import Context, Exit, task
+from invoke import Context
 
-from .common import load_settings, say
-from .core.platforms import Platform, PlatformError, lookup, parse_platforms
+from .common import crossdock_task, load_settings, say
+from .core.errors import CrossdockError
+from .core.platforms import Platform, lookup
 from .core.report import format_table
-from .core.settings import SUITE_ROOT, Settings, SettingsError, flag_help
+from .core.settings import SUITE_ROOT, Settings, flag_help
 from .engine.docker import last_line, probe_run
 from .engine.emulation import BINFMT, handler_field, host_platform_name, is_native, probe_handlers
 from .engine.preflight import image_platforms, missing_platforms
@@ -205,20 +206,16 @@ def apply_fixes(c: Context, rows: list[Row]) -> list[str]:
     return done
 
 
-@task(
-    auto_shortflags=False,
+@crossdock_task(
     help=flag_help("platforms", "builder", "builder_image", "runtime_image", "registry",
                    fix="Repair what can be repaired here (provision steps, emulators, builder), then check again."),
 )
 def setup(c: Context, platforms=None, fix=False, builder=None, builder_image=None, runtime_image=None,
           registry=None):
     """Check the engine, buildx, builder, emulators, base images and registry for the platforms."""
-    try:
-        settings = load_settings(c, platforms=platforms, builder=builder, builder_image=builder_image,
-                                 runtime_image=runtime_image, registry=registry)
-        wanted = parse_platforms(settings.platforms)
-    except (SettingsError, PlatformError) as e:
-        raise Exit(f"crossdock: error: {e}", code=1) from None
+    settings = load_settings(c, platforms=platforms, builder=builder, builder_image=builder_image,
+                             runtime_image=runtime_image, registry=registry)
+    wanted = settings.platforms
     rows = gather_rows(c, settings, wanted)
     if fix:
         if all(r.ok for r in rows):
@@ -234,7 +231,7 @@ def setup(c: Context, platforms=None, fix=False, builder=None, builder_image=Non
     failed = [r for r in rows if not r.ok]
     if failed:
         print()
-        raise Exit("crossdock: error: setup is incomplete:\n" + "\n".join(
-            f"  {r.check}: {r.found}. Fix: {r.fix}" for r in failed), code=1)
+        raise CrossdockError("setup is incomplete:\n" + "\n".join(
+            f"  {r.check}: {r.found}. Fix: {r.fix}" for r in failed))
     print()
     say(f"ready for {', '.join(p.docker for p in wanted)}")

@@ -17,14 +17,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from invoke import Context, Exit, task
+from invoke import Context
 from invoke.exceptions import CommandTimedOut
 
-from .common import load_settings, say
+from .common import crossdock_task, load_settings, say
 from .core.checks import (
     Check,
     Expectations,
-    IndexEntry,
     PlatformSmoke,
     check_binary,
     check_metadata,
@@ -32,18 +31,13 @@ from .core.checks import (
     junit_xml,
 )
 from .core.elf import ElfError, parse_elf
-from .core.platforms import Platform, PlatformError, lookup, parse_platforms
+from .core.errors import CrossdockError
+from .core.platforms import Platform, lookup
+from .core.references import IndexEntry, repository_of
 from .core.report import format_table, human_seconds
-from .core.settings import HELP, Settings, SettingsError, flag_help
-from .engine.docker import EngineError, image_index, probe_engine, probe_run
+from .core.settings import HELP, Settings, flag_help, image_reference, parse_flag, platform_list
+from .engine.docker import image_index, probe_engine, probe_run
 from .engine.emulation import host_platform_name, is_native, probe_handlers
-
-
-def repository_of(ref: str) -> str:
-    """``reg:5000/app:tag``, ``reg:5000/app@sha256:..`` or ``reg:5000/app:tag@sha256:..`` -> ``reg:5000/app``."""
-    ref = ref.split("@", 1)[0]
-    head, _, last = ref.rpartition("/")
-    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
 
 
 def expectations_from_report(report: dict) -> Expectations:
@@ -168,8 +162,7 @@ def smoke_table(results: list[PlatformSmoke]) -> str:
     return format_table(("platform", "result", "checks", "failed", "time"), rows)
 
 
-@task(
-    auto_shortflags=False,
+@crossdock_task(
     help={
         **flag_help("health_path", "port", "jobs", "out_dir"),
         "image": "Manifest list to test (registry/repo:tag or @digest). Default: what the last `inv build` made.",
@@ -181,23 +174,22 @@ def smoke_table(results: list[PlatformSmoke]) -> str:
 def smoke(c: Context, image=None, platforms=None, command=None, health_path=None, port=None, timeout=None,
           jobs=None, out_dir=None):
     """Check every platform of an image: metadata, ELF binary and glibc, a run under QEMU, the service."""
-    try:
-        settings = load_settings(c, smoke_command=command, health_path=health_path, port=port,
-                                 smoke_timeout=timeout, jobs=jobs, out_dir=out_dir)
-        expect = Expectations()
-        if not image:
-            image, expect = last_build(settings.out_dir)
-        results = run_smoke(c, settings, image=image, expect=expect, platforms=platforms)
-    except (SettingsError, SmokeError, ValueError) as e:
-        raise Exit(f"crossdock: error: {e}", code=1) from None
+    settings = load_settings(c, smoke_command=command, health_path=health_path, port=port,
+                             smoke_timeout=timeout, jobs=jobs, out_dir=out_dir)
+    wanted = parse_flag("--platforms", platforms, platform_list) if platforms is not None else None
+    expect = Expectations()
+    if image is None:
+        image, expect = last_build(settings.out_dir)
+    else:
+        parse_flag("--image", image, image_reference)
+    results = run_smoke(c, settings, image=image, expect=expect, platforms=wanted)
     failed = [r for r in results if not r.ok]
     if failed:
         details = "\n".join(f"  {r.platform}: {c.name}: {c.detail}" for r in failed for c in r.failures)
-        raise Exit(f"crossdock: error: smoke test failed for {', '.join(r.platform for r in failed)}:\n{details}",
-                   code=1)
+        raise SmokeError(f"smoke test failed for {', '.join(r.platform for r in failed)}:\n{details}")
 
 
-class SmokeError(ValueError):
+class SmokeError(CrossdockError):
     """The smoke test cannot start: no image, not a manifest list, a missing platform or emulator."""
 
 
@@ -207,30 +199,28 @@ def last_build(out_dir: Path) -> tuple[str, Expectations]:
     if not report_path.is_file():
         raise SmokeError(f"no --image given and no build report at {report_path}: run `inv build` first or "
                          f"pass the image (inv smoke --image=REGISTRY/REPO:TAG)")
-    report = json.loads(report_path.read_text())
-    if not report.get("ok") or not report["manifest"]["digest"]:
+    try:
+        report = json.loads(report_path.read_text())
+        digest = report["manifest"]["digest"] if report.get("ok") else ""
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise SmokeError(f"cannot read the build report {report_path} ({type(e).__name__}: {e}): run `inv build` "
+                         f"again or pass --image") from None
+    if not digest:
         raise SmokeError(f"the last build ({report_path}) did not produce a manifest list")
     return f"{report['manifest']['reference']}@{report['manifest']['digest']}", expectations_from_report(report)
 
 
 def run_smoke(c: Context, settings: Settings, *, image: str, expect: Expectations,
-              platforms: str | None = None) -> list[PlatformSmoke]:
+              platforms: tuple[Platform, ...] | None = None) -> list[PlatformSmoke]:
     """Smoke-test every (or every requested) platform of `image`; writes the JUnit and JSON reports."""
-    smoke_timeout = float(settings.smoke_timeout)
-    try:
-        probe_engine(c)
-    except EngineError as e:
-        raise SmokeError(str(e)) from None
+    probe_engine(c)
     entries, error = image_index(c, image)
     if entries is None:
         raise SmokeError(f"cannot read image {image}: {error}; check the reference and that the registry answers")
     if not entries:
         raise SmokeError(f"{image} is a single-platform image, not a manifest list: build it with `inv build`")
-    try:
-        table = {lookup(e.platform).name: (e, lookup(e.platform)) for e in entries}
-        wanted = parse_platforms(platforms) if platforms else tuple(p for _, p in table.values())
-    except PlatformError as e:
-        raise SmokeError(str(e)) from None
+    table = {lookup(e.platform).name: (e, lookup(e.platform)) for e in entries}
+    wanted = platforms or tuple(p for _, p in table.values())
     missing = [p.docker for p in wanted if p.name not in table]
     if missing:
         raise SmokeError(f"{image} has no {', '.join(missing)} (it has {', '.join(e.platform for e in entries)})")
@@ -241,11 +231,11 @@ def run_smoke(c: Context, settings: Settings, *, image: str, expect: Expectation
     host = host_platform_name()
     repo = repository_of(image)
     say(f"smoke-testing {image}: {', '.join(p.docker for p in wanted)}")
-    command_argv = shlex.split(settings.smoke_command)
+    command_argv = list(settings.smoke_command)
     with ThreadPoolExecutor(max_workers=settings.jobs or len(wanted)) as pool:
         futures = [pool.submit(smoke_platform, c, repo=repo, entry=table[p.name][0], p=p, expect=expect,
                                command=command_argv, health_path=settings.health_path, port=settings.port,
-                               timeout=step_timeout(smoke_timeout, emulated=not is_native(p, host)),
+                               timeout=step_timeout(settings.smoke_timeout, emulated=not is_native(p, host)),
                                emulated=not is_native(p, host)) for p in wanted]
         results = []
         for p, f in zip(wanted, futures, strict=True):

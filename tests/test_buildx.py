@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core import buildx
+from tasks.core import buildx, references
 from tasks.core.platforms import parse_platforms
 
 
@@ -73,8 +73,8 @@ def test_flavour_of(image, flavour):
 
 
 def test_repository():
-    assert buildx.repository("127.0.0.1:5000/", "app") == "127.0.0.1:5000/app"
-    assert buildx.repository("", "ghcr.io/me/app") == "ghcr.io/me/app"
+    assert references.join_repository("127.0.0.1:5000/", "app") == "127.0.0.1:5000/app"
+    assert references.join_repository("", "ghcr.io/me/app") == "ghcr.io/me/app"
 
 
 def test_parse_metadata():
@@ -89,13 +89,13 @@ def test_parse_driver_and_manifest_digest():
     with pytest.raises(ValueError):
         buildx.parse_driver("Name: x\n")
     # sha256 of the exact bytes (no newline added): `printf '{}' | sha256sum`
-    assert buildx.manifest_digest("{}") == "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
-    assert buildx.manifest_digest("") == ""
+    assert references.manifest_digest("{}") == "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+    assert references.manifest_digest("") == ""
 
 
 def test_manifest_size_sums_config_and_layers():
     m = {"config": {"size": 10}, "layers": [{"size": 100}, {"size": 1000}]}
-    assert buildx.manifest_size(json.dumps(m)) == 1110
+    assert references.manifest_size(json.dumps(m)) == 1110
 
 
 def test_current_step_reads_the_last_named_step():

@@ -12,11 +12,10 @@ from tasks.core.checks import (
     check_run,
     emulator_hint,
     junit_xml,
-    parse_index,
 )
 from tasks.core.elf import ElfInfo
 from tasks.core.platforms import lookup
-from tasks.smoke import repository_of
+from tasks.core.references import parse_index, repository_of
 
 LABELS = {"org.opencontainers.image.version": "1.0.0", "org.opencontainers.image.revision": "abc",
           "org.opencontainers.image.created": "2026-01-01T00:00:00Z", "org.opencontainers.image.source": ""}

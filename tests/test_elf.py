@@ -49,3 +49,10 @@ def test_not_elf(data):
 def test_glibc_ordering_is_numeric():
     assert highest(["GLIBC_2.9", "GLIBC_2.17", "GLIBC_2.2.5"]) == "GLIBC_2.17"
     assert highest([]) == ""
+
+
+@pytest.mark.parametrize("size", [52, 58, 63, 64, 200])
+def test_truncated_files_raise_elf_error_not_struct_error(size):
+    data = Path("/bin/ls").read_bytes()[:size]  # a 64-bit ELF cut short
+    with pytest.raises(ElfError, match="truncated"):
+        parse_elf(data)

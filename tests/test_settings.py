@@ -1,15 +1,28 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from tasks.core.settings import DEFAULTS, EXAMPLE_PROJECT, KNOBS, SUITE_ROOT, SettingsError, parse_env_example, resolve
+from tasks.core.platforms import parse_platforms
+from tasks.core.settings import (
+    DEFAULTS,
+    EXAMPLE_PROJECT,
+    KNOBS,
+    OTHER_ENV,
+    SUITE_ROOT,
+    SettingsError,
+    parse_env_example,
+    resolve,
+    unknown_names,
+)
 
 
 def test_defaults_apply_when_nothing_is_set(tmp_path):
     s = resolve(cwd=tmp_path)
-    assert s.platforms == DEFAULTS["platforms"] and s.tag == "dev" and s.output == "push" and s.jobs == 0
+    assert s.platforms == parse_platforms(DEFAULTS["platforms"]) and s.tag == "dev" and s.output == "push"
+    assert s.jobs == 0 and s.port == 8080 and s.smoke_timeout == 180.0 and s.smoke_command == ("--version",)
     assert s.compile_slots == 1
     assert s.project == EXAMPLE_PROJECT
     assert s.out_dir == tmp_path / "out"
@@ -31,25 +44,91 @@ def test_relative_paths_resolve_against_the_working_directory(tmp_path):
     assert (s.project, s.out_dir) == (tmp_path / "proj", tmp_path / "reports")
 
 
-@pytest.mark.parametrize("cli, message", [
-    ({"output": "tarball"}, "output must be 'push' or 'load'"),
-    ({"jobs": "-1"}, "jobs must be a whole number"),
-    ({"jobs": "many"}, "jobs must be a whole number"),
-    ({"compile_slots": "-2"}, "compile_slots must be a whole number >= 0.*--compile-slots"),
-    ({"compile_slots": "all"}, "compile_slots must be a whole number >= 0"),
-    ({"smoke_timeout": "soon"}, "smoke_timeout must be a number of seconds"),
-    ({"smoke_timeout": "0"}, "smoke_timeout must be a number of seconds"),
-    ({"smoke_command": "'unclosed"}, "is not a usable argument list"),
-    ({"smoke_command": ""}, "is not a usable argument list"),
-])
-def test_bad_values_are_refused_with_the_fix(cli, message, tmp_path):
-    with pytest.raises(SettingsError, match=message):
-        resolve(cli=cli, cwd=tmp_path)
+# Every setting with a bad value: the one line names the setting, the value, where it is set and what
+# would be accepted.
+BAD_VALUES = [
+    ("project", "", None),  # empty is fine (the example); checked for Cargo.toml by the task
+    ("bin", "my bin", "letters, digits, '_' and '-'"),
+    ("package", "no-such-package", None),  # any name parses; the task refuses it against Cargo.toml
+    ("platforms", "arm65", "unknown platform 'arm65'. Supported platforms: amd64, arm64, arm/v7"),
+    ("platforms", "", "no platform requested"),
+    ("registry", "bad:host:name", r"host\[:port\]"),
+    ("registry", "https://ghcr.io", r"host\[:port\]"),
+    ("image", "UPPER/Case", "lowercase letters and digits"),
+    ("image", "app:1.0", "without tag or digest"),
+    ("image", "a,,b", "separated by single commas"),
+    ("tag", "bad:tag", "up to 128 letters"),
+    ("tag", "-dash", "up to 128 letters"),
+    ("tag", "x" * 129, "up to 128 letters"),
+    ("output", "tarball", "'push' or 'load'"),
+    ("jobs", "-1", "a whole number >= 0"),
+    ("jobs", "many", "a whole number >= 0"),
+    ("compile_slots", "-2", "a whole number >= 0"),
+    ("compile_slots", "all", "a whole number >= 0"),
+    ("builder", "my builder", "buildx builder name"),
+    ("builder_image", "Rust:1", "repository in lowercase"),
+    ("runtime_image", "debian:bookworm:slim", "repository in lowercase"),
+    ("cargo_profile", "", "a cargo profile name"),
+    ("cargo_profile", "rel ease", "letters, digits"),
+    ("port", "0", "from 1 to 65535"),
+    ("port", "http", "from 1 to 65535"),
+    ("port", "70000", "from 1 to 65535"),
+    ("out_dir", " ", "a directory path"),
+    ("smoke_command", "'unclosed", "shell-quoted argument list"),
+    ("smoke_command", "", "at least one argument"),
+    ("health_path", "healthz", "starting with '/'"),
+    ("smoke_timeout", "soon", "a number of seconds > 0"),
+    ("smoke_timeout", "0", "a number of seconds > 0"),
+    ("smoke_timeout", "inf", "a number of seconds > 0"),
+]
 
 
-def test_unknown_config_keys_are_refused(tmp_path):
-    with pytest.raises(SettingsError, match="unknown setting"):
-        resolve(config={"platfroms": "arm64"}, cwd=tmp_path)
+@pytest.mark.parametrize("name, value, accepted", [b for b in BAD_VALUES if b[2]])
+def test_bad_values_are_refused_naming_setting_value_and_what_is_accepted(name, value, accepted, tmp_path):
+    knob = next(k for k in KNOBS if k.name == name)
+    with pytest.raises(SettingsError) as e:
+        resolve(cli={name: value}, cwd=tmp_path)
+    first = str(e.value).splitlines()[0]
+    assert first.startswith(f"{name} {value!r} is not valid ({knob.option} or {knob.env}): ")
+    assert re.search(accepted, first), first
+
+
+def test_bad_values_are_caught_from_every_layer(tmp_path):
+    for layer in ({"config": {"jobs": "x"}}, {"environ": {"CROSSDOCK_JOBS": "x"}}, {"cli": {"jobs": "x"}}):
+        with pytest.raises(SettingsError, match=r"jobs 'x' is not valid \(--jobs or CROSSDOCK_JOBS\)"):
+            resolve(cwd=tmp_path, **layer)
+
+
+def test_every_setting_has_a_bad_value_test():
+    assert {k.name for k in KNOBS} == {b[0] for b in BAD_VALUES}
+
+
+def test_valid_references_pass(tmp_path):
+    s = resolve(cli={"registry": "[::1]:5000", "image": "team/app-x,other__name", "tag": "v1.2.3_b",
+                     "builder_image": "127.0.0.1:5000/crossdock/debian:bookworm@sha256:" + "a" * 64,
+                     "runtime_image": "debian", "port": "443", "smoke_command": "serve --check 'a b'"},
+                cwd=tmp_path)
+    assert s.port == 443 and s.smoke_command == ("serve", "--check", "a b")
+    assert resolve(cli={"registry": "", "image": "ghcr.io/me/app"}, cwd=tmp_path).image == "ghcr.io/me/app"
+
+
+def test_unknown_config_keys_and_variables_are_warned_with_the_closest_name(tmp_path):
+    s = resolve(config={"platfroms": "arm64"}, cwd=tmp_path)  # ignored, not an error
+    assert s.platforms == parse_platforms(DEFAULTS["platforms"])
+    warnings = unknown_names(config={"platfroms": "arm64"},
+                             environ={"CROSSDOCK_PLATFROMS": "x", "CROSSDOCK_STATE": "/s", "OTHER": "y"})
+    assert warnings == [
+        "warning: config key crossdock.platfroms is not a setting and is ignored (did you mean platforms?)",
+        "warning: CROSSDOCK_PLATFROMS is not a crossdock setting and is ignored (did you mean CROSSDOCK_PLATFORMS?)",
+    ]
+
+
+def test_provisioning_variables_are_known():
+    """Every CROSSDOCK_* name the scripts read is a setting or listed as one of theirs (no false warnings)."""
+    used = set()
+    for script in (SUITE_ROOT / "scripts").glob("*.sh"):
+        used |= set(re.findall(r"CROSSDOCK_[A-Z_]+", script.read_text()))
+    assert used <= {k.env for k in KNOBS} | set(OTHER_ENV), used - {k.env for k in KNOBS} - set(OTHER_ENV)
 
 
 def test_env_example_lists_exactly_the_settings_with_their_defaults():

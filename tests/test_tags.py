@@ -61,3 +61,12 @@ def test_rerelease_of_the_same_version_keeps_its_tags():
 def test_build_metadata_becomes_a_legal_tag():
     assert docker_tag(parse_semver("1.2.3+build.5")) == "1.2.3_build.5"
     assert plan_tags(parse_semver("1.2.3+b1"), revision=SHA, existing=[]).tags[0] == "1.2.3_b1"
+
+
+def test_zero_x_release_gets_no_bare_major_tag():
+    plan = plan_tags(parse_semver("0.3.1"), revision=SHA, existing=["0.3.0", "0.2.0", "0.3", "latest"])
+    assert plan.tags == ("0.3.1", f"sha-{SHA[:7]}", "0.3", "latest")
+    assert ("0", "a 0.x version gets no bare major tag") in plan.held_back
+    old = plan_tags(parse_semver("0.2.5"), revision=SHA, existing=["0.3.1", "0.2.4"])
+    assert old.tags == ("0.2.5", f"sha-{SHA[:7]}", "0.2")  # latest stays on 0.3.1
+    assert "0" not in plan_tags(parse_semver("0.1.0"), revision=SHA, existing=[]).tags

@@ -6,7 +6,6 @@ step; the task runs them. Pure: no Docker, no subprocess.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -58,8 +57,6 @@ class BuildPlan:
     notes: tuple[str, ...] = field(default=())
 
 
-def repository(registry: str, image: str) -> str:
-    return f"{registry.rstrip('/')}/{image}" if registry else image
 
 
 def staging_tag(tag: str, platform: Platform) -> str:
@@ -156,15 +153,8 @@ def parse_driver(inspect_output: str) -> str:
     raise ValueError("no 'Driver:' line in docker buildx inspect output")
 
 
-def manifest_size(manifest_json: str) -> int:
-    """Bytes of an image manifest's config and layers (compressed, as stored in the registry)."""
-    m = json.loads(manifest_json)
-    return int(m.get("config", {}).get("size", 0)) + sum(int(layer.get("size", 0)) for layer in m.get("layers", []))
 
 
-def manifest_digest(raw: str) -> str:
-    """The digest of a manifest as printed by ``imagetools inspect --raw`` (the registry's bytes, unchanged)."""
-    return "sha256:" + hashlib.sha256(raw.encode()).hexdigest() if raw else ""
 
 
 def current_step(log_text: str) -> str:

@@ -6,7 +6,6 @@ header, a run's exit code and output) and returns ``Check`` rows that say what w
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,12 +45,6 @@ class PlatformSmoke:
 
 
 @dataclass(frozen=True)
-class IndexEntry:
-    platform: str  # os/arch[/variant]
-    digest: str
-
-
-@dataclass(frozen=True)
 class Expectations:
     """What the build recorded (empty strings: unknown, only presence is checked)."""
 
@@ -63,22 +56,6 @@ class Expectations:
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-def parse_index(raw: str) -> list[IndexEntry]:
-    """Platforms of a manifest list / OCI index; attestation entries (``unknown/unknown``) are skipped.
-
-    A single-platform manifest yields no entries (the caller reports "not a manifest list").
-    """
-    data = json.loads(raw)
-    entries = []
-    for m in data.get("manifests", []):
-        p = m.get("platform", {})
-        if p.get("os") == "unknown" or p.get("architecture") == "unknown":
-            continue
-        if m.get("annotations", {}).get("vnd.docker.reference.type") == "attestation-manifest":
-            continue
-        name = "/".join(x for x in (p.get("os", ""), p.get("architecture", ""), p.get("variant", "")) if x)
-        entries.append(IndexEntry(platform=name, digest=m["digest"]))
-    return entries
 
 
 def _platform_of(config: Mapping[str, Any]) -> str:

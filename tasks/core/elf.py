@@ -11,6 +11,8 @@ import re
 import struct
 from dataclasses import dataclass
 
+from .errors import CrossdockError
+
 EF_ARM_ABI_FLOAT_SOFT = 0x200
 EF_ARM_ABI_FLOAT_HARD = 0x400
 SHT_GNU_VERDEF = 0x6FFFFFFD
@@ -22,7 +24,7 @@ ARM_CPU_ARCH = {0: "pre-v4", 1: "v4", 2: "v4T", 3: "v5T", 4: "v5TE", 5: "v5TEJ",
                 16: "v8-M.baseline", 17: "v8-M.mainline"}
 
 
-class ElfError(ValueError):
+class ElfError(CrossdockError):
     """Not an ELF file, or one too damaged to read."""
 
 
@@ -130,12 +132,23 @@ def _versions(data: bytes, section: _Section, strtab: _Section, fmt: str, *, nee
 
 
 def parse_elf(data: bytes) -> ElfInfo:
+    """The facts of an ELF file crossdock checks; ``ElfError`` for anything that is not a whole ELF file."""
+    try:
+        return _parse_elf(data)
+    except (struct.error, IndexError, ValueError) as e:  # offsets pointing past the end of a damaged file
+        raise ElfError(f"truncated or damaged ELF file: {e}") from None
+
+
+def _parse_elf(data: bytes) -> ElfInfo:
     if len(data) < 52 or data[:4] != b"\x7fELF":
         raise ElfError("not an ELF file")
     elf_class = {1: 32, 2: 64}.get(data[4])
     endian = {1: "little", 2: "big"}.get(data[5])
     if not elf_class or not endian:
         raise ElfError("unknown ELF class or byte order")
+    if len(data) < (64 if elf_class == 64 else 52):
+        raise ElfError(f"truncated ELF header ({len(data)} bytes; a {elf_class}-bit header has "
+                       f"{64 if elf_class == 64 else 52})")
     fmt = "<" if endian == "little" else ">"
     (machine,) = struct.unpack_from(fmt + "H", data, 18)
     if elf_class == 64:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .errors import CrossdockError
 from .tags import SemVer, VersionError, parse_semver, version_of_tag
 
 
-class ReleaseError(ValueError):
+class ReleaseError(CrossdockError):
     """The release cannot go ahead; the message says why and what to do."""
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from .errors import CrossdockError
+
 
 class Endian(enum.Enum):
     LITTLE = "little"
@@ -134,20 +136,21 @@ for _p in PLATFORMS:
         _BY_NAME[_key] = _p
 
 
-class PlatformError(ValueError):
+class PlatformError(CrossdockError):
     """A platform list that cannot be built: the message says what is wrong and what is supported."""
 
 
 def supported_names() -> str:
-    """One line per platform: canonical name and its aliases."""
-    return "\n".join(f"  {p.name:<8} {p.docker:<14} aliases: {', '.join(p.aliases)}" for p in PLATFORMS)
+    """The canonical names on one line, then one line per platform with its aliases."""
+    rows = (f"  {p.name:<8} {p.docker:<14} aliases: {', '.join(p.aliases)}" for p in PLATFORMS)
+    return f"{', '.join(p.name for p in PLATFORMS)}; names and aliases:\n" + "\n".join(rows)
 
 
 def lookup(name: str) -> Platform:
     key = name.strip().lower()
     if key in _BY_NAME:
         return _BY_NAME[key]
-    raise PlatformError(f"unknown platform {name!r}. Supported platforms:\n{supported_names()}")
+    raise PlatformError(f"unknown platform {name!r}. Supported platforms: {supported_names()}")
 
 
 def by_target(arch: str, variant: str = "") -> Platform:
@@ -169,12 +172,12 @@ def parse_platforms(spec: str | list[str] | tuple[str, ...]) -> tuple[Platform, 
     items = spec.split(",") if isinstance(spec, str) else [s for part in spec for s in part.split(",")]
     names = [s.strip() for s in items if s.strip()]
     if not names:
-        raise PlatformError(f"no platform requested. Supported platforms:\n{supported_names()}")
+        raise PlatformError(f"no platform requested. Supported platforms: {supported_names()}")
     unknown = [n for n in names if n.lower() not in _BY_NAME]
     if unknown:
         listed = ", ".join(repr(n) for n in unknown)
         raise PlatformError(f"unknown platform{'s' if len(unknown) > 1 else ''} {listed}. "
-                            f"Supported platforms:\n{supported_names()}")
+                            f"Supported platforms: {supported_names()}")
     result: list[Platform] = []
     for n in names:
         p = _BY_NAME[n.lower()]

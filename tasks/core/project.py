@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import CrossdockError
 
-class ProjectError(ValueError):
+
+class ProjectError(CrossdockError):
     """The project cannot be built as asked; the message says why and what to do."""
 
 
@@ -173,3 +175,33 @@ def probe_project(root: Path) -> tuple[tuple[Package, ...], str]:
                 packages.append(parse_package(m, _package_files(member_dir), directory=rel,
                                               workspace_package=ws_package))
     return tuple(packages), root_name
+
+
+def lockfile_problems(lock: Mapping[str, Any], packages: Iterable[Package]) -> dict[str, str]:
+    """Where ``Cargo.lock`` disagrees with the project's own manifests (a version bumped by hand): cargo's
+    ``--locked`` build would fail on every arch. Pure: the parsed lock file in, problems out."""
+    local: dict[str, list[str]] = {}
+    for entry in lock.get("package", []):
+        if "source" not in entry and "name" in entry:  # the project's own (path) packages have no source
+            local.setdefault(entry["name"], []).append(str(entry.get("version", "")))
+    problems = {}  # package name -> what disagrees
+    for p in packages:
+        locked = local.get(p.name)
+        if locked is None:
+            problems[p.name] = f"{p.name} {p.version} is not in Cargo.lock"
+        elif p.version not in locked:
+            problems[p.name] = f"Cargo.toml says {p.name} {p.version}, Cargo.lock says {', '.join(locked)}"
+    return problems
+
+
+def check_lockfile(root: Path, packages: Iterable[Package]) -> None:
+    """Refuse a stale ``Cargo.lock`` before any build, with the fix (no lock file: nothing to check)."""
+    lock_path = root / "Cargo.lock"
+    if not lock_path.is_file():
+        return
+    problems = lockfile_problems(_load(lock_path), packages)
+    if problems:
+        update = " ".join(f"-p {name}" for name in sorted(problems))
+        raise ProjectError(f"{lock_path} is out of date ({'; '.join(problems.values())}): builds use `cargo --locked`, "
+                           f"which would fail on every platform. Fix: run `cargo update --offline {update}` "
+                           f"(or any cargo build) in {root}, then commit Cargo.lock")

@@ -1,23 +1,197 @@
-"""crossdock's settings: every knob declared once, with its default, its environment name and its help.
+"""crossdock's settings: every knob declared once, with its default, its environment name, its help and
+its parser.
 
 Precedence, lowest to highest: the defaults below < the config file (invoke's: ``invoke.yaml`` beside
 ``tasks.py``, or ``inv -f FILE``, key ``crossdock``) < the environment and ``.env`` (``CROSSDOCK_*``)
-< a task's command-line flag.
+< a task's command-line flag. Every value is parsed once, by the parser of its kind, into the type the
+tasks use (platforms as ``Platform`` rows, numbers as numbers, the smoke command as an argument list);
+a bad value stops the task before any work with one line naming the setting, the value and what is
+accepted.
 
 Pure: the environment and the config file arrive as mappings; nothing here reads ``os.environ``.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 import shlex
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .errors import CrossdockError
+from .platforms import Platform, PlatformError, parse_platforms
+from .references import (
+    DOMAIN_RULE,
+    PATH_RULE,
+    REFERENCE_RULE,
+    TAG_RULE,
+    ReferenceError,
+    is_domain,
+    is_path,
+    is_tag,
+    parse_reference,
+)
 
 ENV_PREFIX = "CROSSDOCK_"
 SUITE_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_PROJECT = SUITE_ROOT / "example"
+# CROSSDOCK_* variables that are not task settings: scripts/provision-local.sh's parameters.
+OTHER_ENV = ("CROSSDOCK_STATE", "CROSSDOCK_LOCAL_REGISTRY", "CROSSDOCK_BASE_ARCHES", "CROSSDOCK_DEBIAN_MIRROR",
+             "CROSSDOCK_DEBIAN_SECURITY_MIRROR", "CROSSDOCK_PLUGIN_DIR", "CROSSDOCK_VENV", "CROSSDOCK_DOCKERD_LOG",
+             "CROSSDOCK_DOCKERD_PIDFILE", "CROSSDOCK_APT_SOURCES_DIR", "CROSSDOCK_SOURCE_DATE_EPOCH")
+
+
+class SettingsError(CrossdockError):
+    """A setting with a value that cannot work; the message names the setting, the value and the fix."""
+
+
+class BadValue(ValueError):
+    """Raised by a parser: what would be accepted (the caller adds the setting's name and value), or, with
+    ``reason=True``, a whole reason that already says what is accepted."""
+
+    def __init__(self, message: str, *, reason: bool = False):
+        super().__init__(message)
+        self.reason = reason
+
+
+# --- one parser per kind of knob (text in, typed value out, BadValue with what is accepted) ------------
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_CARGO_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+
+
+def text(value: str) -> str:
+    return value
+
+
+def cargo_name(value: str) -> str:
+    """A cargo binary, package or profile name ('' = choose automatically)."""
+    if value and not _CARGO_NAME.match(value):
+        raise BadValue("letters, digits, '_' and '-' (a cargo target, package or profile name)")
+    return value
+
+
+def required_cargo_name(value: str) -> str:
+    if not value:
+        raise BadValue("a cargo profile name, e.g. release")
+    return cargo_name(value)
+
+
+def builder_name(value: str) -> str:
+    if value and not _NAME.match(value):
+        raise BadValue("a buildx builder name from `docker buildx ls` (letters, digits, '_', '.', '-'), or empty")
+    return value
+
+
+def count(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise BadValue("a whole number >= 0")
+    return number
+
+
+def port(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 65535:
+        raise BadValue("a TCP port number from 1 to 65535")
+    return number
+
+
+def seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not number > 0 or number == float("inf"):
+        raise BadValue("a number of seconds > 0")
+    return number
+
+
+def path(value: str) -> Path:
+    if not value.strip():
+        raise BadValue("a directory path")
+    return Path(value).expanduser()
+
+
+def optional_path(value: str) -> Path | None:
+    return Path(value).expanduser() if value else None
+
+
+def platform_list(value: str) -> tuple[Platform, ...]:
+    try:
+        return parse_platforms(value)
+    except PlatformError as e:
+        raise BadValue(str(e), reason=True) from None
+
+
+def registry(value: str) -> str:
+    value = value.rstrip("/")
+    if value and not is_domain(value):
+        raise BadValue(f"{DOMAIN_RULE}, or empty (then the image is a full reference)")
+    return value
+
+
+def image_names(value: str) -> str:
+    """One repository (or several, comma-separated, for `inv release`); checked with the registry later."""
+    names = [n.strip() for n in value.split(",")]
+    if value and not all(names):
+        raise BadValue("repository names separated by single commas")
+    for name in names if value else []:
+        if not is_path(name):
+            try:  # with no registry setting, the name may start with one
+                ref = parse_reference(name)
+            except ReferenceError:
+                raise BadValue(f"a repository: {PATH_RULE}") from None
+            if ref.tag or ref.digest:
+                raise BadValue("a repository without tag or digest (the tag is --tag)")
+    return value
+
+
+def tag(value: str) -> str:
+    if not is_tag(value):
+        raise BadValue(TAG_RULE)
+    return value
+
+
+def image_reference(value: str) -> str:
+    try:
+        parse_reference(value)
+    except ReferenceError:
+        raise BadValue(REFERENCE_RULE) from None
+    return value
+
+
+def choice(*options: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in options:
+            raise BadValue(" or ".join(repr(o) for o in options))
+        return value
+    return parse
+
+
+def argv(value: str) -> tuple[str, ...]:
+    try:
+        args = tuple(shlex.split(value))
+    except ValueError as e:
+        raise BadValue(f"a shell-quoted argument list ({e})") from None
+    if not args:
+        raise BadValue("at least one argument, e.g. --version")
+    return args
+
+
+def http_path(value: str) -> str:
+    if value and (not value.startswith("/") or any(ch.isspace() for ch in value)):
+        raise BadValue("an HTTP path starting with '/' (e.g. /healthz), or empty for no service check")
+    return value
 
 
 @dataclass(frozen=True)
@@ -25,40 +199,53 @@ class Knob:
     name: str
     default: str
     help: str
+    parse: Callable[[str], Any] = text
+    flag: str = ""  # the command-line flag, when it is not --<name-with-dashes>
 
     @property
     def env(self) -> str:
         return ENV_PREFIX + self.name.upper()
 
+    @property
+    def option(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
 
 KNOBS: tuple[Knob, ...] = (
-    Knob("project", "", "Path of the Rust project (its Cargo.toml directory). Empty: the bundled example."),
-    Knob("bin", "", "Binary to ship. Empty: the project's only binary (or the one named like the package)."),
+    Knob("project", "", "Path of the Rust project (its Cargo.toml directory). Empty: the bundled example.",
+         optional_path),
+    Knob("bin", "", "Binary to ship. Empty: the project's only binary (or the one named like the package).",
+         cargo_name),
     Knob("package", "", "Cargo package / workspace member that builds the binary (cargo --package)."),
-    Knob("platforms", "amd64,arm64,arm/v7", "Comma-separated platforms, e.g. amd64,arm64,arm (= arm/v7)."),
-    Knob("registry", "127.0.0.1:5000", "Registry host[:port] to push to. Empty: IMAGE is a full reference."),
-    Knob("image", "", "Repository name inside the registry. Empty: the binary name."),
-    Knob("tag", "dev", "Tag of the manifest list that `inv build` creates."),
+    Knob("platforms", "amd64,arm64,arm/v7", "Comma-separated platforms, e.g. amd64,arm64,arm (= arm/v7).",
+         platform_list),
+    Knob("registry", "127.0.0.1:5000", "Registry host[:port] to push to. Empty: IMAGE is a full reference.", registry),
+    Knob("image", "", "Repository name inside the registry. Empty: the binary name.", image_names),
+    Knob("tag", "dev", "Tag of the manifest list that `inv build` creates.", tag),
     Knob("output", "push", "push: push each arch and join them into one manifest list; "
-         "load: load one local image per arch tagged <tag>-<arch>, no registry needed."),
-    Knob("jobs", "0", "How many architectures build (or smoke-test) at once. 0: all of them."),
+         "load: load one local image per arch tagged <tag>-<arch>, no registry needed.", choice("push", "load")),
+    Knob("jobs", "0", "How many architectures build (or smoke-test) at once. 0: all of them.", count),
     Knob("compile_slots", "1", "How many cargo compile steps may run at once on one build daemon (each uses "
-         "all its cores; the other build steps always overlap). 0: no limit."),
-    Knob("builder", "", "buildx builder name (docker buildx ls). Empty: the current builder."),
+         "all its cores; the other build steps always overlap). 0: no limit.", count),
+    Knob("builder", "", "buildx builder name (docker buildx ls). Empty: the current builder.", builder_name),
     Knob("builder_image", "docker.io/library/rust:1-bookworm",
-         "Image of the native compile stage: a rustup image, or a plain Debian (uses Debian's rustc-web)."),
+         "Image of the native compile stage: a rustup image, or a plain Debian (uses Debian's rustc-web).",
+         image_reference),
     Knob("runtime_image", "docker.io/library/debian:bookworm-slim",
-         "Runtime base image. Must be the same Debian release as the builder (glibc)."),
-    Knob("cargo_profile", "release", "Cargo profile to build with."),
-    Knob("port", "8080", "Port the service listens on (EXPOSE in the image)."),
-    Knob("out_dir", "out", "Where reports and per-arch logs go (relative to the working directory)."),
+         "Runtime base image. Must be the same Debian release as the builder (glibc).", image_reference),
+    Knob("cargo_profile", "release", "Cargo profile to build with.", required_cargo_name),
+    Knob("port", "8080", "Port the service listens on (EXPOSE in the image).", port),
+    Knob("out_dir", "out", "Where reports and per-arch logs go (relative to the working directory).", path),
     Knob("smoke_command", "--version", "Arguments `inv smoke` runs the image with; the output must name the "
-         "version and the platform's architecture."),
-    Knob("health_path", "/healthz", "HTTP path `inv smoke` expects a 200 from on PORT. Empty: no service check."),
-    Knob("smoke_timeout", "180", "Seconds each smoke step may take under emulation (native platforms get a quarter)."),
+         "version and the platform's architecture.", argv, flag="--command"),
+    Knob("health_path", "/healthz", "HTTP path `inv smoke` expects a 200 from on PORT. Empty: no service check.",
+         http_path),
+    Knob("smoke_timeout", "180", "Seconds each smoke step may take under emulation (native platforms get a quarter).",
+         seconds, flag="--timeout"),
 )
 
 KNOB_NAMES = tuple(k.name for k in KNOBS)
+BY_NAME: dict[str, Knob] = {k.name: k for k in KNOBS}
 DEFAULTS: dict[str, str] = {k.name: k.default for k in KNOBS}
 HELP: dict[str, str] = {k.name: f"{k.help} [{k.env}; default: {k.default!r}]" for k in KNOBS}
 
@@ -67,14 +254,23 @@ def flag_help(*settings: str, **flags: str) -> dict[str, str]:
     """invoke `help=` for a task: the settings' own help under their flag names, plus task-only flags
     (keyword names use _ for -; a value starting with "+" extends the setting's help)."""
     result = {name.replace("_", "-"): HELP[name] for name in settings}
-    for name, text in flags.items():
+    for name, help_text in flags.items():
         flag = name.replace("_", "-")
-        result[flag] = HELP[name] + text[1:] if text.startswith("+") else text
+        result[flag] = HELP[name] + help_text[1:] if help_text.startswith("+") else help_text
     return result
 
 
-class SettingsError(ValueError):
-    """A setting with a value that cannot work; the message names the setting and the fix."""
+def bad_value(knob: Knob, value: str, accepted: str, *, reason: bool = False) -> SettingsError:
+    """One line: the setting, its bad value, where it is set and what would be accepted."""
+    return SettingsError(f"{knob.name} {value!r} is not valid ({knob.option} or {knob.env}): "
+                         + (accepted if reason else f"expected {accepted}"))
+
+
+def parse_value(knob: Knob, value: str) -> Any:
+    try:
+        return knob.parse(value)
+    except BadValue as e:
+        raise bad_value(knob, value, str(e), reason=e.reason) from None
 
 
 @dataclass(frozen=True)
@@ -82,7 +278,7 @@ class Settings:
     project: Path
     bin: str
     package: str
-    platforms: str
+    platforms: tuple[Platform, ...]
     registry: str
     image: str
     tag: str
@@ -93,11 +289,11 @@ class Settings:
     builder_image: str
     runtime_image: str
     cargo_profile: str
-    port: str
+    port: int
     out_dir: Path
-    smoke_command: str
+    smoke_command: tuple[str, ...]
     health_path: str
-    smoke_timeout: str
+    smoke_timeout: float
 
 
 def resolve(
@@ -107,57 +303,43 @@ def resolve(
     cli: Mapping[str, Any] | None = None,
     cwd: Path | None = None,
 ) -> Settings:
-    """Layer defaults < config file < environment < CLI flags (``None`` means "flag not given")."""
+    """Layer defaults < config file < environment < CLI flags (``None`` means "flag not given"), then
+    parse every value once. Unknown config keys are ignored here (see ``unknown_names``)."""
+    unknown_cli = set(cli or {}) - set(KNOB_NAMES)
+    if unknown_cli:  # a task passing a flag that is no setting: a bug in crossdock, not the user's input
+        raise TypeError(f"not settings: {sorted(unknown_cli)}")
     values: dict[str, str] = dict(DEFAULTS)
-    for layer in (config or {}, {k.name: (environ or {}).get(k.env) for k in KNOBS}, cli or {}):
-        unknown = set(layer) - set(KNOB_NAMES)
-        if unknown:
-            raise SettingsError(f"unknown setting(s) {sorted(unknown)}; known: {', '.join(KNOB_NAMES)}")
+    config_layer = {k: v for k, v in (config or {}).items() if k in BY_NAME}
+    for layer in (config_layer, {k.name: (environ or {}).get(k.env) for k in KNOBS}, cli or {}):
         for name, value in layer.items():
             if value is not None:
                 values[name] = str(value)
+    parsed = {k.name: parse_value(k, values[k.name]) for k in KNOBS}
     base = cwd or Path.cwd()
-    if values["output"] not in ("push", "load"):
-        raise SettingsError(f"output must be 'push' or 'load', not {values['output']!r} "
-                            f"(--output or {ENV_PREFIX}OUTPUT)")
-    try:
-        jobs = int(values["jobs"])
-    except ValueError:
-        jobs = -1
-    if jobs < 0:
-        raise SettingsError(f"jobs must be a whole number >= 0, not {values['jobs']!r} (0 = all at once)")
-    try:
-        compile_slots = int(values["compile_slots"])
-    except ValueError:
-        compile_slots = -1
-    if compile_slots < 0:
-        raise SettingsError(f"compile_slots must be a whole number >= 0, not {values['compile_slots']!r} "
-                            f"(--compile-slots or {ENV_PREFIX}COMPILE_SLOTS; 0 = no limit)")
-    try:
-        timeout_ok = float(values["smoke_timeout"]) > 0
-    except ValueError:
-        timeout_ok = False
-    if not timeout_ok:
-        raise SettingsError(f"smoke_timeout must be a number of seconds > 0, not {values['smoke_timeout']!r} "
-                            f"(--timeout or {ENV_PREFIX}SMOKE_TIMEOUT)")
-    try:
-        if not shlex.split(values["smoke_command"]):
-            raise ValueError("empty")
-    except ValueError as e:
-        raise SettingsError(f"smoke_command {values['smoke_command']!r} is not a usable argument list ({e}) "
-                            f"(--command or {ENV_PREFIX}SMOKE_COMMAND)") from None
-    project = Path(values["project"]).expanduser() if values["project"] else EXAMPLE_PROJECT
-    out_dir = Path(values["out_dir"]).expanduser()
-    typed = {f.name: values[f.name] for f in fields(Settings)}
-    typed.update(project=(base / project).resolve(), out_dir=(base / out_dir).resolve(), jobs=jobs,
-                 compile_slots=compile_slots)
-    return Settings(**typed)
+    project = parsed["project"] or EXAMPLE_PROJECT
+    parsed.update(project=(base / project).resolve(), out_dir=(base / parsed["out_dir"]).resolve())
+    return Settings(**parsed)
 
 
-def parse_env_example(text: str) -> dict[str, str]:
+def unknown_names(*, config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Warnings for config keys and CROSSDOCK_* variables that are no setting, with the closest known name."""
+    warnings = []
+    for key in sorted(set(config or {}) - set(KNOB_NAMES)):
+        close = difflib.get_close_matches(str(key), KNOB_NAMES, n=1)
+        warnings.append(f"warning: config key crossdock.{key} is not a setting and is ignored"
+                        + (f" (did you mean {close[0]}?)" if close else f" (settings: {', '.join(KNOB_NAMES)})"))
+    known_env = [k.env for k in KNOBS] + list(OTHER_ENV)
+    for var in sorted(v for v in (environ or {}) if v.startswith(ENV_PREFIX) and v not in known_env):
+        close = difflib.get_close_matches(var, known_env, n=1)
+        warnings.append(f"warning: {var} is not a crossdock setting and is ignored"
+                        + (f" (did you mean {close[0]}?)" if close else ""))
+    return warnings
+
+
+def parse_env_example(text_: str) -> dict[str, str]:
     """KEY=VALUE lines of a ``.env``-style file, comments and blank lines skipped (also ``# KEY=``)."""
     result: dict[str, str] = {}
-    for raw in text.splitlines():
+    for raw in text_.splitlines():
         line = raw.strip()
         if line.startswith("#"):
             line = line.lstrip("#").strip()
@@ -168,3 +350,18 @@ def parse_env_example(text: str) -> dict[str, str]:
         key, value = line.split("=", 1)
         result[key.strip()] = value.strip()
     return result
+
+
+def parse_flag(flag: str, value: str, parse: Callable[[str], Any]) -> Any:
+    """A task-only flag (no setting behind it), parsed by one of the parsers above."""
+    try:
+        return parse(value)
+    except BadValue as e:
+        raise SettingsError(f"{flag} {value!r} is not valid: " + (str(e) if e.reason else f"expected {e}")) from None
+
+
+def tag_prefix_parser(value: str) -> str:
+    """The prefix of version tags in git (``v`` for v1.2.3; empty for 1.2.3)."""
+    if value and not re.match(r"^[A-Za-z0-9_.-]+$", value):
+        raise BadValue("letters, digits, '_', '.' and '-' (e.g. v), or empty")
+    return value

@@ -4,6 +4,8 @@ only move forward. Pure.
 A stable release ``X.Y.Z`` gets ``X.Y.Z`` and ``sha-<7>``, and ``X.Y`` / ``X`` / ``latest`` only when it is
 the highest stable version in that line among the tags already in the registry (so 1.1.5 after 1.2.0
 gets ``1.1.5`` and ``1.1``, not ``1`` or ``latest``). A pre-release (``1.3.0-rc.1``) gets only its own tag.
+A ``0.Y.Z`` release gets no bare ``0`` (as in docker/metadata-action: ``0`` would float across breaking 0.x
+releases); its ``0.Y`` and ``latest`` follow the forward-only rule.
 Semver build metadata (``+build.5``) is not allowed in a Docker tag: ``+`` becomes ``_``.
 """
 
@@ -13,6 +15,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .errors import CrossdockError
+
 SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
@@ -20,7 +24,7 @@ SEMVER = re.compile(
 DOCKER_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
-class VersionError(ValueError):
+class VersionError(CrossdockError):
     """Not a semantic version; the message says what was expected."""
 
 
@@ -98,6 +102,9 @@ def plan_tags(version: SemVer, *, revision: str, existing: Iterable[str]) -> Tag
              (f"{version.major}", lambda v: v.major == version.major),
              ("latest", lambda v: True)]
     for tag, in_line in lines:
+        if tag == "0" and version.major == 0:  # like docker/metadata-action: 0.x makes no promise across minors
+            held.append((tag, "a 0.x version gets no bare major tag"))
+            continue
         newer = [v for v in stable if in_line(v) and v.key() > version.key()]
         if newer:
             top = max(newer, key=SemVer.key)

@@ -10,7 +10,8 @@ from typing import Any
 from invoke import Context
 
 from ..core.buildx import parse_driver
-from ..core.checks import IndexEntry, parse_index
+from ..core.errors import CrossdockError
+from ..core.references import IndexEntry, parse_index
 
 
 def probe_run(c: Context, argv: list[str], **kwargs: Any):  # -> invoke.Result
@@ -34,7 +35,7 @@ def image_index(c: Context, image: str) -> tuple[list[IndexEntry] | None, str]:
     return parse_index(r.stdout), ""
 
 
-class EngineError(RuntimeError):
+class EngineError(CrossdockError):
     """The engine cannot do what was asked; one line naming what is missing and how to get it."""
 
 

@@ -15,6 +15,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
+from ..core.errors import CrossdockError
+
 MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -43,7 +45,7 @@ def plain_http(host: str) -> bool:
         return False
 
 
-class RegistryError(RuntimeError):
+class RegistryError(CrossdockError):
     def __init__(self, message: str, *, status: int = 0):
         super().__init__(message)
         self.status = status

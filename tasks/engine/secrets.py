@@ -16,6 +16,8 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..core.errors import CrossdockError
+
 USER_ENV = "REGISTRY_USER"
 PASSWORD_ENV = "REGISTRY_PASSWORD"
 _store: dict[str, str] = {}
@@ -33,7 +35,7 @@ def credentials() -> tuple[str, str]:
     return user, password
 
 
-class CredentialsError(ValueError):
+class CredentialsError(CrossdockError):
     pass
 
 
