@@ -104,6 +104,20 @@ def test_current_step_reads_the_last_named_step():
     assert buildx.current_step("") == "starting"
 
 
+def test_current_step_ignores_brackets_in_output_and_shows_cargo_progress():
+    log = ("#9 [build 3/3] RUN crossdock-platform build\n"
+           "#9 1.2 platform.sh: waiting for one of 1 compile slot(s) (COMPILE_SLOTS)\n")
+    assert buildx.current_step(log) == "build 3/3: waiting for a compile slot"
+    log += ("#9 9.0 platform.sh: got compile slot 0 after 8s\n"
+            "#9 9.5    Compiling serde v1.0.200\n"
+            "#9 12.1    Compiling hello v0.1.0 (/src)\n"
+            "#9 12.3 warning: unused variable\n"
+            "#9 12.3   |     let x: [u8] = ...\n"
+            "#9 12.4 [u8]\n")
+    assert buildx.current_step(log) == "build 3/3: compiling hello v0.1.0"
+    assert buildx.current_step("#4 [runtime-base 1/1] FROM x\n#4 0.3 [u8]\n") == "runtime-base 1/1"
+
+
 def test_merged_dockerignore_keeps_project_rules_and_ends_with_crossdock_rules():
     merged = buildx.merge_dockerignore("node_modules\n!.env\n")
     lines = merged.splitlines()

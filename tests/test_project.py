@@ -79,3 +79,35 @@ def test_probe_reads_a_virtual_workspace(tmp_path):
     packages, root = probe_project(tmp_path)
     assert root == "" and [(p.name, p.version, p.binaries) for p in packages] == [
         ("api", "2.0.0", ("api",)), ("lib", "2.0.0", ())]
+
+
+def test_stale_lockfile_is_named_with_the_fix(tmp_path):
+    from tasks.core.project import check_lockfile, lockfile_problems
+
+    pkg = Package(name="app", version="0.2.0", directory=".", binaries=("app",))
+    lock = {"package": [{"name": "app", "version": "0.1.0"},
+                        {"name": "serde", "version": "1.0.0", "source": "registry+https://x"}]}
+    assert lockfile_problems(lock, [pkg]) == {"app": "Cargo.toml says app 0.2.0, Cargo.lock says 0.1.0"}
+    assert lockfile_problems({"package": [{"name": "app", "version": "0.2.0"}]}, [pkg]) == {}
+    assert lockfile_problems({"package": []}, [pkg]) == {"app": "app 0.2.0 is not in Cargo.lock"}
+    (tmp_path / "Cargo.lock").write_text('version = 4\n\n[[package]]\nname = "app"\nversion = "0.1.0"\n')
+    with pytest.raises(ProjectError, match=r"out of date .*cargo update --offline -p app"):
+        check_lockfile(tmp_path, [pkg])
+    check_lockfile(tmp_path / "nowhere", [pkg])  # no lock file: nothing to check
+
+
+def test_build_refuses_a_stale_lockfile_before_anything_runs(tmp_path):
+    import shutil
+
+    from tests.conftest import EXAMPLE, run_inv
+
+    project = tmp_path / "p"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("target"))
+    manifest = project / "Cargo.toml"
+    manifest.write_text(manifest.read_text().replace('version = "0.1.0"', 'version = "0.2.0"', 1))
+    for task in ("build", "release"):
+        r = run_inv(task, f"--project={project}", f"--out-dir={tmp_path / 'out'}",
+                    env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        assert "Cargo.lock is out of date (Cargo.toml says hello-crossdock 0.2.0, Cargo.lock says 0.1.0)" in r.stderr
+        assert "cargo update --offline -p hello-crossdock" in r.stderr and not (tmp_path / "out").exists()

@@ -7,6 +7,7 @@ step; the task runs them. Pure: no Docker, no subprocess.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,14 +158,32 @@ def parse_driver(inspect_output: str) -> str:
 
 
 
+_STEP = re.compile(r"^#(\d+) \[([^\]]+)\]")
+_CARGO_PROGRESS = re.compile(r"^#(\d+) [\d.]+\s+(Compiling|Building|Finished|Downloaded|Locking|Checking) (.*)$")
+
+
 def current_step(log_text: str) -> str:
-    """The last BuildKit step named in a ``--progress plain`` log, e.g. ``build 4/4``."""
-    for line in reversed(log_text.splitlines()):
-        if line.startswith("#") and " [" in line and "]" in line:
-            step = line.split(" [", 1)[1].split("]", 1)[0]
-            if not step.startswith("internal"):
-                return step
-    return "starting"
+    """What an arch is doing, from a ``--progress plain`` log: the last BuildKit step that started (e.g.
+    ``build 4/4``; never a bracketed word from a step's own output), and inside it cargo's own progress
+    (the crate it compiles) or that it waits for a compile slot."""
+    step_id, step = "", "starting"
+    detail = ""
+    for line in log_text.splitlines():
+        m = _STEP.match(line)
+        if m and not m.group(2).startswith("internal"):
+            step_id, step, detail = m.group(1), m.group(2), ""
+            continue
+        if not step_id or not line.startswith(f"#{step_id} "):
+            continue
+        cargo = _CARGO_PROGRESS.match(line)
+        if cargo:
+            crate = cargo.group(3).split(" (", 1)[0]
+            detail = f"{cargo.group(2).lower()} {crate}"
+        elif "platform.sh: waiting for" in line and "compile slot" in line:
+            detail = "waiting for a compile slot"
+        elif "platform.sh: got compile slot" in line:
+            detail = "got a compile slot"
+    return f"{step}: {detail}" if detail else step
 
 
 def merge_dockerignore(user_rules: str) -> str:
