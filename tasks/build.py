@@ -13,6 +13,7 @@ import shutil
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from pathlib import Path
 
 from invoke import Context
@@ -21,10 +22,10 @@ from .common import crossdock_task, load_settings, say, say_block
 from .core import buildx
 from .core.errors import CrossdockError
 from .core.project import Target, check_lockfile, choose_target, probe_project
-from .core.references import join_repository, manifest_digest, manifest_size, parse_index
-from .core.report import ArchResult, build_report, human_seconds, summary_table
+from .core.references import join_repository, manifest_size
+from .core.report import ArchResult, BuildResult, human_seconds, summary_table
 from .core.settings import SUITE_ROOT, Settings, flag_help
-from .engine.docker import EngineError, probe_engine, probe_run
+from .engine.docker import Engine, EngineError
 from .engine.preflight import base_image_problem, emulator_warning
 from .engine.vcs import VcsInfo, probe_vcs, version_for
 
@@ -75,21 +76,28 @@ def build_args(settings: Settings, target: Target, vcs: VcsInfo | None, *, versi
 
 
 def gather(
-    c: Context, settings: Settings, *, dry: bool, no_cache: bool = False, manifest_tag: str = "", version: str = ""
+    engine: Engine, settings: Settings, *, dry: bool, no_cache: bool = False, manifest_tag: str = "",
+    version: str = "", known: tuple[Target, VcsInfo | None] | None = None,
 ) -> tuple[buildx.BuildPlan, Target, VcsInfo | None]:
+    """Project, git and engine facts, then the plan. ``known``: target and git facts a caller (the
+    release) already gathered, so they are not read twice."""
     platforms = settings.platforms
-    packages, root_name = probe_project(settings.project)
-    target = choose_target(packages, bin=settings.bin, package=settings.package, root_package=root_name)
-    check_lockfile(settings.project, packages)
+    if known is None:
+        packages, root_name = probe_project(settings.project)
+        target = choose_target(packages, bin=settings.bin, package=settings.package, root_package=root_name)
+        check_lockfile(settings.project, packages)
 
     def engine_then_base_image() -> tuple[str, str]:  # no registry lookup when there is no engine
-        return probe_engine(c, builder=settings.builder).driver, base_image_problem(c, settings, platforms)
+        return engine.info().driver, base_image_problem(engine, settings.runtime_image, platforms)
 
     # git and the engine are independent and mostly wait on other processes: ask both at once.
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="crossdock-probe") as pool:
-        vcs_f = pool.submit(probe_vcs, settings.project)
+        vcs_f = pool.submit(probe_vcs, settings.project) if known is None else None
         engine_f = pool.submit(engine_then_base_image)
-    vcs = vcs_f.result()
+    if known is not None:
+        target, vcs = known
+    else:
+        vcs = vcs_f.result() if vcs_f else None
     if vcs is None:
         say(f"warning: {settings.project} is not in a git repository: revision 'unknown', SOURCE_DATE_EPOCH=0")
     try:
@@ -121,62 +129,53 @@ def gather(
     return buildx.plan_build(request), target, vcs
 
 
-def _read(c: Context, argv: list[str]) -> str:
-    r = probe_run(c, argv)
-    return r.stdout if r.ok else ""
-
-
-def run_arch(c: Context, plan: buildx.BuildPlan, arch: buildx.ArchBuild, *, dry: bool,
+def run_arch(engine: Engine, plan: buildx.BuildPlan, arch: buildx.ArchBuild, *, dry: bool,
              started_at: dict[str, float] | None = None) -> ArchResult:
     """Build one arch; on success also look up its image size (while the other arches still build)."""
     started = time.monotonic()
     if started_at is not None:
         started_at[arch.platform.name] = started
-    base = dict(platform=arch.platform.docker, name=arch.platform.name, triple=arch.triple,
-                log=str(arch.log_file))
+    base = dict(platform=arch.platform, triple=arch.triple, log=str(arch.log_file))
     if dry:
-        c.run(shlex.join(arch.argv))
+        engine.build(arch.argv)
         return ArchResult(ok=True, **base)
     say(f"{arch.platform.docker}: build started (log: {arch.log_file})")
     arch.metadata_file.unlink(missing_ok=True)
     with open(arch.log_file, "w") as log:
         log.write(f"$ {shlex.join(arch.argv)}\n")
         log.flush()
-        r = c.run(shlex.join(arch.argv), warn=True, out_stream=log, err_stream=log, in_stream=False,
-                  echo=False, hide=False)
+        r = engine.build(arch.argv, log)
     seconds = time.monotonic() - started
-    if r.failed:
+    if not r.ok:
         return ArchResult(ok=False, seconds=seconds, error=f"docker buildx build exited {r.exited}", **base)
     try:
         digest = buildx.parse_metadata(arch.metadata_file.read_text())
     except (OSError, ValueError) as e:
         return ArchResult(ok=False, seconds=seconds, error=f"no digest after the build: {e}", **base)
-    return _with_size_and_ref(c, plan, arch, ArchResult(ok=True, digest=digest, seconds=seconds, **base))
+    return _with_size_and_ref(engine, plan, arch, ArchResult(ok=True, digest=digest, seconds=seconds, **base))
 
 
-def _with_size_and_ref(c: Context, plan: buildx.BuildPlan, arch: buildx.ArchBuild, r: ArchResult) -> ArchResult:
+def _with_size_and_ref(engine: Engine, plan: buildx.BuildPlan, arch: buildx.ArchBuild, r: ArchResult) -> ArchResult:
     repo = plan.request.repository
     if plan.request.output == "load":
         ref = f"{repo}:{arch.tag}"
-        size = _read(c, ["docker", "image", "inspect", "--format", "{{.Size}}", ref]).strip()
+        size = engine.local_image_size(ref)
     else:
         ref = f"{repo}@{r.digest}"
-        raw = _read(c, [*buildx.buildx_prefix(plan.request.builder), "imagetools", "inspect", "--raw", ref])
-        size = str(manifest_size(raw)) if raw else ""
-    return ArchResult(**{**r.__dict__, "reference": ref, "size": int(size) if size.isdigit() else 0})
+        raw = engine.manifest_raw(ref)
+        size = str(manifest_size(raw.stdout)) if raw.ok and raw.stdout else ""
+    return replace(r, reference=ref, size=int(size) if size.isdigit() else 0)
 
 
-def _joined_index(c: Context, plan: buildx.BuildPlan, digests: dict[str, str]) -> tuple[str, str]:
+def _joined_index(engine: Engine, plan: buildx.BuildPlan, digests: list[str]) -> tuple[str, str]:
     """The digest of the index just created under the manifest tag, checked to list exactly this run's
     per-arch digests (another run may have moved the same tag meanwhile). One registry round trip: the
     digest of a manifest is the sha256 of its bytes, which `--raw` prints unchanged."""
-    raw = _read(c, [*buildx.buildx_prefix(plan.request.builder), "imagetools", "inspect", "--raw",
-                    plan.manifest_ref])
-    digest = manifest_digest(raw)
-    listed = sorted(e.digest for e in parse_index(raw)) if raw else []
-    if not digest or listed != sorted(digests.values()):
+    digest, entries = engine.index_digest(plan.manifest_ref)
+    listed = sorted(e.digest for e in entries)
+    if not digest or listed != sorted(digests):
         return "", (f"{plan.manifest_ref} does not list this build's images (moved by a concurrent run?): "
-                    f"expected {sorted(digests.values())}, found {listed}")
+                    f"expected {sorted(digests)}, found {listed}")
     return digest, ""
 
 
@@ -188,16 +187,16 @@ def _log_tail(path: str, lines: int = LOG_TAIL) -> str:
     return "\n".join(text[-lines:])
 
 
-def run_plan(c: Context, plan: buildx.BuildPlan, *, jobs: int, dry: bool) -> list[ArchResult]:
+def run_plan(engine: Engine, plan: buildx.BuildPlan, *, jobs: int, dry: bool) -> list[ArchResult]:
     """Build every arch concurrently (at most `jobs` at once), printing progress while they run."""
     if dry:  # nothing runs: print the commands in platform order
-        return [run_arch(c, plan, arch, dry=True) for arch in plan.arches]
+        return [run_arch(engine, plan, arch, dry=True) for arch in plan.arches]
     workers = jobs or len(plan.arches)
     results: dict[str, ArchResult] = {}
     started: dict[str, float] = {}  # filled by run_arch when an arch really starts (--jobs may queue some)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crossdock-build") as pool:
         futures: dict[Future[ArchResult], buildx.ArchBuild] = {
-            pool.submit(run_arch, c, plan, arch, dry=dry, started_at=started): arch for arch in plan.arches}
+            pool.submit(run_arch, engine, plan, arch, dry=dry, started_at=started): arch for arch in plan.arches}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=STATUS_EVERY, return_when=FIRST_COMPLETED)
@@ -206,13 +205,13 @@ def run_plan(c: Context, plan: buildx.BuildPlan, *, jobs: int, dry: bool) -> lis
                 try:
                     r = f.result()
                 except Exception as e:  # a crash in our own code must still name the platform
-                    r = ArchResult(platform=arch.platform.docker, name=arch.platform.name, triple=arch.triple,
-                                   ok=False, error=f"{type(e).__name__}: {e}", log=str(arch.log_file))
+                    r = ArchResult(platform=arch.platform, triple=arch.triple, ok=False,
+                                   error=f"{type(e).__name__}: {e}", log=str(arch.log_file))
                 results[arch.platform.name] = r
                 if r.ok:
-                    say(f"{r.platform}: built in {human_seconds(r.seconds)} ({r.digest})")
+                    say(f"{r.label}: built in {human_seconds(r.seconds)} ({r.digest})")
                 else:
-                    say(f"{r.platform}: FAILED after {human_seconds(r.seconds)}: {r.error}; "
+                    say(f"{r.label}: FAILED after {human_seconds(r.seconds)}: {r.error}; "
                         f"last {LOG_TAIL} lines of {r.log}:")
                     say_block(_log_tail(r.log))
             if pending and not done:  # a quiet interval: say what is still running
@@ -241,20 +240,20 @@ def build(c: Context, platforms=None, project=None, bin=None, package=None, regi
         tag=tag, output=output, jobs=jobs, compile_slots=compile_slots, builder=builder,
         builder_image=builder_image, runtime_image=runtime_image, cargo_profile=cargo_profile, port=port,
         out_dir=out_dir)
-    report = execute_build(c, settings, dry=dry, no_cache=no_cache)
-    if report is not None and not report["ok"]:
-        names = ", ".join(p["platform"] for p in report["platforms"] if not p["ok"]) or "the manifest list"
-        raise CrossdockError(f"build failed for {names} (logs under {settings.out_dir / 'build'})")
+    result = execute_build(Engine(c, builder=settings.builder), settings, dry=dry, no_cache=no_cache)
+    if result is not None and not result.ok:
+        raise CrossdockError(f"build failed for {', '.join(result.failed)} (logs under {settings.out_dir / 'build'})")
 
 
-def execute_build(c: Context, settings: Settings, *, dry: bool, no_cache: bool = False,
-                  manifest_tag: str = "", version: str = "") -> dict | None:
+def execute_build(engine: Engine, settings: Settings, *, dry: bool, no_cache: bool = False, manifest_tag: str = "",
+                  version: str = "", known: tuple[Target, VcsInfo | None] | None = None) -> BuildResult | None:
     """Build every platform, join them (unless one failed), print the table, write the report.
 
-    Returns the report (``None`` in a dry run). Raises the domain errors of the checks that run first.
+    Returns the result (``None`` in a dry run). Raises the domain errors of the checks that run first.
     """
     t0 = time.monotonic()
-    plan, target, vcs = gather(c, settings, dry=dry, no_cache=no_cache, manifest_tag=manifest_tag, version=version)
+    plan, target, vcs = gather(engine, settings, dry=dry, no_cache=no_cache, manifest_tag=manifest_tag,
+                               version=version, known=known)
     request = plan.request
     say(f"building {target.bin} ({request.build_args['VERSION']}) from {settings.project} for "
         f"{', '.join(p.docker for p in request.platforms)}; "
@@ -268,42 +267,39 @@ def execute_build(c: Context, settings: Settings, *, dry: bool, no_cache: bool =
     else:
         stage_build_files(settings.project)
         request.run_dir.mkdir(parents=True, exist_ok=True)
-    results = run_plan(c, plan, jobs=settings.jobs, dry=dry)
-    failed = [r for r in results if not r.ok]
-    manifest_digest = ""
+    results = run_plan(engine, plan, jobs=settings.jobs, dry=dry)
     if dry:
         if plan.manifest_ref:
-            c.run(shlex.join(buildx.imagetools_create_argv(plan, {})))
+            engine.imagetools_create(plan.manifest_ref, buildx.imagetools_sources(plan, {}))
         return None
+    failed = [r for r in results if not r.ok]
+    manifest_digest, problems = "", []
     if not failed and plan.manifest_ref:
-        argv = buildx.imagetools_create_argv(plan, {r.name: r.digest for r in results})
         say(f"joining {len(results)} platform(s) into {plan.manifest_ref}")
-        r = c.run(shlex.join(argv), warn=True, hide=True, in_stream=False)
-        if r.failed:
-            failed.append(ArchResult(platform="manifest list", name="manifest", triple="", ok=False,
-                                     error=r.stderr.strip()))
-            say(f"error: imagetools create failed: {r.stderr.strip()}")
+        r = engine.imagetools_create(plan.manifest_ref,
+                                     buildx.imagetools_sources(plan, {a.platform.name: a.digest for a in results}))
+        if not r.ok:
+            problems.append(f"imagetools create failed: {r.stderr.strip()}")
         else:
-            manifest_digest, problem = _joined_index(c, plan, {r.name: r.digest for r in results})
+            manifest_digest, problem = _joined_index(engine, plan, [a.digest for a in results])
             if problem:
-                failed.append(ArchResult(platform="manifest list", name="manifest", triple="", ok=False,
-                                         error=problem))
-                say(f"error: {problem}")
+                problems.append(problem)
+        for problem in problems:
+            say(f"error: {problem}")
     elif failed and plan.manifest_ref:
         say(f"not creating or moving {plan.manifest_ref}: {len(failed)} platform(s) failed")
-    seconds = time.monotonic() - t0
+    result = BuildResult(project=settings.project, bin=target.bin, build_args=dict(request.build_args),
+                         package_version=target.package.version, output=request.output, arches=tuple(results),
+                         manifest_ref=plan.manifest_ref, manifest_digest=manifest_digest,
+                         joined=not failed and not problems and bool(manifest_digest or not plan.manifest_ref),
+                         problems=tuple(problems), seconds=time.monotonic() - t0)
     print()
     print(summary_table(results))
-    report = build_report(results=results, manifest_ref=plan.manifest_ref if not failed else "",
-                          joined=not failed and bool(manifest_digest or not plan.manifest_ref),
-                          manifest_digest=manifest_digest, output=request.output, project=str(settings.project),
-                          bin=target.bin, build_args=dict(request.build_args),
-                          package_version=target.package.version, seconds=seconds)
     report_path = settings.out_dir / "build-report.json"
-    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    report_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
     print()
     if manifest_digest:
         say(f"manifest list {plan.manifest_ref}@{manifest_digest}")
-    say(f"report: {report_path} ({human_seconds(seconds)})")
+    say(f"report: {report_path} ({human_seconds(result.seconds)})")
     sys.stdout.flush()
-    return report
+    return result

@@ -8,11 +8,9 @@ without building (also how `latest` is rolled back).
 
 from __future__ import annotations
 
-import io
 import json
-import shlex
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from invoke import Context
@@ -22,43 +20,42 @@ from .common import crossdock_task, load_settings, say
 from .core import buildx
 from .core.guards import ReleaseError, ReleaseState, check_release, published_from_here
 from .core.platforms import lookup
-from .core.project import check_lockfile, choose_target, probe_project
+from .core.project import Target, check_lockfile, choose_target, probe_project
 from .core.references import index_entries, join_repository
 from .core.report import format_table, human_seconds
 from .core.settings import Settings, flag_help, parse_flag, tag_prefix_parser
-from .core.tags import TagPlan, docker_tag, parse_semver, plan_tags
-from .engine.docker import image_index
+from .core.tags import SemVer, TagPlan, docker_tag, parse_semver, plan_tags
+from .engine.docker import Engine, Ran
 from .engine.emulation import probe_handlers
 from .engine.registry import Client, Repo, is_transient
 from .engine.secrets import credentials, private_docker_config, require_pair
-from .engine.vcs import probe_vcs
-from .smoke import expectations_from_report, run_smoke
+from .engine.vcs import VcsInfo, probe_vcs
+from .smoke import expectations_from_build, run_smoke
 
 RETRY_DELAYS = (1.0, 2.0, 4.0)  # seconds between attempts of a registry write (transient errors only)
 
 
-def run_with_retry(c: Context, argv: list[str], *, what: str, delays: tuple[float, ...] = RETRY_DELAYS):
-    """Run a registry write; retry transient failures with backoff, never 401/403/404."""
-    r = None
+def create_with_retry(engine: Engine, tag: str, source: str, *, delays: tuple[float, ...] = RETRY_DELAYS) -> Ran:
+    """Point a tag at an index; retry transient registry failures with backoff, never 401/403/404."""
+    r = Ran(ok=False)
     for attempt, delay in enumerate((0.0, *delays)):
         if delay:
-            say(f"{what}: transient registry error, retry {attempt}/{len(delays)} in {delay:.0f}s")
+            say(f"{tag}: transient registry error, retry {attempt}/{len(delays)} in {delay:.0f}s")
             time.sleep(delay)
-        r = c.run(shlex.join(argv), warn=True, hide=True, in_stream=False)
+        r = engine.imagetools_create(tag, [source])
         if r.ok or not is_transient(r.stderr + r.stdout):
             return r
     return r
 
 
-def login(c: Context, registries: list[str], user: str, password: str) -> None:
+def login(engine: Engine, registries: list[str], user: str, password: str) -> None:
     """`docker login --password-stdin` into the task's private Docker config (tasks.engine.secrets): the password
     never appears on a command line or in output, and the login is gone when the task ends."""
     if not password:
         raise ReleaseError("REGISTRY_PASSWORD is empty")
     for host in dict.fromkeys(registries):
-        r = c.run(shlex.join(["docker", "login", "--username", user, "--password-stdin", host]), warn=True,
-                  hide=True, in_stream=io.StringIO(password), echo_stdin=False)
-        if r.failed:
+        r = engine.login(host, user, password)
+        if not r.ok:
             answer = (r.stderr.strip().splitlines() or ["no answer"])[-1].replace(password, "***")
             raise ReleaseError(f"login to {host} as {user} failed: {answer}. Check REGISTRY_USER / REGISTRY_PASSWORD")
         say(f"logged in to {host} as {user}")
@@ -92,27 +89,46 @@ def audit(client: Client, repos: list[str], plans: dict[str, TagPlan], index_dig
     return problems
 
 
-def base_image_digests(c: Context, settings: Settings) -> dict[str, dict[str, str]]:
+def base_image_digests(engine: Engine, settings: Settings) -> dict[str, dict[str, str]]:
     result = {}
     for label, image in (("builder", settings.builder_image), ("runtime", settings.runtime_image)):
-        entries, _ = image_index(c, image)
+        entries, _ = engine.image_index(image)
         result[label] = {"image": image, **{e.platform: e.digest for e in entries or []}}
     return result
 
 
-def publish(c: Context, repos: list[str], plans: dict[str, TagPlan], source: str) -> list[str]:
+def publish(engine: Engine, repos: list[str], plans: dict[str, TagPlan], source: str) -> list[str]:
     """Point every planned tag at `source` (one index). Each tag moves atomically; failures are listed."""
     failures = []
     for repo in repos:
         for tag in plans[repo].tags:
-            argv = ["docker", "buildx", "imagetools", "create", "--tag", f"{repo}:{tag}", source]
-            r = run_with_retry(c, argv, what=f"{repo}:{tag}")
-            if r is not None and r.failed:
+            r = create_with_retry(engine, f"{repo}:{tag}", source)
+            if not r.ok:
                 failures.append(f"{repo}:{tag}: {(r.stderr.strip().splitlines() or ['failed'])[-1]}")
                 say(f"FAILED to publish {repo}:{tag}")
-            elif not c.config.run.dry:
+            elif not engine.dry:
                 say(f"published {repo}:{tag}")
     return failures
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """Everything the gathering half of a release found, for the acting half."""
+
+    settings: Settings
+    version: SemVer
+    state: ReleaseState
+    target: Target
+    vcs: VcsInfo | None
+    names: list[str]  # repositories inside the registry (the first one is built)
+    repos: list[str]  # registry/name of each
+    plans: dict[str, TagPlan]  # repository -> the tags that move and those held back
+    current: dict[str, dict[str, str]]  # repository -> tag -> digest it points at now
+
+    @property
+    def own(self) -> str:
+        """The version's own tag."""
+        return docker_tag(self.version)
 
 
 @crossdock_task(
@@ -125,7 +141,6 @@ def publish(c: Context, repos: list[str], plans: dict[str, TagPlan], source: str
 def release(c: Context, platforms=None, project=None, registry=None, image=None, tag_prefix="v",
             promote_from=None, jobs=None, builder_image=None, runtime_image=None, out_dir=None):
     """Release the tagged commit: build, smoke-test, then publish the tested index under its tags."""
-    dry = bool(c.config.run.dry)
     t0 = time.monotonic()
     settings = load_settings(c, platforms=platforms, project=project, registry=registry, image=image,
                              jobs=jobs, builder_image=builder_image, runtime_image=runtime_image, out_dir=out_dir)
@@ -136,7 +151,7 @@ def release(c: Context, platforms=None, project=None, registry=None, image=None,
     client = Client(user, password)
     if promote_from is not None:
         with private_docker_config():
-            return promote(c, settings, client, Path(promote_from), dry=dry, user=user, password=password)
+            return promote(Engine(c), settings, client, Path(promote_from), user=user, password=password)
     wanted = settings.platforms
     packages, root_name = probe_project(settings.project)
     target = choose_target(packages, bin=settings.bin, package=settings.package, root_package=root_name)
@@ -171,23 +186,24 @@ def release(c: Context, platforms=None, project=None, registry=None, image=None,
             if tag in existing[repo]:
                 current[repo][tag] = client.digest(Repo.parse(repo), tag)
 
+    plan = ReleasePlan(settings=settings, version=version, state=state, target=target, vcs=vcs, names=names,
+                       repos=repos, plans=plans, current=current)
     with private_docker_config():
-        run_release(c, settings, client, t0=t0, dry=dry, user=user, password=password, version=version,
-                    state=state, target=target, vcs=vcs, repos=repos, names=names, wanted=wanted, plans=plans,
-                    current=current, own=own)
+        run_release(Engine(c), client, plan, user=user, password=password, t0=t0)
 
 
-def run_release(c: Context, settings: Settings, client: Client, *, t0: float, dry: bool, user: str, password: str,
-                version, state: ReleaseState, target, vcs, repos: list[str], names: list[str], wanted,
-                plans: dict[str, TagPlan], current: dict[str, dict[str, str]], own: str) -> None:
+def run_release(engine: Engine, client: Client, plan: ReleasePlan, *, user: str, password: str, t0: float) -> None:
     """The acting half of the runbook: log in, build, smoke, publish, audit, record."""
+    settings, version, state, target, vcs = plan.settings, plan.version, plan.state, plan.target, plan.vcs
+    repos, plans, current, own, wanted = plan.repos, plan.plans, plan.current, plan.own, settings.platforms
+    dry = engine.dry
     reuse = published_from_here(state)
-    say(f"release {version} of {target.bin} from {state.revision[:7]} ({vcs.branch or 'detached'}) for "
+    say(f"release {version} of {target.bin} from {state.revision[:7]} ({(vcs and vcs.branch) or 'detached'}) for "
         f"{', '.join(p.docker for p in wanted)}")
     print(plan_table(repos, plans, current))
     print()
     if user and not dry:
-        login(c, [Repo.parse(r).host for r in repos], user, password)
+        login(engine, [Repo.parse(r).host for r in repos], user, password)
     if reuse:
         r = Repo.parse(reuse)
         index_digest = client.digest(r, own)
@@ -196,23 +212,23 @@ def run_release(c: Context, settings: Settings, client: Client, *, t0: float, dr
         report = None
         smoke_results = "reused: smoke-tested when first published"
     else:
-        build_settings = replace(settings, tag=own, image=names[0])
-        report = execute_build(c, build_settings, dry=dry, manifest_tag=buildx.staging_index_tag(own),
-                               version=str(version))
-        if dry:
+        build_settings = replace(settings, tag=own, image=plan.names[0])
+        builder = Engine(engine.c, builder=build_settings.builder)
+        report = execute_build(builder, build_settings, dry=dry, manifest_tag=buildx.staging_index_tag(own),
+                               version=str(version), known=(target, vcs))
+        if dry or report is None:
             say("dry run: then `inv smoke` on the staging index, then (for every tag above):")
-            publish(c, repos, plans, f"{repos[0]}@<index digest of {buildx.staging_index_tag(own)}>")
+            publish(engine, repos, plans, f"{repos[0]}@<index digest of {buildx.staging_index_tag(own)}>")
             return
-        if not report["ok"]:
+        if not report.ok:
             raise ReleaseError("the build failed: nothing was tagged (existing tags are unchanged)")
-        index_digest = report["manifest"]["digest"]
-        results = run_smoke(c, settings, image=f"{repos[0]}@{index_digest}",
-                            expect=expectations_from_report(report))
-        failed = [x.platform for x in results if not x.ok]
-        if failed:
-            raise ReleaseError(f"smoke test failed for {', '.join(failed)}: nothing was tagged "
-                               f"(existing tags are unchanged); see {settings.out_dir / 'smoke-junit.xml'}")
-        smoke_results = {x.platform: "ok" for x in results}
+        index_digest = report.manifest_digest
+        smoked = run_smoke(engine, settings, image=f"{repos[0]}@{index_digest}",
+                           expect=expectations_from_build(report))
+        if not smoked.ok:
+            raise ReleaseError(f"smoke test failed for {', '.join(x.label for x in smoked.failed)}: nothing was "
+                               f"tagged (existing tags are unchanged); see {settings.out_dir / 'smoke-junit.xml'}")
+        smoke_results = {x.label: "ok" for x in smoked.platforms}
     pending = plans
     if reuse:  # only the tags a previous run did not get to
         pending = {repo: TagPlan(tags=tuple(t for t in plans[repo].tags if current[repo].get(t) != index_digest),
@@ -221,11 +237,11 @@ def run_release(c: Context, settings: Settings, client: Client, *, t0: float, dr
             say(f"nothing to do: {version} is already released and every tag points at {index_digest}")
             return
     if dry:
-        publish(c, repos, pending, f"{repos[0]}@{index_digest}")
+        publish(engine, repos, pending, f"{repos[0]}@{index_digest}")
         return
     source = f"{(reuse or repos[0])}@{index_digest}"
     say(f"publishing {source}")
-    failures = publish(c, repos, pending, source)
+    failures = publish(engine, repos, pending, source)
     if failures:
         raise ReleaseError("publishing stopped: " + "; ".join(failures) + ". Tags already moved point at the "
                            "complete new index, the others at their old one: run the release again to finish")
@@ -235,17 +251,17 @@ def run_release(c: Context, settings: Settings, client: Client, *, t0: float, dr
     if problems:
         raise ReleaseError("audit failed: " + "; ".join(problems))
 
-    built_targets = {p["platform"]: p["rust_target"] for p in report["platforms"]} if report else {}
+    built_targets = {a.label: a.triple for a in report.arches} if report else {}
     record = {
         "version": str(version),
         "commit": state.revision,
-        "branch": vcs.branch,
+        "branch": vcs.branch if vcs else "",
         "index_digest": index_digest,
         "platforms": [{"platform": e.platform, "digest": e.digest,
                        "rust_target": built_targets.get(e.platform) or lookup(e.platform).rust_triple}
                       for e in platforms_in_index],
         "tags": {repo: list(plans[repo].tags) for repo in repos},
-        "base_images": base_image_digests(c, settings),
+        "base_images": base_image_digests(engine, settings),
         "smoke": smoke_results,
         "released_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -265,7 +281,7 @@ def write_record(settings: Settings, record: dict) -> Path:
     return path
 
 
-def promote(c: Context, settings: Settings, client: Client, record_path: Path, *, dry: bool, user: str,
+def promote(engine: Engine, settings: Settings, client: Client, record_path: Path, *, user: str,
             password: str) -> None:
     """Republish a recorded release: every recorded tag -> the recorded index. No build, no guards."""
     try:
@@ -282,12 +298,12 @@ def promote(c: Context, settings: Settings, client: Client, record_path: Path, *
     plans = {repo: TagPlan(tags=tuple(tags[repo]), held_back=()) for repo in repos}
     say(f"promoting {version} ({index_digest}) from {record_path}")
     print(format_table(("repository", "tag", "digest"), [(r, t, index_digest) for r in repos for t in tags[r]]))
-    if user and not dry:
-        login(c, [Repo.parse(r).host for r in repos], user, password)
+    if user and not engine.dry:
+        login(engine, [Repo.parse(r).host for r in repos], user, password)
     failures = []
     for repo in repos:
-        failures += publish(c, [repo], plans, f"{repo}@{index_digest}")
-    if dry:
+        failures += publish(engine, [repo], plans, f"{repo}@{index_digest}")
+    if engine.dry:
         return
     if failures:
         raise ReleaseError("publishing stopped: " + "; ".join(failures) + ": run the promotion again")

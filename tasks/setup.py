@@ -9,7 +9,6 @@ nothing and says so.
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from .core.errors import CrossdockError
 from .core.platforms import Platform, lookup
 from .core.report import format_table
 from .core.settings import SUITE_ROOT, Settings, flag_help
-from .engine.docker import last_line, probe_run
+from .engine.docker import Engine, last_line
 from .engine.emulation import BINFMT, handler_field, host_platform_name, is_native, probe_handlers
 from .engine.preflight import image_platforms, missing_platforms
 from .engine.registry import Client, RegistryError, Repo
@@ -45,15 +44,15 @@ def setup_table(rows: list[Row]) -> str:
                         [("✓" if r.ok else "✗", r.check, r.found, "" if r.ok else r.fix) for r in rows])
 
 
-def check_engine(c: Context, settings: Settings) -> list[Row]:
+def check_engine(engine: Engine, settings: Settings) -> list[Row]:
     """buildx (client side), the engine, then the builder: each reported even when another fails."""
     rows = []
-    buildx = probe_run(c, ["docker", "buildx", "version"])
+    buildx = engine.buildx_version()
     rows.append(Row("buildx plugin", True, buildx.stdout.strip().replace("github.com/docker/buildx ", ""))
                 if buildx.ok else
                 Row("buildx plugin", False, "missing", f"{PROVISION} buildx (or install docker-buildx)", ("buildx",)))
-    version = probe_run(c, ["docker", "version", "--format", "{{.Client.Version}} {{.Server.Version}}"])
-    if version.failed or len(version.stdout.split()) < 2:
+    version = engine.versions()
+    if not version.ok or len(version.stdout.split()) < 2:
         rows.insert(0, Row("Docker engine", False, f"cannot reach it: {last_line(version.stderr)}",
                            f"{PROVISION} packages dockerd (or start dockerd / set DOCKER_HOST)",
                            ("packages", "dockerd")))
@@ -63,9 +62,8 @@ def check_engine(c: Context, settings: Settings) -> list[Row]:
     if not buildx.ok:
         return rows
     name = settings.builder or "(current)"
-    named = [settings.builder] if settings.builder else []
-    inspect = probe_run(c, ["docker", "buildx", "inspect", "--bootstrap", *named])
-    if inspect.failed:
+    inspect = engine.inspect_builder(bootstrap=True)
+    if not inspect.ok:
         rows.append(Row(f"builder {name}", False, last_line(inspect.stderr), f"docker buildx create --name "
                         f"{settings.builder or 'NAME'}", (f"builder:{settings.builder}",) if settings.builder else ()))
         return rows
@@ -76,7 +74,7 @@ def check_engine(c: Context, settings: Settings) -> list[Row]:
     return rows
 
 
-def check_emulators(c: Context, platforms: tuple[Platform, ...]) -> list[Row]:
+def check_emulators(engine: Engine, platforms: tuple[Platform, ...]) -> list[Row]:
     host = host_platform_name()
     problems = {problem.platform.name: problem for problem in probe_handlers(platforms, host=host)}
     rows = []
@@ -94,7 +92,7 @@ def check_emulators(c: Context, platforms: tuple[Platform, ...]) -> list[Row]:
         interpreter = handler_field(text, "interpreter")
         # Debian registers .../<arch>-binfmt-P, which treats its first argument as argv[0]: ask the real binary.
         real = str(Path(interpreter).resolve()) if interpreter else ""
-        version = probe_run(c, [real, "--version"]).stdout.splitlines()[:1] if real else []
+        version = engine.probe([real, "--version"]).stdout.splitlines()[:1] if real else []
         flags = handler_field(text, "flags")
         rows.append(Row(f"emulator {p.docker}", True,
                         f"{p.qemu_handler} enabled, flags {flags}; {version[0] if version else interpreter}"))
@@ -105,14 +103,14 @@ def check_emulators(c: Context, platforms: tuple[Platform, ...]) -> list[Row]:
 
 
 
-def check_base_images(c: Context, settings: Settings, platforms: tuple[Platform, ...]) -> list[Row]:
+def check_base_images(engine: Engine, settings: Settings, platforms: tuple[Platform, ...]) -> list[Row]:
     host = lookup(host_platform_name())
     rows = []
     for label, image, wanted in (("builder image", settings.builder_image, (host,)),
                                  ("runtime image", settings.runtime_image, platforms)):
         local = image == LOCAL_BASE
         fix_cmd = f"{PROVISION} base-images" if local else f"choose an image that has them (--{label.split()[0]}-image)"
-        offered, error = image_platforms(c, image)
+        offered, error = image_platforms(engine, image)
         if offered is None:
             rows.append(Row(f"{label} {image}", False, f"cannot read it: {error}", fix_cmd,
                             ("registry", "base-images") if local else ()))
@@ -162,12 +160,12 @@ def check_registry(settings: Settings) -> list[Row]:
     return rows
 
 
-def gather_rows(c: Context, settings: Settings, platforms: tuple[Platform, ...]) -> list[Row]:
-    rows = check_engine(c, settings)
+def gather_rows(engine: Engine, settings: Settings, platforms: tuple[Platform, ...]) -> list[Row]:
+    rows = check_engine(engine, settings)
     engine_ok = all(r.ok for r in rows)
-    rows += check_emulators(c, platforms)
+    rows += check_emulators(engine, platforms)
     if engine_ok:
-        rows += check_base_images(c, settings, platforms)
+        rows += check_base_images(engine, settings, platforms)
     else:
         rows.append(Row("base images", False, "not checked: the engine is not ready", "fix the rows above first",
                         ("registry", "base-images")))
@@ -175,7 +173,7 @@ def gather_rows(c: Context, settings: Settings, platforms: tuple[Platform, ...])
     return rows
 
 
-def apply_fixes(c: Context, rows: list[Row]) -> list[str]:
+def apply_fixes(engine: Engine, rows: list[Row]) -> list[str]:
     """Run what --fix can for the failed rows; the list says what was done."""
     done: list[str] = []
     steps: list[str] = []
@@ -192,16 +190,15 @@ def apply_fixes(c: Context, rows: list[Row]) -> list[str]:
                     done.append(f"could not enable {handler} ({e.strerror}): run as root")
             elif action.startswith("builder:"):
                 name = action.split(":", 1)[1]
-                r = probe_run(c, ["docker", "buildx", "create", "--name", name])
-                done.append(f"created builder {name}" if r.ok else f"could not create builder {name}: "
-                            f"{last_line(r.stderr)}")
+                r = engine.create_builder(name)
+                done.append(f"created builder {name}" if r.ok else f"could not create builder {name}: {r.error}")
             elif action not in steps:
                 steps.append(action)
     if steps:
         order = ["packages", "binfmt", "buildx", "dockerd", "registry", "base-images", "venv"]
         steps.sort(key=order.index)
         say(f"fixing: {PROVISION} {' '.join(steps)}")
-        r = c.run(shlex.join(["bash", str(PROVISION), *steps]), warn=True, in_stream=False)
+        r = engine.act(["bash", str(PROVISION), *steps], hide=False)
         done.append(f"ran provision steps {' '.join(steps)}" + ("" if r.ok else f" (exit {r.exited})"))
     return done
 
@@ -216,17 +213,18 @@ def setup(c: Context, platforms=None, fix=False, builder=None, builder_image=Non
     settings = load_settings(c, platforms=platforms, builder=builder, builder_image=builder_image,
                              runtime_image=runtime_image, registry=registry)
     wanted = settings.platforms
-    rows = gather_rows(c, settings, wanted)
+    engine = Engine(c, builder=settings.builder)
+    rows = gather_rows(engine, settings, wanted)
     if fix:
         if all(r.ok for r in rows):
             print(setup_table(rows))
             print()
             say("--fix: nothing to fix, everything is in place (nothing was changed)")
             return
-        done = apply_fixes(c, rows)
+        done = apply_fixes(engine, rows)
         for line in done:
             say(f"--fix: {line}")
-        rows = gather_rows(c, settings, wanted)
+        rows = gather_rows(engine, settings, wanted)
     print(setup_table(rows))
     failed = [r for r in rows if not r.ok]
     if failed:

@@ -18,13 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from invoke import Context
-from invoke.exceptions import CommandTimedOut
 
 from .common import crossdock_task, load_settings, say
 from .core.checks import (
     Check,
     Expectations,
     PlatformSmoke,
+    SmokeResult,
     check_binary,
     check_metadata,
     check_run,
@@ -34,21 +34,21 @@ from .core.elf import ElfError, parse_elf
 from .core.errors import CrossdockError
 from .core.platforms import Platform, lookup
 from .core.references import IndexEntry, repository_of
-from .core.report import format_table, human_seconds
+from .core.report import BuildResult, format_table, human_seconds
 from .core.settings import HELP, Settings, flag_help, image_reference, parse_flag, platform_list
-from .engine.docker import image_index, probe_engine, probe_run
+from .engine.docker import Engine
 from .engine.emulation import host_platform_name, is_native, probe_handlers
+
+
+def expectations_from_build(result: BuildResult) -> Expectations:
+    """What a build in this run recorded (the release smoke-tests the index it just built)."""
+    return expectations_from_report(result.to_json())
 
 
 def expectations_from_report(report: dict) -> Expectations:
     return Expectations(version=report.get("version", ""), revision=report.get("revision", ""),
                         created=report.get("created", ""), source=report.get("source"),
                         package_version=report.get("package_version", ""))
-
-
-def _copy_out(c: Context, container: str, path: str, dest: Path) -> bytes | None:
-    r = probe_run(c, ["docker", "cp", "-L", f"{container}:{path}", str(dest)])
-    return dest.read_bytes() if r.ok and dest.is_file() else None
 
 
 def _http_ok(url: str, deadline: float, alive: Callable[[], bool]) -> tuple[bool, str]:
@@ -71,36 +71,35 @@ def _http_ok(url: str, deadline: float, alive: Callable[[], bool]) -> tuple[bool
     return False, f"no HTTP 200 before the timeout (last: {last})"
 
 
-def smoke_platform(c: Context, *, repo: str, entry: IndexEntry, p: Platform, expect: Expectations,
-                   command: list[str], health_path: str, port: str, timeout: float, emulated: bool) -> PlatformSmoke:
+def smoke_platform(engine: Engine, *, repo: str, entry: IndexEntry, p: Platform, expect: Expectations,
+                   command: tuple[str, ...], health_path: str, port: int, timeout: float,
+                   emulated: bool) -> PlatformSmoke:
     t0 = time.monotonic()
     ref = f"{repo}@{entry.digest}"
     checks: list[Check] = []
 
     def done() -> PlatformSmoke:
-        return PlatformSmoke(platform=p.docker, digest=entry.digest, checks=tuple(checks),
-                             seconds=time.monotonic() - t0)
+        return PlatformSmoke(platform=p, digest=entry.digest, checks=tuple(checks), seconds=time.monotonic() - t0)
 
-    pull = probe_run(c, ["docker", "pull", "--quiet", "--platform", p.docker, ref], timeout=timeout)
-    if pull.failed:
+    pull = engine.pull(ref, p.docker, timeout=timeout)
+    if not pull.ok:
         checks.append(Check("pull", False, pull.stderr.strip() or pull.stdout.strip()))
         return done()
-    inspect = probe_run(c, ["docker", "image", "inspect", ref])
-    config = json.loads(inspect.stdout)[0] if inspect.ok else {}
+    config = engine.image_config(ref)
     checks += check_metadata(p, config, expect)
 
     entrypoint = ((config.get("Config") or {}).get("Entrypoint") or [""])[0]
-    created = probe_run(c, ["docker", "create", "--platform", p.docker, ref])
-    if created.failed or not entrypoint:
+    created = engine.create(ref, p.docker)
+    if not created.ok or not entrypoint:
         checks.append(Check("binary", False, created.stderr.strip() or "no entrypoint to inspect"))
     else:
         cid = created.stdout.strip()
         try:
             with tempfile.TemporaryDirectory(prefix="crossdock-smoke-") as tmp:
-                binary = _copy_out(c, cid, entrypoint, Path(tmp) / "binary")
+                binary = engine.copy_out(cid, entrypoint, Path(tmp) / "binary")
                 libc = None
                 for path in (f"/usr/lib/{p.multiarch}/libc.so.6", f"/lib/{p.multiarch}/libc.so.6"):
-                    libc = _copy_out(c, cid, path, Path(tmp) / "libc.so.6")
+                    libc = engine.copy_out(cid, path, Path(tmp) / "libc.so.6")
                     if libc:
                         break
                 if binary is None:
@@ -111,44 +110,40 @@ def smoke_platform(c: Context, *, repo: str, entry: IndexEntry, p: Platform, exp
                     except ElfError as e:
                         checks.append(Check("ELF machine", False, f"{entrypoint}: {e}"))
         finally:
-            probe_run(c, ["docker", "rm", "-f", cid])
+            engine.remove(cid)
 
     name = f"crossdock-smoke-{uuid.uuid4().hex[:12]}"  # so a timed-out run can be removed, not left running
     try:
-        r = probe_run(c, ["docker", "run", "--rm", "--name", name, "--platform", p.docker, ref, *command],
-                 timeout=timeout)
-        checks.append(check_run(p, exit_code=r.exited, output=r.stdout + r.stderr, expect=expect,
-                                command=shlex.join(command), emulated=emulated))
-    except CommandTimedOut:
-        checks.append(Check("run", False, f"`{shlex.join(command)}` did not finish within {timeout:.0f}s"))
+        r = engine.run(ref, p.docker, command, name=name, timeout=timeout)
+        if r.timed_out:
+            checks.append(Check("run", False, f"`{shlex.join(command)}` did not finish within {timeout:.0f}s"))
+        else:
+            checks.append(check_run(p, exit_code=r.exited, output=r.stdout + r.stderr, expect=expect,
+                                    command=shlex.join(command), emulated=emulated))
     finally:
-        probe_run(c, ["docker", "rm", "-f", name])
+        engine.remove(name)
 
     if health_path and port:
-        checks.append(check_service(c, ref=ref, p=p, health_path=health_path, port=port, timeout=timeout))
+        checks.append(check_service(engine, ref=ref, p=p, health_path=health_path, port=port, timeout=timeout))
     return done()
 
 
-def check_service(c: Context, *, ref: str, p: Platform, health_path: str, port: str, timeout: float) -> Check:
-    started = probe_run(c, ["docker", "run", "-d", "--platform", p.docker, "-p", f"127.0.0.1::{port}", ref])
-    if started.failed:
+def check_service(engine: Engine, *, ref: str, p: Platform, health_path: str, port: int, timeout: float) -> Check:
+    started = engine.start_service(ref, p.docker, port)
+    if not started.ok:
         return Check("service", False, f"cannot start the service: {started.stderr.strip()}")
     cid = started.stdout.strip()
     try:
-        mapped = probe_run(c, ["docker", "port", cid, f"{port}/tcp"]).stdout.strip().splitlines()
-        host_port = mapped[0].rsplit(":", 1)[-1] if mapped else ""
+        host_port = engine.host_port(cid, port)
         if not host_port:
             return Check("service", False, f"port {port} is not published")
-        def alive() -> bool:
-            return probe_run(c, ["docker", "inspect", "--format", "{{.State.Running}}", cid]).stdout.strip() == "true"
-
-        ok, detail = _http_ok(f"http://127.0.0.1:{host_port}{health_path}", time.monotonic() + timeout, alive)
+        ok, detail = _http_ok(f"http://127.0.0.1:{host_port}{health_path}", time.monotonic() + timeout,
+                              lambda: engine.running(cid))
         if not ok:
-            logs = probe_run(c, ["docker", "logs", "--tail", "20", cid])
-            detail += f"; container log: {(logs.stdout + logs.stderr).strip()[-500:]}"
+            detail += f"; container log: {engine.logs(cid)[-500:]}"
         return Check("service", ok, f"GET {health_path} on port {port}: {detail}")
     finally:
-        probe_run(c, ["docker", "rm", "-f", cid])
+        engine.remove(cid)
 
 
 def step_timeout(budget: float, *, emulated: bool) -> float:
@@ -157,7 +152,7 @@ def step_timeout(budget: float, *, emulated: bool) -> float:
 
 
 def smoke_table(results: list[PlatformSmoke]) -> str:
-    rows = [(r.platform, "ok" if r.ok else "FAILED", f"{sum(c.ok for c in r.checks)}/{len(r.checks)}",
+    rows = [(r.label, "ok" if r.ok else "FAILED", f"{sum(c.ok for c in r.checks)}/{len(r.checks)}",
              ", ".join(c.name for c in r.failures) or "-", human_seconds(r.seconds)) for r in results]
     return format_table(("platform", "result", "checks", "failed", "time"), rows)
 
@@ -182,11 +177,10 @@ def smoke(c: Context, image=None, platforms=None, command=None, health_path=None
         image, expect = last_build(settings.out_dir)
     else:
         parse_flag("--image", image, image_reference)
-    results = run_smoke(c, settings, image=image, expect=expect, platforms=wanted)
-    failed = [r for r in results if not r.ok]
-    if failed:
-        details = "\n".join(f"  {r.platform}: {c.name}: {c.detail}" for r in failed for c in r.failures)
-        raise SmokeError(f"smoke test failed for {', '.join(r.platform for r in failed)}:\n{details}")
+    result = run_smoke(Engine(c), settings, image=image, expect=expect, platforms=wanted)
+    if not result.ok:
+        details = "\n".join(f"  {r.label}: {c.name}: {c.detail}" for r in result.failed for c in r.failures)
+        raise SmokeError(f"smoke test failed for {', '.join(r.label for r in result.failed)}:\n{details}")
 
 
 class SmokeError(CrossdockError):
@@ -210,11 +204,11 @@ def last_build(out_dir: Path) -> tuple[str, Expectations]:
     return f"{report['manifest']['reference']}@{report['manifest']['digest']}", expectations_from_report(report)
 
 
-def run_smoke(c: Context, settings: Settings, *, image: str, expect: Expectations,
-              platforms: tuple[Platform, ...] | None = None) -> list[PlatformSmoke]:
+def run_smoke(engine: Engine, settings: Settings, *, image: str, expect: Expectations,
+              platforms: tuple[Platform, ...] | None = None) -> SmokeResult:
     """Smoke-test every (or every requested) platform of `image`; writes the JUnit and JSON reports."""
-    probe_engine(c)
-    entries, error = image_index(c, image)
+    engine.info()
+    entries, error = engine.image_index(image)
     if entries is None:
         raise SmokeError(f"cannot read image {image}: {error}; check the reference and that the registry answers")
     if not entries:
@@ -231,10 +225,9 @@ def run_smoke(c: Context, settings: Settings, *, image: str, expect: Expectation
     host = host_platform_name()
     repo = repository_of(image)
     say(f"smoke-testing {image}: {', '.join(p.docker for p in wanted)}")
-    command_argv = list(settings.smoke_command)
     with ThreadPoolExecutor(max_workers=settings.jobs or len(wanted)) as pool:
-        futures = [pool.submit(smoke_platform, c, repo=repo, entry=table[p.name][0], p=p, expect=expect,
-                               command=command_argv, health_path=settings.health_path, port=settings.port,
+        futures = [pool.submit(smoke_platform, engine, repo=repo, entry=table[p.name][0], p=p, expect=expect,
+                               command=settings.smoke_command, health_path=settings.health_path, port=settings.port,
                                timeout=step_timeout(settings.smoke_timeout, emulated=not is_native(p, host)),
                                emulated=not is_native(p, host)) for p in wanted]
         results = []
@@ -242,19 +235,17 @@ def run_smoke(c: Context, settings: Settings, *, image: str, expect: Expectation
             try:
                 r = f.result()
             except Exception as e:  # our own crash still names the platform
-                r = PlatformSmoke(platform=p.docker, digest=table[p.name][0].digest,
+                r = PlatformSmoke(platform=p, digest=table[p.name][0].digest,
                                   checks=(Check("smoke", False, f"{type(e).__name__}: {e}"),))
-            say(f"{r.platform}: {'ok' if r.ok else 'FAILED'} ({human_seconds(r.seconds)})")
+            say(f"{r.label}: {'ok' if r.ok else 'FAILED'} ({human_seconds(r.seconds)})")
             results.append(r)
+    result = SmokeResult(image=image, platforms=tuple(results))
     print()
     print(smoke_table(results))
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     junit_path = settings.out_dir / "smoke-junit.xml"
     junit_path.write_text(junit_xml(results, image=image))
-    (settings.out_dir / "smoke-report.json").write_text(json.dumps({
-        "image": image, "ok": all(r.ok for r in results),
-        "platforms": [{"platform": r.platform, "digest": r.digest, "ok": r.ok, "seconds": round(r.seconds, 1),
-                       "checks": [c.__dict__ for c in r.checks]} for r in results]}, indent=2) + "\n")
+    (settings.out_dir / "smoke-report.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
     print()
     say(f"JUnit report: {junit_path}")
-    return results
+    return result

@@ -49,10 +49,9 @@ def test_load_mode_tags_each_arch_locally_and_makes_no_manifest_list():
 
 def test_imagetools_joins_the_digests_in_platform_order():
     plan = buildx.plan_build(request())
-    argv = buildx.imagetools_create_argv(plan, {"arm/v7": "sha256:bb", "arm64": "sha256:aa"})
-    assert argv == ("docker", "buildx", "imagetools", "create", "--tag", "reg:5000/app:t1",
-                    "reg:5000/app@sha256:aa", "reg:5000/app@sha256:bb")
-    dry = buildx.imagetools_create_argv(plan, {})
+    sources = buildx.imagetools_sources(plan, {"arm/v7": "sha256:bb", "arm64": "sha256:aa"})
+    assert (plan.manifest_ref, sources) == ("reg:5000/app:t1", ("reg:5000/app@sha256:aa", "reg:5000/app@sha256:bb"))
+    dry = buildx.imagetools_sources(plan, {})
     assert dry[-1] == "reg:5000/app@<digest of linux/arm/v7>"
 
 

@@ -117,8 +117,8 @@ def test_index_skips_attestations():
 
 
 def test_junit_has_one_case_per_platform_and_names_failed_checks():
-    results = [PlatformSmoke("linux/amd64", "sha256:a", (Check("run", True, "fine"),), 1.0),
-               PlatformSmoke("linux/arm64", "sha256:b", (Check("ELF machine", False, "binary is amd64"),), 2.0)]
+    results = [PlatformSmoke(lookup("amd64"), "sha256:a", (Check("run", True, "fine"),), 1.0),
+               PlatformSmoke(lookup("arm64"), "sha256:b", (Check("ELF machine", False, "binary is amd64"),), 2.0)]
     root = ET.fromstring(junit_xml(results, image="r/app:t"))
     assert (root.get("tests"), root.get("failures")) == ("2", "1")
     cases = root.findall("testcase")

@@ -43,3 +43,61 @@ def test_missing_builder_says_how_to_create_it():
                          INSPECT + " gone": Result("", stderr="ERROR: no builder \"gone\" found\n", exited=1)})
     with pytest.raises(EngineError, match="docker buildx create --name gone"):
         probe_engine(c, builder="gone")
+
+
+def test_every_buildx_command_goes_to_the_configured_builder():
+    from tasks.engine.docker import Engine
+
+    raw = '{"manifests": []}'
+    c = MockContext(run={
+        "docker buildx --builder multi imagetools inspect --raw reg:5000/app:1": Result(raw),
+        "docker buildx --builder multi imagetools create --tag reg:5000/app:1 reg:5000/app@sha256:a": Result(""),
+    })
+    engine = Engine(c, builder="multi")
+    assert engine.manifest_raw("reg:5000/app:1").stdout == raw
+    assert engine.imagetools_create("reg:5000/app:1", ["reg:5000/app@sha256:a"]).ok
+    assert Engine(MockContext(), builder="").buildx("imagetools", "inspect") == ("docker", "buildx", "imagetools",
+                                                                                 "inspect")
+
+
+def test_engine_is_probed_once_per_run():
+    from tasks.engine.docker import Engine
+
+    c = MockContext(run={VERSION: Result("26.1.5\n"), INSPECT: Result("Name: default\nDriver: docker\n")},
+                    repeat=False)  # a second probe would find no answer left and fail
+    engine = Engine(c)
+    assert engine.info().driver == "docker" and engine.info().server_version == "26.1.5"
+
+
+class FakeEngine:
+    """Task logic against a fake engine: what the registry holds, no shell strings."""
+
+    def __init__(self, indexes):
+        self.indexes = indexes
+        self.dry = False
+
+    def info(self):
+        from tasks.engine.docker import EngineInfo
+
+        return EngineInfo("26.1.5", "", "docker")
+
+    def image_index(self, ref):
+        return (self.indexes[ref], "") if ref in self.indexes else (None, "not found")
+
+
+def test_smoke_refuses_a_platform_the_image_lacks_and_a_single_platform_image(tmp_path):
+    from tasks.core.checks import Expectations
+    from tasks.core.platforms import parse_platforms
+    from tasks.core.references import IndexEntry
+    from tasks.core.settings import resolve
+    from tasks.smoke import SmokeError, run_smoke
+
+    engine = FakeEngine({"reg:5000/app:1": [IndexEntry("linux/amd64", "sha256:a")], "reg:5000/one:1": []})
+    settings = resolve(cwd=tmp_path)
+    with pytest.raises(SmokeError, match=r"reg:5000/app:1 has no linux/arm64 \(it has linux/amd64\)"):
+        run_smoke(engine, settings, image="reg:5000/app:1", expect=Expectations(),
+                  platforms=parse_platforms("arm64"))
+    with pytest.raises(SmokeError, match="single-platform image"):
+        run_smoke(engine, settings, image="reg:5000/one:1", expect=Expectations())
+    with pytest.raises(SmokeError, match="cannot read image reg:5000/nope:1: not found"):
+        run_smoke(engine, settings, image="reg:5000/nope:1", expect=Expectations())

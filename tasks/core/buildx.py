@@ -126,14 +126,13 @@ def digest_placeholder(platform: Platform) -> str:
     return f"<digest of {platform.docker}>"
 
 
-def imagetools_create_argv(plan: BuildPlan, digests: Mapping[str, str]) -> tuple[str, ...]:
-    """``docker buildx imagetools create`` joining every arch (by digest) under the manifest tag.
+def imagetools_sources(plan: BuildPlan, digests: Mapping[str, str]) -> tuple[str, ...]:
+    """What ``docker buildx imagetools create`` joins under the manifest tag: every arch, by digest.
 
     ``digests`` maps platform names to ``sha256:...``; missing ones become placeholders (dry run).
     """
-    sources = [f"{plan.request.repository}@{digests.get(a.platform.name) or digest_placeholder(a.platform)}"
-               for a in plan.arches]
-    return (*buildx_prefix(plan.request.builder), "imagetools", "create", "--tag", plan.manifest_ref, *sources)
+    return tuple(f"{plan.request.repository}@{digests.get(a.platform.name) or digest_placeholder(a.platform)}"
+                 for a in plan.arches)
 
 
 def parse_metadata(text: str) -> str:

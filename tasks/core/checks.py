@@ -30,10 +30,14 @@ class Check:
 
 @dataclass(frozen=True)
 class PlatformSmoke:
-    platform: str  # docker platform
+    platform: Platform
     digest: str
     checks: tuple[Check, ...] = ()
     seconds: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return self.platform.docker
 
     @property
     def ok(self) -> bool:
@@ -42,6 +46,27 @@ class PlatformSmoke:
     @property
     def failures(self) -> tuple[Check, ...]:
         return tuple(c for c in self.checks if not c.ok)
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    """What `inv smoke` found for every platform of one image (JSON only for the report file)."""
+
+    image: str
+    platforms: tuple[PlatformSmoke, ...]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.platforms) and all(r.ok for r in self.platforms)
+
+    @property
+    def failed(self) -> tuple[PlatformSmoke, ...]:
+        return tuple(r for r in self.platforms if not r.ok)
+
+    def to_json(self) -> dict:
+        return {"image": self.image, "ok": self.ok,
+                "platforms": [{"platform": r.label, "digest": r.digest, "ok": r.ok, "seconds": round(r.seconds, 1),
+                               "checks": [c.__dict__ for c in r.checks]} for r in self.platforms]}
 
 
 @dataclass(frozen=True)
@@ -166,7 +191,7 @@ def junit_xml(results: Sequence[PlatformSmoke], *, image: str) -> str:
              f'skipped="0" time="{total:.1f}">',
              f"  <properties><property name=\"image\" value={quoteattr(image)}/></properties>"]
     for r in results:
-        lines.append(f'  <testcase classname="smoke" name={quoteattr(r.platform)} time="{r.seconds:.1f}">')
+        lines.append(f'  <testcase classname="smoke" name={quoteattr(r.label)} time="{r.seconds:.1f}">')
         if not r.ok:
             message = "; ".join(f"{c.name}: {c.detail}" for c in r.failures) or "no checks ran"
             lines.append(f"    <failure message={quoteattr(message[:1000])}>{escape(message)}</failure>")

@@ -1,17 +1,19 @@
-"""Summary tables and the JSON build report. Pure."""
+"""Typed results of a build (turned into JSON only for the report file) and the summary tables. Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from .platforms import Platform
 
 
 @dataclass(frozen=True)
 class ArchResult:
-    platform: str  # docker platform, e.g. linux/arm64
-    name: str  # table name, e.g. arm64
-    triple: str
+    platform: Platform
+    triple: str  # the Rust target the build used
     ok: bool
     digest: str = ""
     reference: str = ""  # where the per-arch image can be pulled (tag or digest)
@@ -19,6 +21,62 @@ class ArchResult:
     seconds: float = 0.0
     log: str = ""
     error: str = ""
+
+    @property
+    def label(self) -> str:
+        """What the tables call this row: the Docker platform (``linux/arm/v7``)."""
+        return self.platform.docker
+
+    def to_json(self) -> dict[str, Any]:
+        return {"platform": self.platform.docker, "name": self.platform.name, "rust_target": self.triple,
+                "ok": self.ok, "digest": self.digest, "reference": self.reference, "size": self.size,
+                "seconds": round(self.seconds, 1), "log": self.log, "error": self.error}
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What `inv build` produced: every arch, and the manifest list joining them (when all succeeded)."""
+
+    project: Path
+    bin: str
+    build_args: Mapping[str, str]
+    package_version: str
+    output: str  # push | load
+    arches: tuple[ArchResult, ...]
+    manifest_ref: str  # "" when nothing was joined (load mode, or a failure)
+    manifest_digest: str
+    joined: bool  # the manifest list was created (or none was asked for, in load mode)
+    problems: tuple[str, ...] = ()  # what failed besides the arches (joining the index)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.arches) and all(a.ok for a in self.arches) and self.joined and not self.problems
+
+    @property
+    def version(self) -> str:
+        return self.build_args["VERSION"]
+
+    @property
+    def failed(self) -> list[str]:
+        return [a.label for a in self.arches if not a.ok] or (["the manifest list"] if not self.ok else [])
+
+    def to_json(self) -> dict[str, Any]:
+        """The report written to out/build-report.json (read by `inv smoke` and by CI)."""
+        return {
+            "ok": self.ok,
+            "project": str(self.project),
+            "bin": self.bin,
+            "version": self.build_args["VERSION"],
+            "package_version": self.package_version,
+            "revision": self.build_args["VCS_REF"],
+            "created": self.build_args["DATE"],
+            "source": self.build_args["SOURCE_URL"],
+            "output": self.output,
+            "manifest": {"reference": self.manifest_ref if self.ok else "", "digest": self.manifest_digest},
+            "seconds": round(self.seconds, 1),
+            "platforms": [a.to_json() for a in self.arches],
+        }
 
 
 def human_size(n: int) -> str:
@@ -44,32 +102,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def summary_table(results: Sequence[ArchResult]) -> str:
-    rows = [(r.platform, r.triple, "ok" if r.ok else "FAILED",
+    rows = [(r.label, r.triple, "ok" if r.ok else "FAILED",
              (r.digest[:19] + "…") if r.digest else "-", human_size(r.size), human_seconds(r.seconds))
             for r in results]
     return format_table(("platform", "rust target", "status", "digest", "size", "time"), rows)
-
-
-def build_report(*, results: Sequence[ArchResult], manifest_ref: str, manifest_digest: str, joined: bool,
-                 output: str, project: str, bin: str, build_args: dict[str, str], package_version: str,
-                 seconds: float) -> dict[str, Any]:
-    """``joined``: the manifest list was created (or none was asked for, in load mode)."""
-    return {
-        "ok": all(r.ok for r in results) and bool(results) and joined,
-        "project": project,
-        "bin": bin,
-        "version": build_args["VERSION"],
-        "package_version": package_version,
-        "revision": build_args["VCS_REF"],
-        "created": build_args["DATE"],
-        "source": build_args["SOURCE_URL"],
-        "output": output,
-        "manifest": {"reference": manifest_ref, "digest": manifest_digest},
-        "seconds": round(seconds, 1),
-        "platforms": [
-            {"platform": r.platform, "name": r.name, "rust_target": r.triple, "ok": r.ok,
-             "digest": r.digest, "reference": r.reference, "size": r.size,
-             "seconds": round(r.seconds, 1), "log": r.log, "error": r.error}
-            for r in results
-        ],
-    }

@@ -1,20 +1,29 @@
-"""Probes of the Docker engine and buildx. Read-only: they run even under ``inv --dry``."""
+"""The one adapter between crossdock and Docker: every ``docker`` / ``docker buildx`` command a task runs.
+
+``Engine`` wraps invoke's context and the configured buildx builder: every buildx call goes to that
+builder (``--builder``), reads are quiet and run even under ``inv --dry`` (``probe``), writes echo under
+``--dry`` and run nowhere. Tests of task logic fake this object; ``tests/test_engine.py`` checks the
+commands it sends through invoke's ``MockContext``.
+"""
 
 from __future__ import annotations
 
+import io
 import shlex
 import shutil
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from invoke import Context
+from invoke.exceptions import CommandTimedOut
 
 from ..core.buildx import parse_driver
 from ..core.errors import CrossdockError
-from ..core.references import IndexEntry, parse_index
+from ..core.references import IndexEntry, manifest_digest, parse_index
 
 
-def probe_run(c: Context, argv: list[str], **kwargs: Any):  # -> invoke.Result
+def probe_run(c: Context, argv: list[str] | tuple[str, ...], **kwargs: Any):  # -> invoke.Result
     """A read-only command: quiet, never fails the task, and runs even under `inv --dry`."""
     options: dict[str, Any] = dict(hide=True, warn=True, echo=False, in_stream=False, dry=False)
     options.update(kwargs)
@@ -24,15 +33,6 @@ def probe_run(c: Context, argv: list[str], **kwargs: Any):  # -> invoke.Result
 def last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no output"
-
-
-def image_index(c: Context, image: str) -> tuple[list[IndexEntry] | None, str]:
-    """The platforms of an image's manifest list, through the registry (None and the error if unreadable;
-    an empty list for a single-platform image)."""
-    r = probe_run(c, ["docker", "buildx", "imagetools", "inspect", "--raw", image])
-    if r.failed:
-        return None, last_line(r.stderr)
-    return parse_index(r.stdout), ""
 
 
 class EngineError(CrossdockError):
@@ -46,22 +46,181 @@ class EngineInfo:
     driver: str
 
 
+@dataclass(frozen=True)
+class Ran:
+    """What a command did: exit status and its output (the parts of invoke's Result crossdock reads)."""
+
+    ok: bool
+    stdout: str = ""
+    stderr: str = ""
+    exited: int = 0
+    timed_out: bool = False
+
+    @property
+    def error(self) -> str:
+        return last_line(self.stderr or self.stdout)
+
+
+def _ran(r: Any) -> Ran:
+    return Ran(ok=r.ok, stdout=r.stdout, stderr=r.stderr, exited=r.exited)
+
+
+class Engine:
+    def __init__(self, c: Context, *, builder: str = ""):
+        self.c = c
+        self.builder = builder
+        self._info: EngineInfo | None = None
+
+    @property
+    def dry(self) -> bool:
+        return bool(self.c.config.run.dry)
+
+    def buildx(self, *args: str) -> tuple[str, ...]:
+        """``docker buildx [--builder NAME] ARGS``: every buildx command goes to the configured builder."""
+        return ("docker", "buildx", *(("--builder", self.builder) if self.builder else ()), *args)
+
+    def probe(self, argv: list[str] | tuple[str, ...], **kwargs: Any) -> Ran:
+        try:
+            return _ran(probe_run(self.c, argv, **kwargs))
+        except CommandTimedOut as e:
+            return Ran(ok=False, stderr=f"timed out after {e.timeout:.0f}s", exited=-1, timed_out=True)
+
+    def act(self, argv: list[str] | tuple[str, ...], *, stdin: str | None = None, out: IO[str] | None = None,
+            hide: bool = True) -> Ran:
+        """A command that changes something: printed instead of run under ``inv --dry``."""
+        options: dict[str, Any] = dict(warn=True, in_stream=io.StringIO(stdin) if stdin is not None else False)
+        if stdin is not None:
+            options["echo_stdin"] = False
+        if out is not None:
+            options.update(out_stream=out, err_stream=out, echo=False, hide=False)
+        else:
+            options["hide"] = hide
+        r = self.c.run(shlex.join(argv), **options)
+        return _ran(r) if r is not None else Ran(ok=True)
+
+    # --- the engine itself ------------------------------------------------------------------------------
+
+    def info(self) -> EngineInfo:
+        """Engine version and the builder's driver, probed once per run; ``EngineError`` with the fix."""
+        if self._info is None:
+            self._info = self._probe_info()
+        return self._info
+
+    def _probe_info(self) -> EngineInfo:
+        if shutil.which("docker") is None:
+            raise EngineError("the docker CLI is not on PATH: install Docker (Debian: apt-get install docker.io; "
+                              "this project's machines: scripts/provision-local.sh)")
+        r = self.probe(["docker", "version", "--format", "{{.Server.Version}}"])
+        if not r.ok or not r.stdout.strip():
+            raise EngineError(f"cannot reach the Docker engine ({last_line(r.stderr)}): start dockerd "
+                              f"(or scripts/provision-local.sh), or point DOCKER_HOST at a running engine")
+        server = r.stdout.strip()
+        r = self.probe(["docker", "buildx", "inspect", *([self.builder] if self.builder else [])])
+        if not r.ok:
+            # Only now ask whether buildx exists at all (one probe fewer on every healthy run).
+            if not self.buildx_version().ok:
+                raise EngineError("docker buildx is not installed: install the buildx CLI plugin (package "
+                                  "docker-buildx or docker-buildx-plugin; on this project's machines "
+                                  "scripts/provision-local.sh)")
+            raise EngineError(f"buildx builder {self.builder or '(current)'!r} is not usable ({last_line(r.stderr)}): "
+                              f"create it (docker buildx create --name {self.builder or 'NAME'}) or unset "
+                              f"CROSSDOCK_BUILDER")
+        return EngineInfo(server_version=server, builder=self.builder, driver=parse_driver(r.stdout))
+
+    def versions(self) -> Ran:
+        """``client server`` versions (for `inv setup`)."""
+        return self.probe(["docker", "version", "--format", "{{.Client.Version}} {{.Server.Version}}"])
+
+    def buildx_version(self) -> Ran:
+        return self.probe(["docker", "buildx", "version"])
+
+    def inspect_builder(self, *, bootstrap: bool = False) -> Ran:
+        return self.probe(["docker", "buildx", "inspect", *(["--bootstrap"] if bootstrap else []),
+                           *([self.builder] if self.builder else [])])
+
+    def create_builder(self, name: str) -> Ran:
+        return self.act(["docker", "buildx", "create", "--name", name])
+
+    def login(self, host: str, user: str, password: str) -> Ran:
+        """``docker login --password-stdin``: the password never reaches a command line or the console."""
+        return self.act(["docker", "login", "--username", user, "--password-stdin", host], stdin=password)
+
+    # --- images in registries (buildx imagetools, through the builder) --------------------------------
+
+    def manifest_raw(self, ref: str) -> Ran:
+        """The registry's bytes of a manifest or index, unchanged (so its digest is their sha256)."""
+        return self.probe(self.buildx("imagetools", "inspect", "--raw", ref))
+
+    def image_index(self, ref: str) -> tuple[list[IndexEntry] | None, str]:
+        """The platforms of an image's manifest list (None and the error if unreadable; an empty list for a
+        single-platform image)."""
+        r = self.manifest_raw(ref)
+        if not r.ok:
+            return None, last_line(r.stderr)
+        return parse_index(r.stdout), ""
+
+    def index_digest(self, ref: str) -> tuple[str, list[IndexEntry]]:
+        """The digest and platforms of the index a tag points at ('' and [] if unreadable)."""
+        r = self.manifest_raw(ref)
+        if not r.ok or not r.stdout:
+            return "", []
+        return manifest_digest(r.stdout), parse_index(r.stdout)
+
+    def imagetools_create(self, tag: str, sources: list[str] | tuple[str, ...]) -> Ran:
+        return self.act(self.buildx("imagetools", "create", "--tag", tag, *sources))
+
+    # --- builds ---------------------------------------------------------------------------------------
+
+    def build(self, argv: tuple[str, ...], log: IO[str] | None = None) -> Ran:
+        """Run one planned ``docker buildx build`` (its argv already names the builder), output to ``log``."""
+        return self.act(argv, out=log) if log is not None else self.act(argv, hide=False)
+
+    def local_image_size(self, ref: str) -> str:
+        return self.probe(["docker", "image", "inspect", "--format", "{{.Size}}", ref]).stdout.strip()
+
+    # --- containers (smoke tests) ---------------------------------------------------------------------
+
+    def pull(self, ref: str, platform: str, *, timeout: float) -> Ran:
+        return self.probe(["docker", "pull", "--quiet", "--platform", platform, ref], timeout=timeout)
+
+    def image_config(self, ref: str) -> dict:
+        """One element of ``docker image inspect`` ({} when it fails)."""
+        import json
+
+        r = self.probe(["docker", "image", "inspect", ref])
+        return json.loads(r.stdout)[0] if r.ok else {}
+
+    def create(self, ref: str, platform: str) -> Ran:
+        return self.probe(["docker", "create", "--platform", platform, ref])
+
+    def copy_out(self, container: str, path: str, dest: Path) -> bytes | None:
+        r = self.probe(["docker", "cp", "-L", f"{container}:{path}", str(dest)])
+        return dest.read_bytes() if r.ok and dest.is_file() else None
+
+    def remove(self, container: str) -> None:
+        self.probe(["docker", "rm", "-f", container])
+
+    def run(self, ref: str, platform: str, args: list[str] | tuple[str, ...], *, name: str, timeout: float) -> Ran:
+        """``docker run --rm`` in the foreground, named so a timed-out run can be removed."""
+        return self.probe(["docker", "run", "--rm", "--name", name, "--platform", platform, ref, *args],
+                          timeout=timeout)
+
+    def start_service(self, ref: str, platform: str, port: int) -> Ran:
+        """``docker run -d`` with the service's port published on loopback only."""
+        return self.probe(["docker", "run", "-d", "--platform", platform, "-p", f"127.0.0.1::{port}", ref])
+
+    def host_port(self, container: str, port: int) -> str:
+        mapped = self.probe(["docker", "port", container, f"{port}/tcp"]).stdout.strip().splitlines()
+        return mapped[0].rsplit(":", 1)[-1] if mapped else ""
+
+    def running(self, container: str) -> bool:
+        return self.probe(["docker", "inspect", "--format", "{{.State.Running}}", container]).stdout.strip() == "true"
+
+    def logs(self, container: str, *, tail: int = 20) -> str:
+        r = self.probe(["docker", "logs", "--tail", str(tail), container])
+        return (r.stdout + r.stderr).strip()
+
+
 def probe_engine(c: Context, *, builder: str = "") -> EngineInfo:
-    if shutil.which("docker") is None:
-        raise EngineError("the docker CLI is not on PATH: install Docker (Debian: apt-get install docker.io; "
-                          "this project's machines: scripts/provision-local.sh)")
-    r = probe_run(c, ["docker", "version", "--format", "{{.Server.Version}}"])
-    if r.failed or not r.stdout.strip():
-        raise EngineError(f"cannot reach the Docker engine ({last_line(r.stderr)}): start dockerd "
-                          f"(or scripts/provision-local.sh), or point DOCKER_HOST at a running engine")
-    server = r.stdout.strip()
-    r = probe_run(c, ["docker", "buildx", "inspect", *([builder] if builder else [])])
-    if r.failed:
-        # Only now ask whether buildx exists at all (one probe fewer on every healthy run).
-        if probe_run(c, ["docker", "buildx", "version"]).failed:
-            raise EngineError("docker buildx is not installed: install the buildx CLI plugin (package "
-                              "docker-buildx or docker-buildx-plugin; on this project's machines "
-                              "scripts/provision-local.sh)")
-        raise EngineError(f"buildx builder {builder or '(current)'!r} is not usable ({last_line(r.stderr)}): "
-                          f"create it (docker buildx create --name {builder or 'NAME'}) or unset CROSSDOCK_BUILDER")
-    return EngineInfo(server_version=server, builder=builder, driver=parse_driver(r.stdout))
+    """The engine's version and the builder's driver (see ``Engine.info``)."""
+    return Engine(c, builder=builder).info()

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from invoke import Context
-
 from ..core.platforms import Platform, PlatformError, lookup
-from ..core.settings import Settings
-from .docker import image_index
+from .docker import Engine
 from .emulation import probe_handlers
 
 
-def image_platforms(c: Context, image: str) -> tuple[list[str] | None, str]:
-    entries, error = image_index(c, image)
+def image_platforms(engine: Engine, image: str) -> tuple[list[str] | None, str]:
+    entries, error = engine.image_index(image)
     if entries is None:
         return None, error
     return [e.platform for e in entries], "" if entries else "a single-platform image (no manifest list)"
@@ -33,13 +30,13 @@ def emulator_warning(platforms: tuple[Platform, ...]) -> list[str]:
     return [f"warning: {p} (the build itself does not need it; `inv smoke` will)" for p in probe_handlers(platforms)]
 
 
-def base_image_problem(c: Context, settings: Settings, platforms: tuple[Platform, ...]) -> str:
+def base_image_problem(engine: Engine, runtime_image: str, platforms: tuple[Platform, ...]) -> str:
     """For `inv build`: the runtime image lacks a requested platform (checked before any build)."""
-    offered, _ = image_platforms(c, settings.runtime_image)
+    offered, _ = image_platforms(engine, runtime_image)
     if not offered:  # unreadable or single-platform: let the build report it
         return ""
     missing = missing_platforms(offered, platforms)
     if not missing:
         return ""
-    return (f"the runtime image {settings.runtime_image} has no {', '.join(p.docker for p in missing)} "
+    return (f"the runtime image {runtime_image} has no {', '.join(p.docker for p in missing)} "
             f"(it has {', '.join(offered)}): drop those platforms or choose another --runtime-image")
