@@ -66,7 +66,7 @@ class Reference:
         return f"{self.domain}/{self.path}" if self.domain else self.path
 
 
-def _looks_like_domain(first: str) -> bool:
+def looks_like_domain(first: str) -> bool:
     """Docker's rule: the first component is a registry when it has a '.' or ':' or is localhost
     (or has an uppercase letter, which a path component cannot)."""
     return "." in first or ":" in first or first == "localhost" or first != first.lower()
@@ -79,7 +79,7 @@ def parse_reference(text: str) -> Reference:
         raise ReferenceError(f"{text!r} is not a valid image reference: expected {REFERENCE_RULE}")
     name = m["name"]
     first, _, rest = name.partition("/")
-    if rest and _looks_like_domain(first):
+    if rest and looks_like_domain(first):
         domain, path = first, rest
     else:
         domain, path = "", name

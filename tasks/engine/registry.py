@@ -10,12 +10,10 @@ import base64
 import ipaddress
 import json
 import re
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 
 from ..core.errors import CrossdockError
+from ..core.references import looks_like_domain, repository_of
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.index.v1+json",
@@ -59,13 +57,10 @@ class Repo:
     @classmethod
     def parse(cls, ref: str) -> Repo:
         """``127.0.0.1:5000/team/app[:tag|@digest]`` -> host + name (Docker Hub names get docker.io)."""
-        ref = ref.split("@", 1)[0]
-        head, _, last = ref.rpartition("/")
-        ref = f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
-        first, _, rest = ref.partition("/")
-        if rest and ("." in first or ":" in first or first == "localhost"):
+        first, _, rest = repository_of(ref).partition("/")
+        if rest and looks_like_domain(first):
             return cls(first, rest)
-        return cls("registry-1.docker.io", ref if rest else f"library/{ref}")
+        return cls("registry-1.docker.io", f"{first}/{rest}" if rest else f"library/{first}")
 
     @property
     def root(self) -> str:
@@ -86,6 +81,8 @@ class Client:
         self.timeout = timeout
 
     def _open(self, url: str, *, method: str = "GET", accept: str = "", auth: str = ""):
+        import urllib.request  # here, not at import time: most runs of `inv` never talk to a registry
+
         req = urllib.request.Request(url, method=method)
         if accept:
             req.add_header("Accept", accept)
@@ -94,6 +91,9 @@ class Client:
         return urllib.request.urlopen(req, timeout=self.timeout)
 
     def _token(self, challenge: str) -> str:
+        import urllib.error
+        import urllib.parse
+
         if challenge in self._tokens:
             return self._tokens[challenge]
         params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
@@ -110,6 +110,8 @@ class Client:
         return self._tokens[challenge]
 
     def request(self, url: str, *, method: str = "GET", accept: str = "") -> tuple[int, dict[str, str], bytes]:
+        import urllib.error
+
         auth = self._basic
         for _ in range(3):
             try:
@@ -139,6 +141,8 @@ class Client:
 
     def tags(self, repo: Repo) -> list[str]:
         """Every tag of the repository, following the registry's pagination (Link: <...>; rel="next")."""
+        import urllib.parse
+
         tags: list[str] = []
         url = f"{repo.base}/tags/list?n=1000"
         for _ in range(1000):  # bounded: at most a million tags
