@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
-import tempfile
 import time
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -52,6 +48,9 @@ def expectations_from_report(report: dict) -> Expectations:
 
 
 def _http_ok(url: str, deadline: float, alive: Callable[[], bool]) -> tuple[bool, str]:
+    import urllib.error
+    import urllib.request
+
     last = "no answer"
     for _ in range(600):  # bounded by count and by the deadline
         if time.monotonic() > deadline:
@@ -74,6 +73,9 @@ def _http_ok(url: str, deadline: float, alive: Callable[[], bool]) -> tuple[bool
 def smoke_platform(engine: Engine, *, repo: str, entry: IndexEntry, p: Platform, expect: Expectations,
                    command: tuple[str, ...], health_path: str, port: int, timeout: float,
                    emulated: bool) -> PlatformSmoke:
+    import tempfile
+    import uuid
+
     t0 = time.monotonic()
     ref = f"{repo}@{entry.digest}"
     checks: list[Check] = []

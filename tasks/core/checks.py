@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
 
 from .elf import ElfInfo, glibc_key, highest
 from .platforms import Platform
@@ -184,6 +183,8 @@ def check_run(p: Platform, *, exit_code: int, output: str, expect: Expectations,
 
 def junit_xml(results: Sequence[PlatformSmoke], *, image: str) -> str:
     """One test case per platform; a failure message names every failed check."""
+    from xml.sax.saxutils import escape, quoteattr
+
     failures = sum(1 for r in results if not r.ok)
     total = sum(r.seconds for r in results)
     lines = ['<?xml version="1.0" encoding="UTF-8"?>',

@@ -13,7 +13,6 @@ Pure: the environment and the config file arrive as mappings; nothing here reads
 
 from __future__ import annotations
 
-import difflib
 import re
 import shlex
 from collections.abc import Callable, Mapping
@@ -323,14 +322,16 @@ def resolve(
 
 def unknown_names(*, config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> list[str]:
     """Warnings for config keys and CROSSDOCK_* variables that are no setting, with the closest known name."""
+    from difflib import get_close_matches
+
     warnings = []
     for key in sorted(set(config or {}) - set(KNOB_NAMES)):
-        close = difflib.get_close_matches(str(key), KNOB_NAMES, n=1)
+        close = get_close_matches(str(key), KNOB_NAMES, n=1)
         warnings.append(f"warning: config key crossdock.{key} is not a setting and is ignored"
                         + (f" (did you mean {close[0]}?)" if close else f" (settings: {', '.join(KNOB_NAMES)})"))
     known_env = [k.env for k in KNOBS] + list(OTHER_ENV)
     for var in sorted(v for v in (environ or {}) if v.startswith(ENV_PREFIX) and v not in known_env):
-        close = difflib.get_close_matches(var, known_env, n=1)
+        close = get_close_matches(var, known_env, n=1)
         warnings.append(f"warning: {var} is not a crossdock setting and is ignored"
                         + (f" (did you mean {close[0]}?)" if close else ""))
     return warnings
