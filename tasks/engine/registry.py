@@ -58,8 +58,10 @@ class Repo:
     def parse(cls, ref: str) -> Repo:
         """``127.0.0.1:5000/team/app[:tag|@digest]`` -> host + name (Docker Hub names get docker.io)."""
         first, _, rest = repository_of(ref).partition("/")
-        if rest and looks_like_domain(first):
+        if rest and looks_like_domain(first) and first not in ("docker.io", "index.docker.io"):
             return cls(first, rest)
+        if rest and looks_like_domain(first):  # Docker Hub's API host, official images under library/
+            first, _, rest = rest.partition("/")
         return cls("registry-1.docker.io", f"{first}/{rest}" if rest else f"library/{first}")
 
     @property
