@@ -7,19 +7,60 @@
 # `inv setup --fix` runs single steps of it (scripts/provision-local.sh dockerd registry ...).
 # Slow results (rootfs tarballs, images in the registry's storage) are cached under $CROSSDOCK_STATE.
 # Run as root. See ../shared/ENVIRONMENT.md for where each recipe comes from.
-set -euo pipefail
+#
+# Every path and port it uses is a parameter (environment variable, default in brackets):
+#   CROSSDOCK_STATE           state dir: apt state for buildx, registry config/storage/log/pid file,
+#                             rootfs tarballs, dockerd's log [/var/lib/crossdock]
+#   CROSSDOCK_LOCAL_REGISTRY  address the registry listens on, and where the base images go [127.0.0.1:5000]
+#   CROSSDOCK_BASE_ARCHES     Debian architectures of the base images ["amd64 arm64 armhf"]
+#   CROSSDOCK_PLUGIN_DIR      where the buildx CLI plugin is looked for and installed; must be one the
+#                             docker CLI searches [/usr/libexec/docker/cli-plugins]
+#   CROSSDOCK_VENV            the Python venv made from requirements.txt [<checkout>/.venv]
+#   CROSSDOCK_DOCKERD_LOG     log of the dockerd this script starts [$CROSSDOCK_STATE/dockerd.log]
+#   CROSSDOCK_DOCKERD_PIDFILE pid file of that dockerd [/var/run/docker.pid]
+#   CROSSDOCK_APT_SOURCES_DIR where the machine's apt sources are read [/etc/apt]
+#   CROSSDOCK_DEBIAN_MIRROR   Debian archive URI serving bookworm (and trixie, for buildx) [the URI the
+#                             machine's apt sources use for suite bookworm]
+#   CROSSDOCK_DEBIAN_SECURITY_MIRROR  URI serving bookworm-security, or `none` to bootstrap without it
+#                             [the URI the machine's apt sources use for suite bookworm-security]
+#   CROSSDOCK_SOURCE_DATE_EPOCH  timestamp of the base images' files, which makes them reproducible
+#                             [the Date of the mirror's bookworm InRelease]
+# The registry writes its pid to $CROSSDOCK_STATE/registry/registry.pid. Fixed by the kernel, not a
+# parameter: /proc/sys/fs/binfmt_misc.
+#
+# Steps: packages binfmt buildx dockerd registry base-images venv (default: all, in this order).
+# `mirrors` prints the Debian mirrors the base images and buildx would come from, and changes nothing.
+# A failure never goes unexplained: every error names the step, and an unexpected failing command is
+# reported with its line (the ERR trap below, inherited by functions and subshells through `set -E`).
+set -Eeuo pipefail
+shopt -s inherit_errexit
 
+STEP=startup
+on_error() {  # EXIT-STATUS LINE COMMAND FUNCTION
+  local where=""
+  [ "$BASHPID" = "$$" ] || where=" (in a subshell)"
+  printf '[provision] error: step %s failed: %s line %s, in %s%s: command exited %s: %s\n' \
+    "$STEP" "${BASH_SOURCE[0]}" "$2" "$4" "$where" "$1" "$3" >&2
+  exit "$1"
+}
+trap 'on_error $? $LINENO "$BASH_COMMAND" "${FUNCNAME[0]:-main}"' ERR
+
+CHECKOUT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${CROSSDOCK_STATE:-/var/lib/crossdock}
 REGISTRY_ADDR=${CROSSDOCK_LOCAL_REGISTRY:-127.0.0.1:5000}
 BASE_REPO="$REGISTRY_ADDR/crossdock/debian"
 BASE_TAG=bookworm
 # Debian architectures of the base images; arm64 and armhf are bootstrapped under QEMU.
 BASE_ARCHES=${CROSSDOCK_BASE_ARCHES:-"amd64 arm64 armhf"}
-CHECKOUT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PLUGIN_DIR=/usr/libexec/docker/cli-plugins
+PLUGIN_DIR=${CROSSDOCK_PLUGIN_DIR:-/usr/libexec/docker/cli-plugins}
+VENV=${CROSSDOCK_VENV:-$CHECKOUT/.venv}
+DOCKERD_LOG=${CROSSDOCK_DOCKERD_LOG:-$STATE/dockerd.log}
+DOCKERD_PIDFILE=${CROSSDOCK_DOCKERD_PIDFILE:-/var/run/docker.pid}
+APT_SOURCES_DIR=${CROSSDOCK_APT_SOURCES_DIR:-/etc/apt}
+BINFMT=/proc/sys/fs/binfmt_misc
 
 log() { printf '[provision %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-die() { printf '[provision] error: %s\n' "$*" >&2; exit 1; }
+die() { printf '[provision] error: step %s: %s\n' "$STEP" "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages and starts dockerd)"
 mkdir -p "$STATE"
@@ -34,36 +75,107 @@ docker_platform() {
   esac
 }
 
+# The first URI of an enabled `deb` source for SUITE in the machine's apt sources: deb822 entries
+# (sources.list.d/*.sources: Types/URIs/Suites/Enabled fields), then one-line entries
+# (sources.list, sources.list.d/*.list: `deb [options] URI SUITE COMPONENT...`). Empty if none.
+apt_source_uri() {  # SUITE
+  local files=() f uri=""
+  for f in "$APT_SOURCES_DIR"/sources.list.d/*.sources; do [ -f "$f" ] && files+=("$f"); done
+  if [ ${#files[@]} -gt 0 ]; then
+    uri=$(awk -v suite="$1" '
+      BEGIN { RS = ""; FS = "\n" }
+      {
+        delete v; key = ""
+        for (i = 1; i <= NF; i++) {
+          line = $i
+          if (line ~ /^#/) continue
+          if (line ~ /^[ \t]/) { if (key != "") v[key] = v[key] " " line; continue }
+          n = index(line, ":"); if (n == 0) continue
+          key = tolower(substr(line, 1, n - 1)); v[key] = substr(line, n + 1)
+        }
+        enabled = tolower(v["enabled"]); gsub(/[ \t]/, "", enabled)
+        if (enabled == "no" || (" " v["types"] " ") !~ /[ \t]deb[ \t]/) next
+        hit = 0; ns = split(v["suites"], s, /[ \t]+/)
+        for (j = 1; j <= ns; j++) if (s[j] == suite) hit = 1
+        if (!hit) next
+        nu = split(v["uris"], u, /[ \t]+/)
+        for (j = 1; j <= nu; j++) if (u[j] != "") { print u[j]; exit }
+      }' "${files[@]}")
+    if [ -n "$uri" ]; then echo "$uri"; return 0; fi
+  fi
+  files=()
+  for f in "$APT_SOURCES_DIR/sources.list" "$APT_SOURCES_DIR"/sources.list.d/*.list; do [ -f "$f" ] && files+=("$f"); done
+  if [ ${#files[@]} -gt 0 ]; then
+    awk -v suite="$1" '
+      $1 != "deb" { next }
+      {
+        i = 2
+        if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+        if ($(i + 1) == suite) { print $i; exit }
+      }' "${files[@]}"
+  fi
+}
+
+# MIRROR and SECURITY_MIRROR ("" for none): the overrides, else what the machine's apt uses.
+MIRROR="" SECURITY_MIRROR="" MIRRORS_KNOWN="" EPOCH=""
+find_mirrors() {
+  [ -z "$MIRRORS_KNOWN" ] || return 0
+  local where="$APT_SOURCES_DIR/sources.list, $APT_SOURCES_DIR/sources.list.d/*.list or *.sources"
+  MIRROR=${CROSSDOCK_DEBIAN_MIRROR:-}
+  if [ -z "$MIRROR" ]; then
+    MIRROR=$(apt_source_uri bookworm)
+    [ -n "$MIRROR" ] || die "no Debian mirror: no enabled \`deb\` source for suite bookworm in $where;" \
+      "set CROSSDOCK_DEBIAN_MIRROR to the archive's URI (e.g. http://deb.debian.org/debian)"
+  fi
+  SECURITY_MIRROR=${CROSSDOCK_DEBIAN_SECURITY_MIRROR:-}
+  if [ -z "$SECURITY_MIRROR" ]; then
+    SECURITY_MIRROR=$(apt_source_uri bookworm-security)
+    [ -n "$SECURITY_MIRROR" ] || die "no Debian security mirror: no enabled \`deb\` source for suite" \
+      "bookworm-security in $where; set CROSSDOCK_DEBIAN_SECURITY_MIRROR to its URI" \
+      "(e.g. http://deb.debian.org/debian-security), or to \`none\` for base images without security updates"
+  fi
+  [ "$SECURITY_MIRROR" != none ] || SECURITY_MIRROR=""
+  MIRROR=${MIRROR%/} SECURITY_MIRROR=${SECURITY_MIRROR%/} MIRRORS_KNOWN=1
+}
+
+step_mirrors() {
+  find_mirrors
+  echo "debian: $MIRROR"
+  echo "debian-security: ${SECURITY_MIRROR:-none}"
+}
+
 step_packages() {
   local pkgs=(docker.io containerd runc qemu-user-static binfmt-support docker-registry mmdebstrap
-              apache2-utils arch-test python3-venv git curl ca-certificates)
-  local missing=()
+              apache2-utils arch-test python3-venv git curl ca-certificates shellcheck)
+  local absent=()
   for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || absent+=("$p")
   done
-  if [ ${#missing[@]} -eq 0 ]; then log "packages: all present"; return; fi
-  log "packages: installing ${missing[*]}"
+  if [ ${#absent[@]} -eq 0 ]; then log "packages: all present"; return; fi
+  log "packages: installing ${absent[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${absent[@]}" >/dev/null
 }
 
 step_binfmt() {
-  if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
+  if [ ! -e "$BINFMT/status" ]; then
     log "binfmt_misc: mounting"
-    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    mount -t binfmt_misc binfmt_misc "$BINFMT"
   fi
-  local arch missing=0
+  local arch missing=0 out
   for arch in aarch64 arm riscv64 ppc64le s390x; do
-    [ -e "/proc/sys/fs/binfmt_misc/qemu-$arch" ] || missing=1
+    [ -e "$BINFMT/qemu-$arch" ] || missing=1
   done
   if [ $missing = 1 ]; then
     log "binfmt_misc: registering qemu-user-static handlers"
-    update-binfmts --enable >/dev/null 2>&1 || true
+    # Both report an error when one format of many is already there or unusable: what matters is
+    # checked just below, and their output is shown if it then fails.
+    out=$(update-binfmts --enable 2>&1) || log "binfmt_misc: update-binfmts --enable: $out"
     # qemu-user-static ships its formats for binfmt-support; importing them again is harmless.
-    update-binfmts --import >/dev/null 2>&1 || true
+    out=$(update-binfmts --import 2>&1) || log "binfmt_misc: update-binfmts --import: $out"
   fi
   for arch in aarch64 arm; do
-    local f="/proc/sys/fs/binfmt_misc/qemu-$arch"
+    local f="$BINFMT/qemu-$arch"
     [ -e "$f" ] || die "QEMU handler qemu-$arch is not registered (is qemu-user-static installed?)"
     grep -q '^flags:.*F' "$f" || die "QEMU handler qemu-$arch lacks the F flag (fix-binary)"
     if [ "$(head -n 1 "$f")" != enabled ]; then
@@ -75,61 +187,75 @@ step_binfmt() {
 }
 
 step_buildx() {
-  if docker buildx version >/dev/null 2>&1; then log "buildx: $(docker buildx version)"; return; fi
-  # Not packaged for bookworm; trixie's docker-buildx needs only libc6 >= 2.34. A private apt
-  # state keeps trixie out of the system's sources.
-  local apt="$STATE/apt"
-  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/parts" "$apt/deb"
-  echo "deb http://deb.debian.org/debian trixie main" >"$apt/trixie.list"
-  local opts=(-o "Dir::Etc::SourceList=$apt/trixie.list" -o "Dir::Etc::SourceParts=$apt/parts"
-              -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o APT::Sandbox::User=root)
-  log "buildx: fetching docker-buildx from Debian trixie"
-  apt-get "${opts[@]}" update -qq
-  (cd "$apt/deb" && rm -f docker-buildx_*.deb && apt-get "${opts[@]}" download docker-buildx >/dev/null)
-  rm -rf "$apt/x" && dpkg -x "$apt"/deb/docker-buildx_*.deb "$apt/x"
-  install -D -m 0755 "$apt/x/usr/libexec/docker/cli-plugins/docker-buildx" "$PLUGIN_DIR/docker-buildx"
-  log "buildx: $(docker buildx version)"
+  local plugin="$PLUGIN_DIR/docker-buildx"
+  if [ -x "$plugin" ] && "$plugin" version >/dev/null 2>&1; then
+    log "buildx: $("$plugin" version) in $PLUGIN_DIR"
+  else
+    # Not packaged for bookworm; trixie's docker-buildx needs only libc6 >= 2.34. A private apt
+    # state keeps trixie out of the system's sources.
+    find_mirrors
+    local apt="$STATE/apt"
+    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/parts" "$apt/deb"
+    echo "deb $MIRROR trixie main" >"$apt/trixie.list"
+    local opts=(-o "Dir::Etc::SourceList=$apt/trixie.list" -o "Dir::Etc::SourceParts=$apt/parts"
+                -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o APT::Sandbox::User=root)
+    log "buildx: fetching docker-buildx from Debian trixie ($MIRROR) into $PLUGIN_DIR"
+    apt-get "${opts[@]}" update -qq
+    rm -f "$apt"/deb/docker-buildx_*.deb
+    (cd "$apt/deb" && apt-get "${opts[@]}" download docker-buildx >/dev/null)
+    rm -rf "$apt/x"
+    dpkg -x "$apt"/deb/docker-buildx_*.deb "$apt/x"
+    install -D -m 0755 "$apt/x/usr/libexec/docker/cli-plugins/docker-buildx" "$plugin"
+    log "buildx: $("$plugin" version) installed in $PLUGIN_DIR"
+  fi
+  docker buildx version >/dev/null 2>&1 || die "the docker CLI finds no buildx plugin: is $PLUGIN_DIR one of" \
+    "the directories it searches (~/.docker/cli-plugins, /usr/libexec/docker/cli-plugins, ...;" \
+    "docker 25+: \"cliPluginsExtraDirs\" in ~/.docker/config.json)?"
 }
 
 step_dockerd() {
   if docker info >/dev/null 2>&1; then log "dockerd: running"; return; fi
   # A dockerd killed with its machine session leaves its pid file behind, and dockerd refuses to start.
-  if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
-    rm -f /var/run/docker.pid
+  if [ -f "$DOCKERD_PIDFILE" ] && ! kill -0 "$(cat "$DOCKERD_PIDFILE")" 2>/dev/null; then
+    rm -f "$DOCKERD_PIDFILE"
   fi
-  log "dockerd: starting (log: $STATE/dockerd.log)"
-  nohup dockerd >"$STATE/dockerd.log" 2>&1 &
+  log "dockerd: starting (log: $DOCKERD_LOG)"
+  mkdir -p "$(dirname "$DOCKERD_LOG")"
+  nohup dockerd --pidfile "$DOCKERD_PIDFILE" >"$DOCKERD_LOG" 2>&1 &
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && { log "dockerd: ready"; return; }
     sleep 1
   done
-  tail -n 20 "$STATE/dockerd.log" >&2
-  die "dockerd did not answer within 60 s"
+  tail -n 20 "$DOCKERD_LOG" >&2
+  die "dockerd did not answer within 60 s (log: $DOCKERD_LOG)"
 }
 
 step_registry() {
+  local dir="$STATE/registry"
   if curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; then log "registry: answering on $REGISTRY_ADDR"; return; fi
-  mkdir -p "$STATE/registry/data"
-  cat >"$STATE/registry/config.yml" <<EOF
+  mkdir -p "$dir/data"
+  cat >"$dir/config.yml" <<CONFIG
 version: 0.1
 log:
   level: warn
 storage:
   filesystem:
-    rootdirectory: $STATE/registry/data
+    rootdirectory: $dir/data
   delete:
     enabled: true
 http:
   addr: $REGISTRY_ADDR
-EOF
-  log "registry: starting on $REGISTRY_ADDR (storage: $STATE/registry/data)"
-  nohup docker-registry serve "$STATE/registry/config.yml" >"$STATE/registry/registry.log" 2>&1 &
+CONFIG
+  log "registry: starting on $REGISTRY_ADDR (storage: $dir/data, pid file: $dir/registry.pid)"
+  nohup docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+  echo $! >"$dir/registry.pid"
   for _ in $(seq 1 30); do
     curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1 && { log "registry: ready"; return; }
+    kill -0 "$(cat "$dir/registry.pid")" 2>/dev/null || break
     sleep 1
   done
-  tail -n 20 "$STATE/registry/registry.log" >&2
-  die "registry did not answer on $REGISTRY_ADDR within 30 s"
+  tail -n 20 "$dir/registry.log" >&2
+  die "registry did not answer on $REGISTRY_ADDR within 30 s (log: $dir/registry.log)"
 }
 
 image_exists() {  # REPO TAG -> 0 when the registry has the tag
@@ -141,53 +267,87 @@ image_exists() {  # REPO TAG -> 0 when the registry has the tag
     "http://$REGISTRY_ADDR/v2/$repo/manifests/$2"
 }
 
-DEBIAN_MIRROR=${CROSSDOCK_DEBIAN_MIRROR:-http://deb.debian.org}
-
-bootstrap_rootfs() {  # DEBARCH -> $STATE/rootfs/DEBARCH/rootfs.tar
+bootstrap_rootfs() {  # DEBARCH -> $STATE/rootfs/DEBARCH/rootfs.tar (run in the background)
   local arch=$1 dir="$STATE/rootfs/$1"
   [ -s "$dir/rootfs.tar" ] && return 0
   mkdir -p "$dir"
-  local opts=(--quiet --variant=minbase --mode=root --architectures="$arch"
+  # The host's resolv.conf and hostname stay out of the image (the engine provides both at run time),
+  # and with SOURCE_DATE_EPOCH the tarball is the same for the same mirror content: every fresh
+  # provisioning from one mirror state gives the same layer, so BuildKit's cache of the stages built
+  # on it (keyed by the layers, not by the image's name) carries over.
+  # shellcheck disable=SC2016 # $1 is the hooks' own argument (the root directory)
+  local opts=(--variant=minbase --mode=root --architectures="$arch"
               --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*'
               --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
-              --aptopt='Acquire::Retries "3"')
-  local main="deb $DEBIAN_MIRROR/debian bookworm main"
-  local updates="deb $DEBIAN_MIRROR/debian bookworm-updates main"
-  local security="deb $DEBIAN_MIRROR/debian-security bookworm-security main"
+              --aptopt='Acquire::Retries "3"'
+              --customize-hook=': >"$1/etc/resolv.conf"' --customize-hook='echo localhost >"$1/etc/hostname"')
+  local cmd=(mmdebstrap "${opts[@]}" bookworm "$dir/partial-rootfs.tar"
+             "deb $MIRROR bookworm main" "deb $MIRROR bookworm-updates main")
+  local log_file="$dir/mmdebstrap.log"
+  : >"$log_file"
   log "base image: mmdebstrap bookworm for $arch"
-  if ! mmdebstrap "${opts[@]}" bookworm "$dir/partial-rootfs.tar" "$main" "$updates" "$security" \
-       >"$dir/mmdebstrap.log" 2>&1; then
+  if [ -n "$SECURITY_MIRROR" ]; then
+    if SOURCE_DATE_EPOCH=$EPOCH "${cmd[@]}" "deb $SECURITY_MIRROR bookworm-security main" >>"$log_file" 2>&1; then
+      mv "$dir/partial-rootfs.tar" "$dir/rootfs.tar"
+      log "base image: rootfs for $arch ready"
+      return 0
+    fi
     # Seen on this project's machines: a mirror serving a stale bookworm-security index for some
     # architectures (size mismatch). The image is still bookworm; it only lacks security updates.
-    log "base image: WARNING: bookworm-security unusable for $arch ($(grep -m1 -o 'File has unexpected size[^.]*' "$dir/mmdebstrap.log" || echo 'see mmdebstrap.log')); retrying without it"
-    mmdebstrap "${opts[@]}" bookworm "$dir/partial-rootfs.tar" "$main" "$updates" >>"$dir/mmdebstrap.log" 2>&1 \
-      || { tail -n 30 "$dir/mmdebstrap.log" >&2; die "mmdebstrap failed for $arch"; }
+    log "base image: WARNING: bookworm-security unusable for $arch ($(grep -m1 '^E: ' "$log_file" || echo "see $log_file"));" \
+        "retrying without it"
   fi
+  SOURCE_DATE_EPOCH=$EPOCH "${cmd[@]}" >>"$log_file" 2>&1 || {
+    tail -n 30 "$log_file" >&2
+    local quoted
+    quoted=$(printf ' %q' "${cmd[@]}")
+    die "mmdebstrap failed for $arch (log: $log_file): SOURCE_DATE_EPOCH=$EPOCH$quoted"
+  }
   mv "$dir/partial-rootfs.tar" "$dir/rootfs.tar"
   log "base image: rootfs for $arch ready"
 }
 
 step_base_images() {
-  local record="$STATE/rootfs/arches" have missing=""
-  have=" $(cat "$record" 2>/dev/null || true) "
+  local record="$STATE/rootfs/arches" have=" " missing="" arch
+  # No record yet is the fresh machine's normal case, not an error.
+  if [ -e "$record" ]; then have=" $(cat "$record") "; fi
   for arch in $BASE_ARCHES; do case "$have" in *" $arch "*) ;; *) missing="$missing $arch" ;; esac; done
   if image_exists "$BASE_REPO" "$BASE_TAG" && [ -z "$missing" ]; then
-    log "base image: $BASE_REPO:$BASE_TAG present ($(echo $have))"; return
+    log "base image: $BASE_REPO:$BASE_TAG present (${have:1:-1})"; return
   fi
   # Keep the architectures an earlier run added (CROSSDOCK_BASE_ARCHES="... armel"): only ever grow.
   for arch in $have; do case " $BASE_ARCHES " in *" $arch "*) ;; *) BASE_ARCHES="$BASE_ARCHES $arch" ;; esac; done
-  local arch pids=() refs=()
+  # Only a bootstrap needs the mirror: tarballs cached in the state dir are pushed as they are.
+  local to_bootstrap=""
+  for arch in $BASE_ARCHES; do [ -s "$STATE/rootfs/$arch/rootfs.tar" ] || to_bootstrap="$to_bootstrap $arch"; done
+  EPOCH=${CROSSDOCK_SOURCE_DATE_EPOCH:-}
+  if [ -n "$to_bootstrap" ]; then find_mirrors; fi
+  if [ -n "$to_bootstrap" ] && [ -z "$EPOCH" ]; then
+    local release date
+    release=$(curl -fsS "$MIRROR/dists/bookworm/InRelease")
+    date=$(sed -n 's/^Date: //p' <<<"$release")
+    [ -n "$date" ] || die "no Date in $MIRROR/dists/bookworm/InRelease (set CROSSDOCK_SOURCE_DATE_EPOCH)"
+    EPOCH=$(date -d "$date" +%s)
+  fi
+  local failed="" pids=() refs=()
   for arch in $BASE_ARCHES; do bootstrap_rootfs "$arch" & pids+=($!); done
-  for pid in "${pids[@]}"; do wait "$pid" || die "a rootfs bootstrap failed"; done
+  # Wait for every job (none is left running), then name each that failed; each printed why above.
+  local i=0
   for arch in $BASE_ARCHES; do
-    local dir="$STATE/rootfs/$arch" platform
+    wait "${pids[$i]}" || failed="$failed $arch"
+    i=$((i + 1))
+  done
+  [ -z "$failed" ] || die "rootfs bootstrap failed for:$failed (the reason is above)"
+  for arch in $BASE_ARCHES; do
+    local dir="$STATE/rootfs/$arch" platform digest
     platform=$(docker_platform "$arch")
     printf 'FROM scratch\nADD rootfs.tar /\nCMD ["bash"]\n' >"$dir/Dockerfile"
     printf '*.log\npartial-*\nmetadata.json\n' >"$dir/.dockerignore"
     log "base image: pushing $platform"
     docker buildx build --quiet --provenance=false --platform "$platform" \
       --tag "$BASE_REPO:$BASE_TAG-$arch" --push --metadata-file "$dir/metadata.json" "$dir" >/dev/null
-    refs+=("$BASE_REPO@$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["containerimage.digest"])' "$dir/metadata.json")")
+    digest=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["containerimage.digest"])' "$dir/metadata.json")
+    refs+=("$BASE_REPO@$digest")
   done
   docker buildx imagetools create --tag "$BASE_REPO:$BASE_TAG" "${refs[@]}"
   echo "$BASE_ARCHES" >"$record"
@@ -195,30 +355,32 @@ step_base_images() {
 }
 
 step_venv() {
-  local venv="$CHECKOUT/.venv" stamp="$CHECKOUT/.venv/.requirements.sha"
-  local want
+  local stamp="$VENV/.requirements.sha" want have=""
   want=$(sha256sum "$CHECKOUT/requirements.txt" | cut -d' ' -f1)
-  if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-    log "venv: $venv up to date"; return
+  if [ -e "$stamp" ]; then have=$(cat "$stamp"); fi
+  if [ -x "$VENV/bin/python" ] && [ "$have" = "$want" ]; then
+    log "venv: $VENV up to date"; return
   fi
-  log "venv: installing requirements.txt into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$CHECKOUT/requirements.txt"
+  log "venv: installing requirements.txt into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$CHECKOUT/requirements.txt"
   echo "$want" >"$stamp"
 }
 
 usage() {
-  echo "usage: $0 [STEP ...]   steps: packages binfmt buildx dockerd registry base-images venv (default: all)" >&2
+  echo "usage: $0 [STEP ...]   steps: packages binfmt buildx dockerd registry base-images venv (default: all);" \
+       "mirrors (print the Debian mirrors used)" >&2
   exit 2
 }
 
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(packages binfmt buildx dockerd registry base-images venv)
-for s in "${steps[@]}"; do
-  case "$s" in
+for STEP in "${steps[@]}"; do
+  case "$STEP" in
     packages) step_packages ;; binfmt) step_binfmt ;; buildx) step_buildx ;; dockerd) step_dockerd ;;
-    registry) step_registry ;; base-images) step_base_images ;; venv) step_venv ;;
+    registry) step_registry ;; base-images) step_base_images ;; venv) step_venv ;; mirrors) step_mirrors ;;
     *) usage ;;
   esac
 done
+STEP=finish
 [ $# -gt 0 ] || log "done: engine, buildx, QEMU, registry $REGISTRY_ADDR and $BASE_REPO:$BASE_TAG are ready"
