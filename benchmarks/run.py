@@ -334,6 +334,58 @@ def write_results(out: Path, info: dict, lines_of_rust: dict, all_rows: dict[str
     return header + "\n\n" + text
 
 
+FIXED_COST_GOALS = {"inv build amd64,arm64, no change": ("inv / sh", 1.10),
+                    "inv --dry build": ("seconds", 0.30)}
+
+
+def measure_fixed_cost(work: Path, *, repeat: int) -> dict[str, Row]:
+    """crossdock's own cost per run on the example: a no-change rebuild by `inv build` against the same
+    buildx commands from a shell script (the order alternates), and `inv --dry build`."""
+    rows: dict[str, Row] = {}
+
+    def run(name: str, argv: list[str]) -> None:
+        seconds, rss = timed(argv)
+        row = rows.setdefault(name, Row())
+        row.seconds.append(seconds)
+        row.compile.append(0.0)
+        row.toolchain.append(0.0)
+        row.peak_rss = max(row.peak_rss, rss)
+        print(f"  fixed cost {name:38} {seconds:6.2f}s", flush=True)
+
+    project, shell_project = fresh_copy(SUITE / "example", work), fresh_copy(SUITE / "example", work)
+    timed(inv_build(project, "amd64,arm64", work))  # cold builds first, not timed
+    script = raw_script(shell_project, "amd64,arm64", work)
+    timed(["sh", str(script)])
+    for i in range(repeat):
+        pair = [("inv build amd64,arm64, no change", inv_build(project, "amd64,arm64", work)),
+                ("same commands from sh, no change", ["sh", str(script)])]
+        for name, argv in pair[::1 if i % 2 == 0 else -1]:
+            run(name, argv)
+        run("inv --dry build", inv_build(project, "amd64,arm64", work, dry=True))
+    return rows
+
+
+def write_fixed_cost(out: Path, info: dict, rows: dict[str, Row]) -> str:
+    lines = [f"Fixed cost, measured {info['date']} on {info['cores']} cores ({info['machine']}), Docker engine "
+             f"{info['engine']}, with the example (`.venv/bin/python benchmarks/run.py --fixed-cost`): medians of "
+             f"{len(next(iter(rows.values())).seconds)} runs, `inv` and `sh` alternating.", "",
+             "| measurement | median | measured | goal | met |", "|---|---|---|---|---|"]
+    for name, row in rows.items():
+        goal = FIXED_COST_GOALS.get(name)
+        if goal and goal[0] == "inv / sh":
+            value = row.median / rows["same commands from sh, no change"].median
+            lines.append(f"| {name} | {row.median:.2f} s | inv / sh {value:.2f} | <= {goal[1]:.2f} | "
+                         f"{'yes' if value <= goal[1] else 'no'} |")
+        elif goal:
+            lines.append(f"| {name} | {row.median:.2f} s | {row.median:.2f} s | <= {goal[1]:.2f} s | "
+                         f"{'yes' if row.median <= goal[1] else 'no'} |")
+        else:
+            lines.append(f"| {name} | {row.median:.2f} s | | | |")
+    text = "\n".join(lines)
+    (out / "fixed-cost.md").write_text(text + "\n")
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median); default 3")
@@ -346,7 +398,16 @@ def main() -> None:
                              "first, so the next build of anything re-installs its toolchain)")
     parser.add_argument("--quick", action="store_true", help="--repeat 1 --workloads example --no-fully-cold")
     parser.add_argument("--out", type=Path, default=SUITE / "benchmarks", help="where results.md/.json go")
+    parser.add_argument("--fixed-cost", action="store_true",
+                        help="only crossdock's own cost per run (no-change rebuild vs sh, --dry), into fixed-cost.md")
     args = parser.parse_args()
+    # A user's Python caches compiled modules; this machine's environment may say not to write them.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(SUITE / "tasks"), str(SUITE / "tasks.py")],
+                   check=True, capture_output=True)
+    if args.fixed_cost:
+        work = Path(tempfile.mkdtemp(prefix="crossdock-bench-"))
+        print("\n" + write_fixed_cost(args.out, versions(), measure_fixed_cost(work, repeat=max(args.repeat, 5))))
+        return
     if args.quick:
         args.repeat, args.workloads, args.fully_cold = 1, "example", False
     work = Path(tempfile.mkdtemp(prefix="crossdock-bench-"))

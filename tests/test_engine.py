@@ -6,8 +6,46 @@ import pytest
 from invoke import MockContext, Result
 
 from tasks.engine.docker import EngineError, probe_engine
+from tasks.engine.docker import _default_builder_is_current as REAL_DEFAULT_BUILDER_CHECK
 
 VERSION = "docker version --format '{{.Server.Version}}'"
+
+
+@pytest.fixture(autouse=True)
+def ask_buildx(monkeypatch):
+    """These tests check what buildx is asked: no shortcut for the engine's default builder."""
+    monkeypatch.setattr("tasks.engine.docker._default_builder_is_current", lambda: False)
+
+
+def test_the_default_builder_needs_no_buildx_probe(monkeypatch):
+    from tasks.engine.docker import Engine
+
+    monkeypatch.setattr("tasks.engine.docker._default_builder_is_current", lambda: True)
+    monkeypatch.setattr("tasks.engine.docker._buildx_plugin_present", lambda: True)
+    info = Engine(MockContext(run={VERSION: Result("26.1.5\n")}, repeat=False)).info()
+    assert (info.server_version, info.driver) == ("26.1.5", "docker")
+    # without the plugin it asks buildx, and says what is missing
+    monkeypatch.setattr("tasks.engine.docker._buildx_plugin_present", lambda: False)
+    c = MockContext(run={VERSION: Result("26.1.5\n"), INSPECT: Result("", stderr="not a command", exited=1),
+                         BUILDX: Result("", stderr="not a command", exited=1)})
+    with pytest.raises(EngineError, match="docker buildx is not installed"):
+        Engine(c).info()
+
+
+def test_buildx_state_decides_whether_the_default_builder_is_current(tmp_path, monkeypatch):
+    _default_builder_is_current = REAL_DEFAULT_BUILDER_CHECK
+    monkeypatch.setenv("BUILDX_CONFIG", str(tmp_path))
+    monkeypatch.delenv("BUILDX_BUILDER", raising=False)
+    assert _default_builder_is_current()  # no state: the default
+    (tmp_path / "current").write_text('{"Key":"unix:///var/run/docker.sock","Name":"","Global":false}')
+    assert _default_builder_is_current()
+    (tmp_path / "current").write_text('{"Key":"unix:///var/run/docker.sock","Name":"multi","Global":false}')
+    assert not _default_builder_is_current()
+    (tmp_path / "current").write_text("not json")
+    assert not _default_builder_is_current()  # unsure: ask buildx
+    (tmp_path / "current").unlink()
+    monkeypatch.setenv("BUILDX_BUILDER", "multi")
+    assert not _default_builder_is_current()
 BUILDX = "docker buildx version"
 INSPECT = "docker buildx inspect"
 

@@ -32,3 +32,8 @@ def test_readme_shows_the_latest_benchmark_results():
     results = (SUITE_ROOT / "benchmarks" / "results.md").read_text().strip()
     assert "PARTIAL" not in results, "benchmarks/results.md is from an unfinished run"
     assert results in README, "README's Benchmarks section must show benchmarks/results.md as it is"
+
+
+def test_readme_shows_the_latest_fixed_cost_measurement():
+    fixed = (SUITE_ROOT / "benchmarks" / "fixed-cost.md").read_text().strip()
+    assert fixed in README, "README's Fixed cost section must show benchmarks/fixed-cost.md as it is"

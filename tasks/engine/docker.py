@@ -115,6 +115,10 @@ class Engine:
             raise EngineError(f"cannot reach the Docker engine ({last_line(r.stderr)}): start dockerd "
                               f"(or scripts/provision-local.sh), or point DOCKER_HOST at a running engine")
         server = r.stdout.strip()
+        if not self.builder and _default_builder_is_current() and _buildx_plugin_present():
+            # The engine's own builder (driver `docker`), which the engine just answered for: no need to
+            # start buildx to ask (the slowest probe of a run).
+            return EngineInfo(server_version=server, builder="", driver="docker")
         r = self.probe(["docker", "buildx", "inspect", *([self.builder] if self.builder else [])])
         if not r.ok:
             # Only now ask whether buildx exists at all (one probe fewer on every healthy run).
@@ -227,6 +231,35 @@ class Engine:
     def logs(self, container: str, *, tail: int = 20) -> str:
         r = self.probe(["docker", "logs", "--tail", str(tail), container])
         return (r.stdout + r.stderr).strip()
+
+
+def _default_builder_is_current() -> bool:
+    """buildx would use the engine's default builder: no BUILDX_BUILDER, and no `docker buildx use NAME` in
+    buildx's state (``current`` holds an empty name, or does not exist). Unsure: False (then ask buildx)."""
+    import json
+    import os
+
+    if os.environ.get("BUILDX_BUILDER"):
+        return False
+    config = os.environ.get("BUILDX_CONFIG") or str(
+        Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "buildx")
+    current = Path(config) / "current"
+    try:
+        return not json.loads(current.read_text()).get("Name")
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _buildx_plugin_present() -> bool:
+    """A `docker-buildx` plugin where the docker CLI looks for plugins (its own search list)."""
+    import os
+
+    dirs = [Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "cli-plugins",
+            *(Path(d) for d in ("/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
+                                "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins"))]
+    return any(os.access(d / "docker-buildx", os.X_OK) for d in dirs)
 
 
 def _read_anonymously(ref: str) -> str | None:
