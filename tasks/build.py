@@ -227,18 +227,21 @@ def run_plan(engine: Engine, plan: buildx.BuildPlan, *, jobs: int, dry: bool) ->
 
 @crossdock_task(
     help=flag_help("platforms", "project", "bin", "package", "registry", "image", "tag", "output", "jobs",
-                   "compile_slots", "builder", "builder_image", "runtime_image", "cargo_profile", "port", "out_dir",
+                   "compile_slots", "builder", "builder_image", "runtime_image", "runtime", "build_packages",
+                   "build_tools", "runtime_packages", "cargo_profile", "port", "out_dir",
                    no_cache="Ignore BuildKit's layer cache (cargo's cache mounts are kept): rebuild every step."),
 )
 def build(c: Context, platforms=None, project=None, bin=None, package=None, registry=None, image=None,
           tag=None, output=None, jobs=None, compile_slots=None, builder=None, builder_image=None,
-          runtime_image=None, cargo_profile=None, port=None, out_dir=None, no_cache=False):
+          runtime_image=None, runtime=None, build_packages=None, build_tools=None, runtime_packages=None,
+          cargo_profile=None, port=None, out_dir=None, no_cache=False):
     """Cross-compile the Rust project for every platform and join the images into one manifest list."""
     dry = bool(c.config.run.dry)
     settings = load_settings(
         c, platforms=platforms, project=project, bin=bin, package=package, registry=registry, image=image,
         tag=tag, output=output, jobs=jobs, compile_slots=compile_slots, builder=builder,
-        builder_image=builder_image, runtime_image=runtime_image, cargo_profile=cargo_profile, port=port,
+        builder_image=builder_image, runtime_image=runtime_image, runtime=runtime, build_packages=build_packages,
+        build_tools=build_tools, runtime_packages=runtime_packages, cargo_profile=cargo_profile, port=port,
         out_dir=out_dir)
     result = execute_build(Engine(c, builder=settings.builder), settings, dry=dry, no_cache=no_cache)
     if result is not None and not result.ok:

@@ -12,7 +12,8 @@ from typing import Any
 from invoke import Context, Exit, task
 
 from .core.errors import CrossdockError
-from .core.settings import Settings, resolve, unknown_names
+from .core.project import crossdock_metadata
+from .core.settings import Settings, project_dir, raw_value, resolve, unknown_names
 
 _print_lock = threading.Lock()
 
@@ -28,12 +29,17 @@ def say_block(text: str) -> None:
 
 
 def load_settings(c: Context, **cli: Any) -> Settings:
-    """Defaults < config file (c.config.crossdock) < environment/.env < CLI flags; warns about names
-    that are no setting (a typo in a config key or a CROSSDOCK_* variable)."""
+    """Defaults < the project's Cargo metadata < config file (c.config.crossdock) < environment/.env <
+    CLI flags; warns about names that are no setting (a typo in a config key, a Cargo metadata key or a
+    CROSSDOCK_* variable)."""
     config = dict(c.config.get("crossdock", {}) or {})
-    for warning in unknown_names(config=config, environ=os.environ):
+    layers = dict(config=config, environ=os.environ, cli=cli)
+    project = project_dir(raw_value("project", **layers))
+    metadata = crossdock_metadata(project, package=raw_value("package", **layers))
+    for warning in unknown_names(config=config, environ=os.environ, metadata=metadata,
+                                 manifest=str(project / "Cargo.toml")):
         say(warning)
-    return resolve(config=config, environ=os.environ, cli=cli)
+    return resolve(**layers, metadata=metadata)
 
 
 def redact(message: str) -> str:

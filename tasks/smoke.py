@@ -72,7 +72,7 @@ def _http_ok(url: str, deadline: float, alive: Callable[[], bool]) -> tuple[bool
 
 def smoke_platform(engine: Engine, *, repo: str, entry: IndexEntry, p: Platform, expect: Expectations,
                    command: tuple[str, ...], health_path: str, port: int, timeout: float,
-                   emulated: bool) -> PlatformSmoke:
+                   emulated: bool, pattern: str = "{version}") -> PlatformSmoke:
     import tempfile
     import uuid
 
@@ -121,7 +121,7 @@ def smoke_platform(engine: Engine, *, repo: str, entry: IndexEntry, p: Platform,
             checks.append(Check("run", False, f"`{shlex.join(command)}` did not finish within {timeout:.0f}s"))
         else:
             checks.append(check_run(p, exit_code=r.exited, output=r.stdout + r.stderr, expect=expect,
-                                    command=shlex.join(command), emulated=emulated))
+                                    command=shlex.join(command), emulated=emulated, pattern=pattern))
     finally:
         engine.remove(name)
 
@@ -162,24 +162,29 @@ def smoke_table(results: list[PlatformSmoke]) -> str:
 @crossdock_task(
     help={
         **flag_help("health_path", "port", "jobs", "out_dir"),
+        "expect": HELP["smoke_expect"],
         "image": "Manifest list to test (registry/repo:tag or @digest). Default: what the last `inv build` made.",
         "platforms": "Platforms to test (default: every platform of the manifest list).",
         "command": HELP["smoke_command"],
         "timeout": HELP["smoke_timeout"],
     },
 )
-def smoke(c: Context, image=None, platforms=None, command=None, health_path=None, port=None, timeout=None,
-          jobs=None, out_dir=None):
+def smoke(c: Context, image=None, platforms=None, command=None, expect=None, health_path=None, port=None,
+          timeout=None, jobs=None, out_dir=None):
     """Check every platform of an image: metadata, ELF binary and glibc, a run under QEMU, the service."""
-    settings = load_settings(c, smoke_command=command, health_path=health_path, port=port,
+    settings = load_settings(c, smoke_command=command, smoke_expect=expect, health_path=health_path, port=port,
                              smoke_timeout=timeout, jobs=jobs, out_dir=out_dir)
     wanted = parse_flag("--platforms", platforms, platform_list) if platforms is not None else None
-    expect = Expectations()
+    recorded = Expectations()
     if image is None:
-        image, expect = last_build(settings.out_dir)
+        image, recorded, project = last_build(settings.out_dir)
+        if project and project != settings.project:  # the built project's own metadata (its smoke settings)
+            settings = load_settings(c, project=str(project), smoke_command=command, smoke_expect=expect,
+                                     health_path=health_path, port=port, smoke_timeout=timeout, jobs=jobs,
+                                     out_dir=out_dir)
     else:
         parse_flag("--image", image, image_reference)
-    result = run_smoke(Engine(c), settings, image=image, expect=expect, platforms=wanted)
+    result = run_smoke(Engine(c), settings, image=image, expect=recorded, platforms=wanted)
     if not result.ok:
         details = "\n".join(f"  {r.label}: {c.name}: {c.detail}" for r in result.failed for c in r.failures)
         raise SmokeError(f"smoke test failed for {', '.join(r.label for r in result.failed)}:\n{details}")
@@ -189,8 +194,8 @@ class SmokeError(CrossdockError):
     """The smoke test cannot start: no image, not a manifest list, a missing platform or emulator."""
 
 
-def last_build(out_dir: Path) -> tuple[str, Expectations]:
-    """The manifest list the last `inv build` made (by digest) and what it recorded."""
+def last_build(out_dir: Path) -> tuple[str, Expectations, Path | None]:
+    """The manifest list the last `inv build` made (by digest), what it recorded, and its project."""
     report_path = out_dir / "build-report.json"
     if not report_path.is_file():
         raise SmokeError(f"no --image given and no build report at {report_path}: run `inv build` first or "
@@ -203,7 +208,9 @@ def last_build(out_dir: Path) -> tuple[str, Expectations]:
                          f"again or pass --image") from None
     if not digest:
         raise SmokeError(f"the last build ({report_path}) did not produce a manifest list")
-    return f"{report['manifest']['reference']}@{report['manifest']['digest']}", expectations_from_report(report)
+    project = Path(report["project"]) if isinstance(report.get("project"), str) and report["project"] else None
+    return (f"{report['manifest']['reference']}@{report['manifest']['digest']}", expectations_from_report(report),
+            project)
 
 
 def run_smoke(engine: Engine, settings: Settings, *, image: str, expect: Expectations,
@@ -229,7 +236,8 @@ def run_smoke(engine: Engine, settings: Settings, *, image: str, expect: Expecta
     say(f"smoke-testing {image}: {', '.join(p.docker for p in wanted)}")
     with ThreadPoolExecutor(max_workers=settings.jobs or len(wanted)) as pool:
         futures = [pool.submit(smoke_platform, engine, repo=repo, entry=table[p.name][0], p=p, expect=expect,
-                               command=settings.smoke_command, health_path=settings.health_path, port=settings.port,
+                               command=settings.smoke_command, pattern=settings.smoke_expect,
+                               health_path=settings.health_path, port=settings.port,
                                timeout=step_timeout(settings.smoke_timeout, emulated=not is_native(p, host)),
                                emulated=not is_native(p, host)) for p in wanted]
         results = []

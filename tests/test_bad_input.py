@@ -19,7 +19,7 @@ from tests.conftest import LOCAL_WORLD, REGISTRY, registry_get, run_inv
 from tests.test_settings import BAD_VALUES
 
 TASKS = {name: ns.tasks[name] for name in ("build", "smoke", "setup", "release")}
-FLAG_OF = {"smoke_command": "command", "smoke_timeout": "timeout"}  # smoke's flags for these settings
+FLAG_OF = {"smoke_command": "command", "smoke_timeout": "timeout", "smoke_expect": "expect"}  # smoke's flags
 # Settings a task does not read from disk: a well-formed but wrong value cannot be noticed there.
 UNUSED = {("smoke", "package"), ("setup", "package")}
 # smoke's --image and --platforms name the image under test, not these settings (tested further below).

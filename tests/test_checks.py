@@ -86,12 +86,25 @@ def test_glibc_newer_than_the_runtime_is_caught():
 
 def test_run_checks_exit_code_version_and_arch():
     p = lookup("arm64")
+    with_arch = "{version} ({arch}-linux)"  # what the example asks for in its Cargo metadata
     ok = check_run(p, exit_code=0, output="app 1.0.0 (aarch64-linux)\n", expect=EXPECT, command="--version",
-                   emulated=True)
+                   emulated=True, pattern=with_arch)
     assert ok.ok
     wrong_arch = check_run(p, exit_code=0, output="app 1.0.0 (x86_64-linux)", expect=EXPECT, command="--version",
-                           emulated=True)
+                           emulated=True, pattern=with_arch)
     assert not wrong_arch.ok and "aarch64" in wrong_arch.detail
+    # the default wants the package version only; an empty pattern only exit 0
+    assert check_run(p, exit_code=0, output="app 1.0.0 (x86_64-linux)", expect=EXPECT, command="--version",
+                     emulated=True).ok
+    assert not check_run(p, exit_code=0, output="usage: app", expect=EXPECT, command="--help", emulated=True).ok
+    assert check_run(p, exit_code=0, output="usage: app", expect=EXPECT, command="--help", emulated=True,
+                     pattern="").ok
+    # an image tested without its build report: the version is unknown, the rest of the text still counts
+    unknown = Expectations()
+    assert check_run(p, exit_code=0, output="app 9 (aarch64-linux)", expect=unknown, command="--version",
+                     emulated=True, pattern=with_arch).ok
+    assert not check_run(p, exit_code=0, output="app 9 (x86_64-linux)", expect=unknown, command="--version",
+                         emulated=True, pattern=with_arch).ok
     crashed = check_run(p, exit_code=139, output="qemu: uncaught target signal 11", expect=EXPECT,
                         command="--version", emulated=True)
     assert not crashed.ok and "emulator" in crashed.detail

@@ -31,7 +31,7 @@ def test_every_setting_has_a_documented_flag():
     text = "".join(r.stdout for r in helps.values())
     for knob in KNOBS:
         assert knob.env in text, knob.env
-    flags = {"smoke_command": "--command", "smoke_timeout": "--timeout"}
+    flags = {k.name: k.option for k in KNOBS}
     for knob in KNOBS:
         assert flags.get(knob.name, "--" + knob.name.replace("_", "-")) in text, knob.name
 

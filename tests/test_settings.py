@@ -74,6 +74,11 @@ BAD_VALUES = [
     ("port", "http", "from 1 to 65535"),
     ("port", "70000", "from 1 to 65535"),
     ("out_dir", " ", "a directory path"),
+    ("runtime", "distroless", "'slim' or 'minimal' or 'static'"),
+    ("build_packages", "libssl-dev:arm64", "Debian package names"),
+    ("build_tools", "Cmake", "Debian package names"),
+    ("runtime_packages", "libssl3=3.0", "Debian package names"),
+    ("smoke_expect", "{Version}", "placeholders"),
     ("smoke_command", "'unclosed", "shell-quoted argument list"),
     ("smoke_command", "", "at least one argument"),
     ("health_path", "healthz", "starting with '/'"),
@@ -151,3 +156,34 @@ def test_local_world_config_names_only_known_settings():
     keys = [line.split(":")[0].strip() for line in text.splitlines() if line.startswith("  ") and ":" in line]
     assert keys and set(keys) <= {k.name for k in KNOBS}
     assert Path(SUITE_ROOT / "local-world.yaml").read_text().startswith("#")
+
+
+def test_cargo_metadata_sits_between_defaults_and_the_config_file(tmp_path):
+    meta = {"health-path": "/ready", "tag": "from-meta", "runtime-packages": ["libssl3", "ca-certificates"],
+            "port": 9000, "project": "/elsewhere"}
+    s = resolve(metadata=meta, cwd=tmp_path)
+    assert (s.health_path, s.tag, s.port) == ("/ready", "from-meta", 9000)
+    assert s.runtime_packages == ("libssl3", "ca-certificates")
+    assert s.project == EXAMPLE_PROJECT  # metadata cannot move the project
+    s = resolve(metadata=meta, config={"tag": "from-file"}, environ={"CROSSDOCK_PORT": "9100"}, cwd=tmp_path)
+    assert (s.tag, s.port, s.health_path) == ("from-file", 9100, "/ready")
+    with pytest.raises(SettingsError, match=r"runtime_packages 'libssl3,Bad' is not valid"):
+        resolve(metadata={"runtime-packages": ["libssl3", "Bad"]}, cwd=tmp_path)
+    warnings = unknown_names(metadata={"helth-path": "/x", "project": "."}, manifest="/p/Cargo.toml")
+    assert "key helth-path is not a setting and is ignored (did you mean health-path?)" in warnings[0]
+    assert "cannot set project" in warnings[1]
+
+
+def test_project_metadata_is_read_from_the_workspace_the_root_package_and_the_member(tmp_path):
+    from tasks.core.project import crossdock_metadata
+
+    (tmp_path / "Cargo.toml").write_text(
+        '[workspace]\nmembers = ["crates/*"]\n[workspace.metadata.crossdock]\nport = 1\ntag = "ws"\n')
+    member = tmp_path / "crates" / "app"
+    member.mkdir(parents=True)
+    (member / "Cargo.toml").write_text('[package]\nname = "app"\nversion = "0.1.0"\n'
+                                       '[package.metadata.crossdock]\ntag = "app"\n')
+    assert crossdock_metadata(tmp_path) == {"port": 1, "tag": "ws"}
+    assert crossdock_metadata(tmp_path, package="app") == {"port": 1, "tag": "app"}
+    assert crossdock_metadata(tmp_path / "nowhere") == {}
+    assert crossdock_metadata(EXAMPLE_PROJECT)["health-path"] == "/healthz"

@@ -205,3 +205,26 @@ def check_lockfile(root: Path, packages: Iterable[Package]) -> None:
         raise ProjectError(f"{lock_path} is out of date ({'; '.join(problems.values())}): builds use `cargo --locked`, "
                            f"which would fail on every platform. Fix: run `cargo update --offline {update}` "
                            f"(or any cargo build) in {root}, then commit Cargo.lock")
+
+
+def crossdock_metadata(root: Path, *, package: str = "") -> dict[str, Any]:
+    """The project's own crossdock settings: ``[workspace.metadata.crossdock]``, then the root package's
+    ``[package.metadata.crossdock]``, then (with ``package``) that workspace member's. Missing or unreadable
+    manifests give nothing here: the task names the problem when it reads the project."""
+    try:
+        manifest = tomllib.loads((root / "Cargo.toml").read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    result: dict[str, Any] = {}
+    for table in (manifest.get("workspace", {}), manifest.get("package", {})):
+        result.update((table.get("metadata") or {}).get("crossdock") or {})
+    if package and package != manifest.get("package", {}).get("name"):
+        for pattern in manifest.get("workspace", {}).get("members", []):
+            for member in sorted(root.glob(pattern)):
+                try:
+                    m = tomllib.loads((member / "Cargo.toml").read_text())
+                except (OSError, tomllib.TOMLDecodeError):
+                    continue
+                if m.get("package", {}).get("name") == package or member.relative_to(root).as_posix() == package:
+                    result.update((m["package"].get("metadata") or {}).get("crossdock") or {})
+    return result

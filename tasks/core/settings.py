@@ -187,6 +187,34 @@ def argv(value: str) -> tuple[str, ...]:
     return args
 
 
+_DEB_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+
+
+def package_list(value: str) -> tuple[str, ...]:
+    """Debian package names, separated by commas or spaces (a TOML list in Cargo.toml or a config file)."""
+    names = tuple(n for n in re.split(r"[,\s]+", value) if n)
+    bad = [n for n in names if not _DEB_PACKAGE.match(n)]
+    if bad:
+        raise BadValue("Debian package names (lowercase letters, digits, '+', '-', '.'; no version or "
+                       f"architecture: crossdock adds the target's), separated by commas; not {', '.join(bad)}")
+    return names
+
+
+PLACEHOLDERS = ("{version}", "{arch}")
+
+
+def output_pattern(value: str) -> str:
+    """Text the smoke run's output must contain; {version} and {arch} are filled in per platform."""
+    rest = value
+    for placeholder in PLACEHOLDERS:
+        rest = rest.replace(placeholder, "")
+    if "{" in rest or "}" in rest:
+        raise BadValue("text with the placeholders {version} (the package version) and {arch} (the platform's "
+                       "Rust ARCH, e.g. aarch64) and no other braces, e.g. '{version} ({arch}-linux)'; empty: "
+                       "exit code 0 is enough")
+    return value
+
+
 def http_path(value: str) -> str:
     if value and (not value.startswith("/") or any(ch.isspace() for ch in value)):
         raise BadValue("an HTTP path starting with '/' (e.g. /healthz), or empty for no service check")
@@ -235,9 +263,21 @@ KNOBS: tuple[Knob, ...] = (
     Knob("cargo_profile", "release", "Cargo profile to build with.", required_cargo_name),
     Knob("port", "8080", "Port the service listens on (EXPOSE in the image).", port),
     Knob("out_dir", "out", "Where reports and per-arch logs go (relative to the working directory).", path),
+    Knob("runtime", "slim", "Runtime image flavour: slim (the runtime image, a Debian), minimal (from scratch: only "
+         "the Debian files the binary needs plus runtime packages; no shell), static (a static binary on scratch).",
+         choice("slim", "minimal", "static")),
+    Knob("build_packages", "", "Debian packages for the TARGET architecture the compile needs (e.g. libssl-dev): "
+         "installed as <name>:<arch> in the native cross stage, with pkg-config set up for the target.",
+         package_list),
+    Knob("build_tools", "", "Debian packages for the build machine the compile needs (e.g. protobuf-compiler, "
+         "cmake, clang).", package_list),
+    Knob("runtime_packages", "", "Debian packages the binary needs at run time (e.g. libssl3, ca-certificates): "
+         "unpacked natively for the target, never installed under emulation.", package_list),
     Knob("smoke_command", "--version", "Arguments `inv smoke` runs the image with; the output must name the "
          "version and the platform's architecture.", argv, flag="--command"),
-    Knob("health_path", "/healthz", "HTTP path `inv smoke` expects a 200 from on PORT. Empty: no service check.",
+    Knob("smoke_expect", "{version}", "Text the smoke run's output must contain ({version}: the package version, "
+         "{arch}: the platform's Rust ARCH). Empty: exit code 0 is enough.", output_pattern, flag="--expect"),
+    Knob("health_path", "", "HTTP path `inv smoke` expects a 200 from on PORT. Empty: no service check.",
          http_path),
     Knob("smoke_timeout", "180", "Seconds each smoke step may take under emulation (native platforms get a quarter).",
          seconds, flag="--timeout"),
@@ -290,9 +330,42 @@ class Settings:
     cargo_profile: str
     port: int
     out_dir: Path
+    runtime: str
+    build_packages: tuple[str, ...]
+    build_tools: tuple[str, ...]
+    runtime_packages: tuple[str, ...]
     smoke_command: tuple[str, ...]
+    smoke_expect: str
     health_path: str
     smoke_timeout: float
+
+
+def _text(value: Any) -> str:
+    """A value from TOML/YAML as the text a flag would carry (lists become comma-separated)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def raw_value(name: str, *, config: Mapping[str, Any] | None, environ: Mapping[str, str] | None,
+              cli: Mapping[str, Any] | None) -> str:
+    """The text that wins for one setting, before parsing (to find the project whose metadata to read)."""
+    knob = BY_NAME[name]
+    for value in ((cli or {}).get(name), (environ or {}).get(knob.env), (config or {}).get(name)):
+        if value is not None:
+            return _text(value)
+    return knob.default
+
+
+def project_dir(raw: str, cwd: Path | None = None) -> Path:
+    return ((cwd or Path.cwd()) / (Path(raw).expanduser() if raw else EXAMPLE_PROJECT)).resolve()
+
+
+def metadata_layer(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``[package.metadata.crossdock]`` keys as setting names (``health-path`` -> ``health_path``)."""
+    return {str(k).replace("-", "_"): v for k, v in (metadata or {}).items()}
 
 
 def resolve(
@@ -301,30 +374,43 @@ def resolve(
     environ: Mapping[str, str] | None = None,
     cli: Mapping[str, Any] | None = None,
     cwd: Path | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Layer defaults < config file < environment < CLI flags (``None`` means "flag not given"), then
-    parse every value once. Unknown config keys are ignored here (see ``unknown_names``)."""
+    """Layer defaults < the project's Cargo metadata < config file < environment < CLI flags (``None``
+    means "flag not given"), then parse every value once. Unknown keys are ignored here (see
+    ``unknown_names``); the project's own metadata cannot move the project."""
     unknown_cli = set(cli or {}) - set(KNOB_NAMES)
     if unknown_cli:  # a task passing a flag that is no setting: a bug in crossdock, not the user's input
         raise TypeError(f"not settings: {sorted(unknown_cli)}")
     values: dict[str, str] = dict(DEFAULTS)
+    meta_layer = {k: v for k, v in metadata_layer(metadata).items() if k in BY_NAME and k != "project"}
     config_layer = {k: v for k, v in (config or {}).items() if k in BY_NAME}
-    for layer in (config_layer, {k.name: (environ or {}).get(k.env) for k in KNOBS}, cli or {}):
+    for layer in (meta_layer, config_layer, {k.name: (environ or {}).get(k.env) for k in KNOBS}, cli or {}):
         for name, value in layer.items():
             if value is not None:
-                values[name] = str(value)
+                values[name] = _text(value)
     parsed = {k.name: parse_value(k, values[k.name]) for k in KNOBS}
     base = cwd or Path.cwd()
-    project = parsed["project"] or EXAMPLE_PROJECT
-    parsed.update(project=(base / project).resolve(), out_dir=(base / parsed["out_dir"]).resolve())
+    parsed.update(project=project_dir(values["project"], base), out_dir=(base / parsed["out_dir"]).resolve())
     return Settings(**parsed)
 
 
-def unknown_names(*, config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> list[str]:
-    """Warnings for config keys and CROSSDOCK_* variables that are no setting, with the closest known name."""
+def unknown_names(*, config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+                  metadata: Mapping[str, Any] | None = None, manifest: str = "Cargo.toml") -> list[str]:
+    """Warnings for config keys, Cargo metadata keys and CROSSDOCK_* variables that are no setting, with
+    the closest known name."""
     from difflib import get_close_matches
 
     warnings = []
+    for key in sorted(metadata_layer(metadata)):
+        if key == "project":
+            warnings.append(f"warning: {manifest}: crossdock metadata cannot set project (it is this project); "
+                            f"ignored")
+        elif key not in BY_NAME:
+            close = get_close_matches(key, KNOB_NAMES, n=1)
+            warnings.append(f"warning: {manifest}: [package.metadata.crossdock] key {key.replace('_', '-')} is not "
+                            f"a setting and is ignored"
+                            + (f" (did you mean {close[0].replace('_', '-')}?)" if close else ""))
     for key in sorted(set(config or {}) - set(KNOB_NAMES)):
         close = get_close_matches(str(key), KNOB_NAMES, n=1)
         warnings.append(f"warning: config key crossdock.{key} is not a setting and is ignored"
