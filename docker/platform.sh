@@ -7,7 +7,10 @@
 #   platform.sh env        print KEY=VALUE lines for the target (what the other commands use)
 #   platform.sh toolchain  install the host Rust toolchain (Debian flavour: rustc-web, cargo-web)
 #   platform.sh install    install what the target needs (cross gcc, libc, Rust std for the target)
+#   platform.sh deps       the project's build tools (host) and build packages (target architecture)
 #   platform.sh build      cargo build --release for the target and copy the binary to $OUT_DIR
+#   platform.sh rootfs     the runtime's root filesystem for $RUNTIME (slim|minimal|static) in $ROOTFS:
+#                          users, runtime packages (target .debs unpacked natively), CA bundle, dpkg status
 #
 # Inputs (environment): TARGETARCH, TARGETVARIANT (from BuildKit), BUILDARCH (optional: the build
 # machine's TARGETARCH-style arch), RUST_FLAVOUR (rustup | debian; default: rustup when `rustup` is on
@@ -96,6 +99,7 @@ cmd_env() {
   echo "CXX_${triple_cc}=$GNU_TYPE-g++"
   echo "AR_${triple_cc}=$GNU_TYPE-ar"
   echo "PKG_CONFIG_PATH_${triple_cc}=/usr/lib/$MULTIARCH/pkgconfig:/usr/share/pkgconfig"
+  echo "PKG_CONFIG_LIBDIR_${triple_cc}=/usr/lib/$MULTIARCH/pkgconfig:/usr/share/pkgconfig"
   if [ "$FLAVOUR" = rustup ]; then echo "RUSTUP_TARGET=$RUST_TARGET"; fi
 }
 
@@ -161,7 +165,7 @@ cmd_install() {
     apt_install --allow-downgrades "rustc-web=$v" "cargo-web=$v" "libstd-rust-web-dev=$v"
   fi
   # shellcheck disable=SC2086
-  apt_install gcc-$(echo "$GNU_TYPE" | tr '_' '-') libc6-dev-$DEBIAN_ARCH-cross
+  apt_install "gcc-$(echo "$GNU_TYPE" | tr '_' '-')" "libc6-dev-$DEBIAN_ARCH-cross"
   # ...but the std itself is unpacked, not installed: the rlibs under /usr/lib/rustlib/<triple> are all
   # rustc needs, and a multiarch install would drag in foreign copies of libc6, liblzma5, ... whose
   # versions must match the host's exactly (one stale index and apt gives up).
@@ -240,7 +244,15 @@ cmd_build() {
   export "CARGO_TARGET_${triple_env}_LINKER=$LINKER" "CC_${triple_cc}=$LINKER" \
          "CXX_${triple_cc}=$GNU_TYPE-g++" "AR_${triple_cc}=$GNU_TYPE-ar" \
          "PKG_CONFIG_PATH_${triple_cc}=/usr/lib/$MULTIARCH/pkgconfig:/usr/share/pkgconfig" \
+         "PKG_CONFIG_LIBDIR_${triple_cc}=/usr/lib/$MULTIARCH/pkgconfig:/usr/share/pkgconfig" \
+         "BINDGEN_EXTRA_CLANG_ARGS_${triple_cc}=--sysroot=/usr/$GNU_TYPE -I/usr/include/$MULTIARCH -I/usr/include" \
          PKG_CONFIG_ALLOW_CROSS=1
+  if [ "${RUNTIME:-slim}" = static ]; then
+    # glibc linked in statically (Rust's crt-static on the -gnu targets); C libraries found through
+    # pkg-config are linked statically too. Build scripts and proc macros (host) stay dynamic.
+    export "CARGO_TARGET_${triple_env}_RUSTFLAGS=-C target-feature=+crt-static" PKG_CONFIG_ALL_STATIC=1 \
+           OPENSSL_STATIC=1
+  fi
   set -- build --profile "$profile" --target "$RUST_TARGET" --bin "$BIN"
   if [ -n "${PACKAGE:-}" ]; then set -- "$@" --package "$PACKAGE"; fi
   if [ -f Cargo.lock ]; then set -- "$@" --locked; fi
@@ -263,10 +275,164 @@ cmd_build() {
   cp "$bin_path" "$out/$BIN"
 }
 
+# Download the .debs that installing "$@" (package names, for architecture $arch) would bring onto a
+# system whose dpkg status is $status, into $dest: apt's own resolver, nothing installed.
+fetch_closure() {
+  arch=$1 status=$2 dest=$3
+  shift 3
+  mkdir -p "$dest/partial"
+  for pkg in "$@"; do
+    apt-cache -o APT::Architecture="$arch" -o APT::Architectures::="$arch" show "$pkg:$arch" >/dev/null 2>&1 \
+      || die "Debian package '$pkg' does not exist for $arch (Debian's archive as this builder image sees it): check the name, or drop it for this platform"
+  done
+  apt-get -qq -o Dir::State::status="$status" -o APT::Architecture="$arch" -o APT::Architectures::="$arch" \
+    -o Dir::Cache::archives="$dest" -o Debug::NoLocking=1 --no-install-recommends --download-only -y \
+    install "$@" >/dev/null || die "apt could not resolve $* for $arch (see above)"
+}
+
+# Make sure apt knows the target architecture's packages (idempotent; the lists live in a cache mount).
+target_indexes() {
+  if ! dpkg --print-foreign-architectures | grep -qx "$DEBIAN_ARCH" && [ "$NATIVE" = 0 ]; then
+    dpkg --add-architecture "$DEBIAN_ARCH"
+  fi
+  apt_update
+}
+
+cmd_deps() {
+  compute
+  tools=$(echo "${BUILD_TOOLS:-}" | tr ',' ' ')
+  packages=$(echo "${BUILD_PACKAGES:-}" | tr ',' ' ')
+  [ -n "$tools$packages" ] || return 0
+  command -v apt-get >/dev/null 2>&1 || die "build tools and build packages need a Debian builder image (apt-get)"
+  target_indexes
+  if [ -n "$tools" ]; then
+    echo "platform.sh: build tools for $BUILD_DEBIAN_ARCH: $tools" >&2
+    # shellcheck disable=SC2086
+    apt_install $tools pkg-config
+  fi
+  [ -n "$packages" ] || return 0
+  echo "platform.sh: build packages for $DEBIAN_ARCH: $packages" >&2
+  if [ "$NATIVE" = 1 ]; then
+    # shellcheck disable=SC2086
+    apt_install $packages pkg-config
+    return 0
+  fi
+  command -v pkg-config >/dev/null 2>&1 || apt_install pkg-config
+  # Unpacked, not installed (as the Rust std above): headers, libraries and .pc files land in Debian's
+  # multiarch paths (/usr/lib/<gnu-type>, /usr/include/<gnu-type>), where Debian's cross gcc and a
+  # pkg-config pointed at /usr/lib/<gnu-type>/pkgconfig find them, without a foreign libc6 that must
+  # match the host's version exactly.
+  tmp=$(mktemp -d)
+  : >"$tmp/status"
+  # shellcheck disable=SC2086
+  fetch_closure "$DEBIAN_ARCH" "$tmp/status" "$tmp/debs" $packages
+  for deb in "$tmp"/debs/*.deb; do dpkg -x "$deb" /; done
+  rm -rf "$tmp"
+}
+
+# A dpkg status stanza for an unpacked .deb, so vulnerability scanners see the package.
+status_stanza() {
+  dpkg-deb -f "$1" Package Source Version Architecture Maintainer Installed-Size Depends Pre-Depends \
+    Multi-Arch Homepage Description | awk 'NR == 1 {print; print "Status: install ok installed"; next} {print}'
+  echo
+}
+
+# Unpack a .deb into the rootfs without its documentation, and record it (status and file list).
+unpack_into_rootfs() {
+  deb=$1
+  name=$(dpkg-deb -f "$deb" Package)
+  arch=$(dpkg-deb -f "$deb" Architecture)
+  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$ROOTFS" --exclude='./usr/share/doc/*' \
+    --exclude='./usr/share/man/*' --exclude='./usr/share/info/*' --exclude='./usr/share/lintian/*' \
+    --exclude='./usr/share/locale/*'
+  status_stanza "$deb" >>"$ROOTFS/var/lib/dpkg/status"
+  list="$ROOTFS/var/lib/dpkg/info/$name:$arch.list"
+  [ "$arch" = all ] && list="$ROOTFS/var/lib/dpkg/info/$name.list"
+  dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|; s|/$||; s|^$|/.|' >"$list"
+}
+
+# The Mozilla CA bundle from Debian's ca-certificates (what its maintainer script would generate), built
+# natively: /etc/ssl/certs/ca-certificates.crt, plus the package's own files when it was asked for.
+ca_bundle() {
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq ca-certificates) || die "cannot download ca-certificates"
+  mkdir -p "$tmp/x" "$ROOTFS/etc/ssl/certs"
+  dpkg -x "$tmp"/ca-certificates_*.deb "$tmp/x"
+  (cd "$tmp/x/usr/share/ca-certificates" && find . -name '*.crt' | sed 's|^\./||' | LC_ALL=C sort) >"$tmp/conf"
+  while IFS= read -r crt; do cat "$tmp/x/usr/share/ca-certificates/$crt"; done <"$tmp/conf" \
+    >"$ROOTFS/etc/ssl/certs/ca-certificates.crt"
+  if [ "${1:-}" = package ]; then
+    unpack_into_rootfs "$tmp"/ca-certificates_*.deb
+    cp "$tmp/conf" "$ROOTFS/etc/ca-certificates.conf"
+  fi
+  echo "platform.sh: CA bundle: $(grep -c 'BEGIN CERTIFICATE' "$ROOTFS/etc/ssl/certs/ca-certificates.crt") certificates" >&2
+  rm -rf "$tmp"
+}
+
+cmd_rootfs() {
+  compute
+  runtime=${RUNTIME:-slim}
+  : "${ROOTFS:?platform.sh rootfs: ROOTFS (the directory to fill) is required}"
+  base=${BASE_DIR:-/base}  # the runtime image's /etc/passwd, /etc/group and /var/lib/dpkg/status
+  user=${APP_USER:-app} uid=${APP_UID:-10001}
+  mkdir -p "$ROOTFS/etc" "$ROOTFS/usr/local/bin" "$ROOTFS/var/lib/dpkg/info" "$ROOTFS/tmp"
+  chmod 1777 "$ROOTFS/tmp"
+  cp "$base/etc/passwd" "$base/etc/group" "$ROOTFS/etc/"
+  grep -q "^$user:" "$ROOTFS/etc/group" || echo "$user:x:$uid:" >>"$ROOTFS/etc/group"
+  grep -q "^$user:" "$ROOTFS/etc/passwd" \
+    || echo "$user:x:$uid:$uid:$user:/home/$user:/usr/sbin/nologin" >>"$ROOTFS/etc/passwd"
+  mkdir -p "$ROOTFS/home/$user" && chown "$uid:$uid" "$ROOTFS/home/$user"
+  if [ "${BIN:-app}" != app ]; then ln -s "$BIN" "$ROOTFS/usr/local/bin/app"; fi
+  packages=$(echo "${RUNTIME_PACKAGES:-}" | tr ',' ' ')
+  want_ca=0
+  rest=""
+  for pkg in $packages; do
+    if [ "$pkg" = ca-certificates ]; then want_ca=1; else rest="$rest $pkg"; fi
+  done
+  case "$runtime" in
+    slim)
+      cp "$base/var/lib/dpkg/status" "$ROOTFS/var/lib/dpkg/status" 2>/dev/null || : >"$ROOTFS/var/lib/dpkg/status"
+      status="$base/var/lib/dpkg/status" ;;
+    minimal)
+      : >"$ROOTFS/var/lib/dpkg/status"
+      status=$(mktemp)
+      rest="libc6 libgcc-s1$rest" ;;  # what a Rust binary for a -gnu target needs from Debian
+    static)
+      : >"$ROOTFS/var/lib/dpkg/status"
+      status=$(mktemp)
+      [ -z "$rest" ] || warn "runtime packages with a static binary: $rest (shared libraries a static binary cannot use; data files are fine)" ;;
+    *) die "RUNTIME must be slim, minimal or static, not '$runtime'" ;;
+  esac
+  if [ -n "$rest" ] || [ "$want_ca" = 1 ] || [ "$runtime" != slim ]; then
+    command -v apt-get >/dev/null 2>&1 || die "runtime packages and the $runtime flavour need a Debian builder image (apt-get)"
+    target_indexes
+  fi
+  if [ -n "$rest" ]; then
+    echo "platform.sh: runtime packages for $DEBIAN_ARCH ($runtime):$rest" >&2
+    tmp=$(mktemp -d)
+    # shellcheck disable=SC2086
+    fetch_closure "$DEBIAN_ARCH" "$status" "$tmp" $rest
+    for deb in "$tmp"/*.deb; do
+      [ -e "$deb" ] || continue  # everything asked for is already in the runtime image
+      echo "platform.sh:   $(basename "$deb")" >&2
+      unpack_into_rootfs "$deb"
+    done
+    rm -rf "$tmp"
+  fi
+  if [ "$want_ca" = 1 ] && ! grep -qx 'Package: ca-certificates' "$ROOTFS/var/lib/dpkg/status"; then
+    ca_bundle package
+  elif [ "$runtime" != slim ]; then
+    ca_bundle
+  fi
+  [ -s "$ROOTFS/var/lib/dpkg/status" ] || rm -f "$ROOTFS/var/lib/dpkg/status"
+}
+
 case "${1:-}" in
   env) cmd_env ;;
   toolchain) cmd_toolchain ;;
   install) cmd_install ;;
+  deps) cmd_deps ;;
   build) cmd_build ;;
-  *) echo "usage: platform.sh env|toolchain|install|build" >&2; exit 2 ;;
+  rootfs) cmd_rootfs ;;
+  *) echo "usage: platform.sh env|toolchain|install|deps|build|rootfs" >&2; exit 2 ;;
 esac

@@ -71,6 +71,10 @@ def build_args(settings: Settings, target: Target, vcs: VcsInfo | None, *, versi
         "LICENSES": pkg.license,
         "CACHE_KEY": cache_key(settings.project, target.bin),
         "COMPILE_SLOTS": str(settings.compile_slots),
+        "RUNTIME": settings.runtime,
+        "BUILD_TOOLS": ",".join(settings.build_tools),
+        "BUILD_PACKAGES": ",".join(settings.build_packages),
+        "RUNTIME_PACKAGES": ",".join(settings.runtime_packages),
     }
     return args
 

@@ -41,6 +41,7 @@ def expected(p: Platform, *, flavour: str, build_debian_arch: str = "amd64") -> 
         f"AR_{triple.replace('-', '_')}": f"{p.gnu_type}-ar",
         f"CXX_{triple.replace('-', '_')}": f"{p.gnu_type}-g++",
         f"PKG_CONFIG_PATH_{triple.replace('-', '_')}": f"/usr/lib/{p.multiarch}/pkgconfig:/usr/share/pkgconfig",
+        f"PKG_CONFIG_LIBDIR_{triple.replace('-', '_')}": f"/usr/lib/{p.multiarch}/pkgconfig:/usr/share/pkgconfig",
     }
     if flavour == "rustup":
         want["RUSTUP_TARGET"] = triple
