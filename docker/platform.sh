@@ -326,7 +326,9 @@ cmd_deps() {
   : >"$tmp/status"
   # shellcheck disable=SC2086
   fetch_closure "$DEBIAN_ARCH" "$tmp/status" "$tmp/debs" $packages
-  for deb in "$tmp"/debs/*.deb; do dpkg -x "$deb" /; done
+  # --keep-directory-symlink: a package's ./lib goes through the builder's /lib -> usr/lib symlink
+  # (merged /usr) instead of replacing it with a directory, which would break every program.
+  for deb in "$tmp"/debs/*.deb; do dpkg-deb --fsys-tarfile "$deb" | tar -x -C / --keep-directory-symlink; done
   rm -rf "$tmp"
 }
 
@@ -337,14 +339,26 @@ status_stanza() {
   echo
 }
 
-# Unpack a .deb into the rootfs without its documentation, and record it (status and file list).
+# Unpack a .deb into the rootfs without its documentation, and record it (status and file list). Files
+# under /lib, /lib64, /bin and /sbin (bookworm's packages still ship some there) go under /usr: the
+# runtime image's /lib is a symlink to usr/lib (merged /usr), which a directory in a COPY would replace.
 unpack_into_rootfs() {
   deb=$1
   name=$(dpkg-deb -f "$deb" Package)
   arch=$(dpkg-deb -f "$deb" Architecture)
-  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$ROOTFS" --exclude='./usr/share/doc/*' \
+  unpacked=$(mktemp -d)
+  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$unpacked" --exclude='./usr/share/doc/*' \
     --exclude='./usr/share/man/*' --exclude='./usr/share/info/*' --exclude='./usr/share/lintian/*' \
     --exclude='./usr/share/locale/*'
+  for top in lib lib64 bin sbin; do
+    if [ -d "$unpacked/$top" ] && [ ! -L "$unpacked/$top" ]; then
+      mkdir -p "$unpacked/usr/$top"
+      cp -a "$unpacked/$top/." "$unpacked/usr/$top/"
+      rm -rf "${unpacked:?}/$top"
+    fi
+  done
+  cp -a "$unpacked/." "$ROOTFS/"
+  rm -rf "$unpacked"
   status_stanza "$deb" >>"$ROOTFS/var/lib/dpkg/status"
   list="$ROOTFS/var/lib/dpkg/info/$name:$arch.list"
   [ "$arch" = all ] && list="$ROOTFS/var/lib/dpkg/info/$name.list"
@@ -377,6 +391,12 @@ cmd_rootfs() {
   user=${APP_USER:-app} uid=${APP_UID:-10001}
   mkdir -p "$ROOTFS/etc" "$ROOTFS/usr/local/bin" "$ROOTFS/var/lib/dpkg/info" "$ROOTFS/tmp"
   chmod 1777 "$ROOTFS/tmp"
+  if [ "$runtime" != slim ]; then  # from scratch: the merged-/usr layout Debian's paths (the ELF
+    for top in lib lib64 bin sbin; do  # interpreter /lib/ld-linux-*.so) expect
+      mkdir -p "$ROOTFS/usr/$top"
+      ln -s "usr/$top" "$ROOTFS/$top"
+    done
+  fi
   cp "$base/etc/passwd" "$base/etc/group" "$ROOTFS/etc/"
   grep -q "^$user:" "$ROOTFS/etc/group" || echo "$user:x:$uid:" >>"$ROOTFS/etc/group"
   grep -q "^$user:" "$ROOTFS/etc/passwd" \

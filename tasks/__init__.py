@@ -13,10 +13,11 @@ from __future__ import annotations
 from invoke import Collection
 
 from .build import build
-from .core.settings import DEFAULTS
 from .release import release
 from .setup import setup
 from .smoke import smoke
 
 ns = Collection(build, smoke, setup, release)
-ns.configure({"crossdock": dict(DEFAULTS), "run": {"echo_format": "{command}"}})
+# No "crossdock" defaults here: invoke's config layer must hold only what a config file says, so that
+# the project's Cargo metadata (below it in precedence) is not masked by copies of the defaults.
+ns.configure({"run": {"echo_format": "{command}"}})

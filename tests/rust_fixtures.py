@@ -1,0 +1,125 @@
+"""Rust projects for the real tier, generated in the test setup, with crates from Debian instead of crates.io.
+
+crates.io is not reachable on these machines. Debian's ``librust-*-dev`` packages carry crate sources under
+``/usr/share/cargo/registry``: the fixtures download the packages a crate needs (``apt-get download``, as
+resolved by apt for ``apt-get install``: nothing is installed), unpack the sources into the project's
+``vendor/`` and point its ``.cargo/config.toml`` at them, exactly as a user who ran ``cargo vendor`` has it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from tests.conftest import git
+
+ID = ["-c", "user.email=t@example.invalid", "-c", "user.name=t"]
+CARGO_CONFIG = """[source.crates-io]
+replace-with = "vendored"
+
+[source.vendored]
+directory = "vendor"
+"""
+
+
+def debian_crates(package: str, dest: Path) -> list[str]:
+    """Unpack the crate sources that `apt-get install package` would bring into ``dest``; their names."""
+    sim = subprocess.run(["apt-get", "install", "-s", "--no-install-recommends", package], capture_output=True,
+                         text=True, check=True).stdout
+    names = [line.split()[1] for line in sim.splitlines() if line.startswith("Inst librust-")]
+    if package not in names and f"Inst {package} " not in sim:
+        names.append(package)  # already installed on this machine: apt simulates nothing for it
+    with tempfile.TemporaryDirectory(prefix="crossdock-crates-") as tmp:
+        subprocess.run(["apt-get", "download", "-qq", *names], cwd=tmp, check=True, capture_output=True)
+        for deb in Path(tmp).glob("*.deb"):
+            subprocess.run(["dpkg-deb", "-x", str(deb), f"{tmp}/x"], check=True)
+        registry = Path(tmp) / "x" / "usr" / "share" / "cargo" / "registry"
+        dest.mkdir(parents=True, exist_ok=True)
+        crates = []
+        for crate in sorted(registry.iterdir()):
+            shutil.copytree(crate, dest / crate.name, symlinks=False, dirs_exist_ok=True)
+            crates.append(crate.name)
+    return crates
+
+
+def commit(project: Path, *, tag: str | None = None) -> Path:
+    (project / ".gitignore").write_text("target/\n")
+    git(project, "init", "-q", "-b", "main")
+    git(project, *ID, "add", "-A")
+    git(project, *ID, "commit", "-q", "-m", "fixture")
+    if tag:
+        git(project, "tag", tag)
+    return project
+
+
+OPENSSL_MAIN = r'''//! Links the system's OpenSSL (libssl3 and libcrypto3 through pkg-config, not vendored): prints
+//! OpenSSL's version and the SHA-256 of a fixed string, computed by OpenSSL.
+fn main() {
+    let digest = openssl::sha::sha256(b"crossdock");
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    println!("{} {} ({}) {} sha256(crossdock)={hex}", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"),
+             std::env::consts::ARCH, openssl::version::version());
+}
+'''
+CROSSDOCK_SHA256 = hashlib.sha256(b"crossdock").hexdigest()  # what the fixture must print
+
+
+def openssl_project(dest: Path, *, runtime_packages: bool = True) -> Path:
+    """A binary crate using the `openssl` crate, with its build and runtime packages in its metadata."""
+    dest.mkdir(parents=True)
+    runtime = 'runtime-packages = ["libssl3", "ca-certificates"]\n' if runtime_packages else ""
+    (dest / "Cargo.toml").write_text(f"""[package]
+name = "tls-probe"
+version = "0.3.0"
+edition = "2021"
+publish = false
+
+[dependencies]
+openssl = "0.10"
+
+[package.metadata.crossdock]
+build-packages = ["libssl-dev"]
+{runtime}smoke-expect = "{{version}} ({{arch}}) OpenSSL 3"
+""")
+    (dest / "src").mkdir()
+    (dest / "src" / "main.rs").write_text(OPENSSL_MAIN)
+    (dest / ".cargo").mkdir()
+    (dest / ".cargo" / "config.toml").write_text(CARGO_CONFIG)
+    debian_crates("librust-openssl-dev", dest / "vendor")
+    return commit(dest)
+
+
+CLI_MAIN = r'''//! A command-line tool with no service and no crossdock metadata: `--version` prints name and version.
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("--version") | Some("-V") => {
+            println!("{} {}", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Some(word) => {
+            println!("{}", word.chars().rev().collect::<String>());
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("usage: rev-cli WORD | --version");
+            ExitCode::from(2)
+        }
+    }
+}
+'''
+
+
+def cli_project(dest: Path) -> Path:
+    """A pure-Rust CLI with no crossdock metadata at all (the defaults must fit it)."""
+    dest.mkdir(parents=True)
+    (dest / "Cargo.toml").write_text('[package]\nname = "rev-cli"\nversion = "2.1.0"\nedition = "2021"\n'
+                                     'publish = false\n')
+    (dest / "src").mkdir()
+    (dest / "src" / "main.rs").write_text(CLI_MAIN)
+    return commit(dest)
