@@ -1,17 +1,20 @@
 """`inv smoke`: prove every platform of a manifest list is the right binary and actually runs (QEMU).
 
 Gather (the image's index, what the build recorded, the emulators) -> check every platform in parallel
-(metadata, ELF header and glibc, a run under QEMU, the service's health endpoint) -> table, JUnit, JSON.
+(metadata; from the image's files, read natively: ELF header and glibc, the shared libraries; a run under
+QEMU, the service's health endpoint) -> table, JUnit, JSON.
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
 import shlex
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Context
 
@@ -19,12 +22,18 @@ from .common import crossdock_task, load_settings, say
 from .core.checks import (
     Check,
     Expectations,
+    FileEntry,
+    FileTree,
+    ImageFiles,
     PlatformSmoke,
     SmokeResult,
     check_binary,
+    check_libraries,
     check_metadata,
     check_run,
+    image_env,
     junit_xml,
+    program_path,
 )
 from .core.elf import ElfError, parse_elf
 from .core.errors import CrossdockError
@@ -34,6 +43,11 @@ from .core.report import BuildResult, format_table, human_seconds
 from .core.settings import HELP, Settings, flag_help, image_reference, parse_flag, platform_list
 from .engine.docker import Engine
 from .engine.emulation import host_platform_name, is_native, probe_handlers
+
+if TYPE_CHECKING:
+    import tarfile
+
+MAX_FILE_READ = 1 << 30  # bytes of one file a check reads out of an image (an ELF binary or library)
 
 
 def expectations_from_build(result: BuildResult) -> Expectations:
@@ -98,19 +112,9 @@ def smoke_platform(engine: Engine, *, repo: str, entry: IndexEntry, p: Platform,
         cid = created.stdout.strip()
         try:
             with tempfile.TemporaryDirectory(prefix="crossdock-smoke-") as tmp:
-                binary = engine.copy_out(cid, entrypoint, Path(tmp) / "binary")
-                libc = None
-                for path in (f"/usr/lib/{p.multiarch}/libc.so.6", f"/lib/{p.multiarch}/libc.so.6"):
-                    libc = engine.copy_out(cid, path, Path(tmp) / "libc.so.6")
-                    if libc:
-                        break
-                if binary is None:
-                    checks.append(Check("binary", False, f"cannot copy {entrypoint} out of the image"))
-                else:
-                    try:
-                        checks += check_binary(p, parse_elf(binary), parse_elf(libc) if libc else None)
-                    except ElfError as e:
-                        checks.append(Check("ELF machine", False, f"{entrypoint}: {e}"))
+                checks += file_checks(engine, cid, Path(tmp) / "rootfs.tar", p=p, entrypoint=entrypoint,
+                                      env=image_env(config), timeout=timeout,
+                                      workdir=(config.get("Config") or {}).get("WorkingDir") or "/")
         finally:
             engine.remove(cid)
 
@@ -128,6 +132,166 @@ def smoke_platform(engine: Engine, *, repo: str, entry: IndexEntry, p: Platform,
     if health_path and port:
         checks.append(check_service(engine, ref=ref, p=p, health_path=health_path, port=port, timeout=timeout))
     return done()
+
+
+def image_files_from_tar(tar: tarfile.TarFile, *, max_read: int = MAX_FILE_READ) -> FileTree:
+    """The file system in a ``docker export`` tar: every member's path, kind and link target now; a regular
+    file's bytes only when a check reads them (``tar`` must stay open while the checks run). Hard links
+    read as the file they link to; devices and FIFOs are neither files nor directories."""
+    entries: dict[str, FileEntry] = {}
+    members: dict[str, tarfile.TarInfo] = {}
+    for m in tar:
+        path = posixpath.normpath("/" + m.name)
+        if m.isdir():
+            entries[path] = FileEntry("dir")
+        elif m.issym():
+            entries[path] = FileEntry("symlink", m.linkname)
+        elif m.isreg() or m.islnk():
+            entries[path] = FileEntry("file", size=m.size)
+            members[path] = m
+        else:
+            entries[path] = FileEntry("other")
+
+    def read(path: str) -> bytes:
+        member = members[path]
+        if member.islnk():
+            target = members.get(posixpath.normpath("/" + member.linkname))
+            if target is None:
+                raise FileNotFoundError(f"{path} is a hard link to {member.linkname}, which the image lacks")
+            member = target
+        if member.size > max_read:
+            raise ValueError(f"{path} has {member.size} bytes, more than the {max_read} this check reads")
+        f = tar.extractfile(member)
+        if f is None:
+            raise FileNotFoundError(path)
+        return f.read()
+
+    return FileTree(entries, read)
+
+
+# Go's os.FileMode type bits, as the engine reports a path's mode.
+GO_MODE_DIR = 1 << 31
+GO_MODE_SYMLINK = 1 << 27
+GO_MODE_OTHER = (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19)  # device, pipe, socket, char, irregular
+
+
+class ContainerFiles(ImageFiles):
+    """A created container's files through the engine's API, one path per request, every answer kept: the
+    stat ``docker cp`` makes first (for a link, the target comes back resolved) and a regular file's bytes.
+    Only what the checks ask for crosses the socket: a few stats and the ELF files the loader would open."""
+
+    def __init__(self, engine: Engine, container: str, *, timeout: float, max_read: int = MAX_FILE_READ):
+        self.engine, self.container, self.timeout, self.max_read = engine, container, timeout, max_read
+        self._entries: dict[str, FileEntry | None] = {}
+        self._recent: dict[str, bytes] = {}  # the last few files read (libc: by the glibc and libraries checks)
+
+    @classmethod
+    def attach(cls, engine: Engine, container: str, *, timeout: float) -> ContainerFiles | None:
+        """None when the engine's API cannot be reached from here (then the files come from `docker export`)."""
+        if not engine.api_socket():
+            return None
+        files = cls(engine, container, timeout=timeout)
+        try:
+            return files if files.lookup("/") is not None else None
+        except CrossdockError:
+            return None
+
+    def lookup(self, path: str) -> FileEntry | None:
+        if path not in self._entries:
+            asked = path
+            if ".." in path.split("/"):  # the engine cleans '..' away before following links; the kernel after
+                parent = self.realpath(posixpath.dirname(path))
+                if parent is None:
+                    self._entries[path] = None
+                    return None
+                asked = posixpath.join(parent, posixpath.basename(path))
+            try:
+                stat = self.engine.container_path_stat(self.container, asked, timeout=self.timeout)
+            except CrossdockError as e:
+                if "too many links" not in str(e):
+                    raise
+                stat = {"mode": GO_MODE_SYMLINK, "linkTarget": asked}  # a link loop: the engine cannot follow it
+            if stat is None:
+                self._entries[path] = None
+            else:
+                mode = int(stat.get("mode", 0))
+                kind = ("dir" if mode & GO_MODE_DIR else "symlink" if mode & GO_MODE_SYMLINK else
+                        "other" if mode & GO_MODE_OTHER else "file")
+                self._entries[path] = FileEntry(kind, stat.get("linkTarget", "") if kind == "symlink" else "",
+                                                int(stat.get("size", 0)))
+        return self._entries[path]
+
+    def read_file(self, path: str) -> bytes:
+        import io
+        import tarfile
+
+        entry = self.lookup(path)
+        if entry is None or entry.kind != "file":
+            raise FileNotFoundError(path)
+        if entry.size > self.max_read:
+            raise ValueError(f"{path} has {entry.size} bytes, more than the {self.max_read} this check reads")
+        if path not in self._recent:
+            data = self.engine.container_path_archive(self.container, path, timeout=self.timeout)
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                member = tar.next()
+                f = tar.extractfile(member) if member is not None and member.isreg() else None
+                if f is None:
+                    raise FileNotFoundError(f"{path}: the engine sent no regular file")
+                self._recent[path] = f.read()
+            while len(self._recent) > 4:
+                del self._recent[next(iter(self._recent))]
+        return self._recent[path]
+
+
+def file_checks(engine: Engine, cid: str, tar_path: Path, *, p: Platform, entrypoint: str, env: dict[str, str],
+                timeout: float, workdir: str = "/") -> list[Check]:
+    """The binary and libraries checks, from the files of a created container, read natively (nothing runs):
+    through the engine's API, one path at a time, when the engine is local; otherwise from ``docker export``
+    (the whole file system as a tar at ``tar_path``, of which only the ELF files the loader needs are read)."""
+    import tarfile
+
+    files = ContainerFiles.attach(engine, cid, timeout=timeout)
+    if files is not None:
+        return _binary_and_libraries(files, p=p, entrypoint=entrypoint, env=env, workdir=workdir)
+    exported = engine.export(cid, tar_path, timeout=timeout)
+    if not exported.ok:
+        return [Check("binary", False, f"cannot export the image's files: {exported.error}")]
+    try:
+        tar = tarfile.open(tar_path)
+    except (tarfile.TarError, OSError) as e:
+        return [Check("binary", False, f"cannot read the image's exported files: {e}")]
+    with tar:
+        return _binary_and_libraries(image_files_from_tar(tar), p=p, entrypoint=entrypoint, env=env, workdir=workdir)
+
+
+def _binary_and_libraries(files: ImageFiles, *, p: Platform, entrypoint: str, env: dict[str, str],
+                          workdir: str = "/") -> list[Check]:
+    try:
+        path = program_path(files, entrypoint, env, workdir)
+        if not path or not files.is_file(path):
+            return [Check("binary", False, f"{entrypoint} is not a file in the image")]
+        data = files.read(path)
+    except (CrossdockError, OSError, ValueError) as e:
+        return [Check("binary", False, f"cannot read {entrypoint} in the image: {e}")]
+    try:
+        binary = parse_elf(data)
+    except ElfError as e:
+        return [Check("ELF machine", False, f"{entrypoint}: {e}")]
+    checks: list[Check] = []
+    libc_path = ""
+    try:
+        libc_path = next((lp for lp in (f"/usr/lib/{p.multiarch}/libc.so.6", f"/lib/{p.multiarch}/libc.so.6")
+                          if files.is_file(lp)), "")
+        checks += check_binary(p, binary, parse_elf(files.read(libc_path)) if libc_path else None)
+    except (CrossdockError, OSError, ValueError) as e:
+        checks += [c for c in check_binary(p, binary, None) if c.name != "glibc"]
+        checks.append(Check("glibc", False, f"{libc_path or 'libc.so.6'}: {e}"))
+    search = [d for d in env.get("LD_LIBRARY_PATH", "").split(":") if d]
+    try:
+        checks.append(check_libraries(p, binary, files, binary_path=path, ld_library_path=search))
+    except Exception as e:  # the engine failing mid-way, or our own bug: it must not hide the other checks
+        checks.append(Check("libraries", False, f"{type(e).__name__}: {e}"))
+    return checks
 
 
 def check_service(engine: Engine, *, ref: str, p: Platform, health_path: str, port: int, timeout: float) -> Check:
@@ -171,7 +335,8 @@ def smoke_table(results: list[PlatformSmoke]) -> str:
 )
 def smoke(c: Context, image=None, platforms=None, command=None, expect=None, health_path=None, port=None,
           timeout=None, jobs=None, out_dir=None):
-    """Check every platform of an image: metadata, ELF binary and glibc, a run under QEMU, the service."""
+    """Check every platform of an image: metadata, ELF binary and glibc, shared libraries, a run under QEMU,
+    the service."""
     settings = load_settings(c, smoke_command=command, smoke_expect=expect, health_path=health_path, port=port,
                              smoke_timeout=timeout, jobs=jobs, out_dir=out_dir)
     wanted = parse_flag("--platforms", platforms, platform_list) if platforms is not None else None

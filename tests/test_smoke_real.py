@@ -61,6 +61,16 @@ def test_good_example_passes_every_platform_with_junit(built_example, tmp_path):
     for names in checks.values():
         assert {"platform", "non-root user", "ELF machine", "glibc", "run", "service", "label revision"} <= names
     assert {"ARM float ABI", "ARM architecture"} <= checks["linux/arm/v7"]
+    # the libraries check read each image's files natively, before the run and apart from it
+    interpreters = {"linux/amd64": "/lib64/ld-linux-x86-64.so.2", "linux/arm64": "/lib/ld-linux-aarch64.so.1",
+                    "linux/arm/v7": "/lib/ld-linux-armhf.so.3"}
+    for p in report["platforms"]:
+        names = [c["name"] for c in p["checks"]]
+        assert "libraries" in checks[p["platform"]] and names.index("libraries") < names.index("run")
+        detail = next(c["detail"] for c in p["checks"] if c["name"] == "libraries")
+        assert detail.startswith(f"interpreter {interpreters[p['platform']]}; 2 libraries found in the image")
+        assert "libgcc_s.so.1 (" in detail and "libc.so.6 (" in detail
+    assert "[ok] libraries: interpreter" in (out / "smoke-junit.xml").read_text()
 
 
 def test_platform_subset_and_missing_platform(built_example, tmp_path):
@@ -131,6 +141,61 @@ def test_binary_needing_a_newer_glibc_than_the_runtime(built_example, tmp_path):
     assert r.returncode == 1
     assert "linux/amd64: glibc: binary needs GLIBC_2.99, the runtime image has GLIBC_2.36" in r.stderr
     assert "GLIBC_2.99' not found" in r.stderr  # and the run shows why it matters
+
+
+def test_binary_needing_a_library_the_image_lacks(built_example, tmp_path):
+    """The example's arm64 binary on a bare image with the loader and libc but not libgcc_s (only COPY, in a
+    few seconds): the libraries check names the library and where it looked, read natively before the run,
+    and the run under QEMU then fails on exactly that library."""
+    ref = derived_list(tmp_path, platform="linux/arm64", dockerfile=(
+        f"FROM {REGISTRY}/crossdock/debian:bookworm AS base\n"
+        f"FROM {REGISTRY}/{built_example.image}@{arch_digest(built_example, 'arm64')} AS example\n"
+        "FROM scratch\n"
+        "COPY --from=base /usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1 /lib/ld-linux-aarch64.so.1\n"
+        "COPY --from=base /usr/lib/aarch64-linux-gnu/libc.so.6 /usr/lib/aarch64-linux-gnu/libc.so.6\n"
+        "COPY --from=example /usr/local/bin/hello-crossdock /usr/local/bin/app\n"
+        'ENTRYPOINT ["/usr/local/bin/app"]\n'))
+    out = tmp_path / "out"
+    r = smoke(f"--image={ref}", out=out)
+    assert r.returncode == 1
+    assert ("linux/arm64: libraries: libgcc_s.so.1 not found (searched /lib/aarch64-linux-gnu, "
+            "/usr/lib/aarch64-linux-gnu, /lib, /usr/lib, /lib64, /usr/lib64)") in r.stderr
+    assert "libgcc_s.so.1: cannot open shared object file" in r.stderr  # and the run shows why it matters
+    (platform,) = json.loads((out / "smoke-report.json").read_text())["platforms"]
+    result = {c["name"]: c["ok"] for c in platform["checks"]}
+    assert result["ELF machine"] and result["glibc"] and not result["libraries"] and not result["run"]
+    names = [c["name"] for c in platform["checks"]]
+    assert names.index("libraries") < names.index("run")
+
+
+@pytest.mark.parametrize("name", ["amd64", "arm64", "arm/v7"])
+def test_file_checks_agree_through_the_engine_api_and_docker_export(built_example, tmp_path, name):
+    """The binary and libraries checks read the same files one path at a time over the engine's API (the local
+    engine: the default) and from `docker export` (what a remote engine gets), with the same results."""
+    import sys
+
+    from invoke import Context
+
+    from tasks.core.platforms import lookup
+    from tasks.engine.docker import Engine
+
+    smoke_module = sys.modules["tasks.smoke"]
+    p = lookup(name)
+    engine = Engine(Context())
+    assert engine.api_socket()
+    ref = f"{REGISTRY}/{built_example.image}@{arch_digest(built_example, p.name)}"
+    cid = docker("create", "--platform", p.docker, ref).strip()
+    try:
+        through_api = smoke_module.file_checks(engine, cid, tmp_path / "api.tar", p=p, entrypoint="/usr/local/bin/app",
+                                               env={}, timeout=60)
+        assert not (tmp_path / "api.tar").exists()
+        engine.api_socket = lambda: ""  # as for an engine that is not on this machine
+        exported = smoke_module.file_checks(engine, cid, tmp_path / "fs.tar", p=p, entrypoint="/usr/local/bin/app",
+                                            env={}, timeout=60)
+    finally:
+        docker("rm", "-f", cid)
+    assert through_api == exported
+    assert all(c.ok for c in through_api) and through_api[-1].name == "libraries"
 
 
 def test_image_that_does_not_exist(engine, tmp_path):

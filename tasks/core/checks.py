@@ -1,16 +1,19 @@
 """Smoke-test checks for one platform of an image, as pure functions, and their JUnit report.
 
 Each ``check_*`` takes what an adapter gathered (a manifest entry, ``docker image inspect`` output, an ELF
-header, a run's exit code and output) and returns ``Check`` rows that say what was expected and found.
+header, the image's files, a run's exit code and output) and returns ``Check`` rows that say what was
+expected and found.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import posixpath
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .elf import ElfInfo, glibc_key, highest
+from .elf import ElfError, ElfInfo, glibc_key, highest, parse_elf, parse_ld_so_cache
 from .platforms import Platform
 
 REQUIRED_LABELS = ("org.opencontainers.image.version", "org.opencontainers.image.revision",
@@ -128,13 +131,7 @@ def check_metadata(p: Platform, config: Mapping[str, Any], expect: Expectations)
 
 def check_binary(p: Platform, binary: ElfInfo, libc: ElfInfo | None) -> list[Check]:
     """The shipped binary's ELF header against the platform table, and its glibc needs against the image."""
-    from .platforms import PLATFORMS
-
-    def describe(machine: int, elf_class: int, endian: str) -> str:
-        names = [q.name for q in PLATFORMS if (q.elf_machine, q.elf_class, q.endian.value) == (machine, elf_class,
-                                                                                                endian)]
-        return f"machine {machine} ({'/'.join(names) or 'unknown'}), {elf_class}-bit, {endian}-endian"
-
+    describe = _describe_elf
     got = (binary.machine, binary.elf_class, binary.endian)
     want = (p.elf_machine, p.elf_class, p.endian.value)
     checks = [Check("ELF machine", got == want, f"binary is {describe(*got)}; {p.docker} needs {describe(*want)}")]
@@ -159,6 +156,378 @@ def check_binary(p: Platform, binary: ElfInfo, libc: ElfInfo | None) -> list[Che
                                          f"{available or 'an unversioned libc'}" +
                             ("" if ok else ": build against the runtime's Debian release (same glibc)")))
     return checks
+
+
+# --- the image's files, and the shared libraries the binary needs in them -------------------------------
+
+MAX_SYMLINK_HOPS = 40  # the kernel's limit (ELOOP)
+MAX_LIBRARIES = 1024  # a bound on the walk; real programs need a few dozen
+LD_SO_CACHE = "/etc/ld.so.cache"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # Docker's, for an image without PATH
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One path of an image: a regular ``file``, a ``dir`` or a ``symlink`` (with its target as stored)."""
+
+    kind: str
+    target: str = ""
+    size: int = 0
+
+
+class ImageFiles:
+    """An image's file system, read natively (nothing runs): what is at a path (a file, a directory, a
+    symbolic link and its target) and a regular file's bytes, fetched only when asked for.
+
+    Two primitives, given by each kind of source: ``lookup`` (the entry at a path whose directories are
+    followed but whose last component is not: lstat) and ``read_file`` (the bytes of the regular file at a
+    path whose last component is no link). Links resolve inside the image as the kernel resolves them in a
+    container: an absolute target starts at the image's root, ``..`` stops there, and more than 40 links
+    is a loop."""
+
+    def lookup(self, path: str) -> FileEntry | None:
+        raise NotImplementedError
+
+    def read_file(self, path: str) -> bytes:
+        raise NotImplementedError
+
+    def resolve(self, path: str) -> str | None:
+        """``path`` with its last component followed through every link (directories are followed by
+        ``lookup``), or None when something on the way is missing or loops."""
+        path = "/" + path.strip("/")
+        for _ in range(MAX_SYMLINK_HOPS + 1):
+            entry = self.lookup(path)
+            if entry is None:
+                return None
+            if entry.kind != "symlink":
+                return path
+            path = "/" + posixpath.join(posixpath.dirname(path), entry.target).strip("/")
+        return None
+
+    def realpath(self, path: str) -> str | None:
+        """The physical path: every link on the way followed, component by component (as the kernel
+        does; ``..`` after a link goes up from where the link led). None: missing, not a directory, a loop."""
+        pending = path.split("/")[::-1]  # a stack: the next component last
+        current, hops = "/", 0
+        while pending:
+            name = pending.pop()
+            if name in ("", "."):
+                continue
+            if name == "..":
+                current = posixpath.dirname(current)
+                continue
+            candidate = posixpath.join(current, name)
+            entry = self.lookup(candidate)
+            if entry is None:
+                return None
+            rest = any(part not in ("", ".") for part in pending)
+            if entry.kind == "symlink":
+                hops += 1
+                if hops > MAX_SYMLINK_HOPS:
+                    return None
+                if entry.target.startswith("/"):
+                    current = "/"
+                pending.extend(entry.target.split("/")[::-1])
+                continue
+            if rest and entry.kind != "dir":
+                return None
+            current = candidate
+        return current
+
+    def kind(self, path: str) -> str:
+        """``file``, ``dir``, ``other``, ``dangling`` (a link to nothing, or a loop) or ``missing``."""
+        real = self.resolve(path)
+        if real is not None:
+            entry = self.lookup(real)
+            return entry.kind if entry is not None else "missing"
+        return "dangling" if self.lookup(path) is not None else "missing"
+
+    def is_file(self, path: str) -> bool:
+        return self.kind(path) == "file"
+
+    def read(self, path: str) -> bytes:
+        """The bytes of the regular file at ``path`` (links followed); FileNotFoundError otherwise."""
+        real = self.resolve(path)
+        entry = self.lookup(real) if real is not None else None
+        if entry is None or entry.kind != "file":
+            raise FileNotFoundError(path)
+        return self.read_file(real)
+
+
+class FileTree(ImageFiles):
+    """Every path of an image known up front (a ``docker export`` tar, or files in memory), each file's
+    bytes read lazily through ``read`` (given the file's own path, every link on the way resolved).
+
+    ``entries`` maps absolute paths ("/usr/lib/aarch64-linux-gnu/libc.so.6") to ``FileEntry``; parents not
+    listed count as directories."""
+
+    def __init__(self, entries: Mapping[str, FileEntry], read: Callable[[str], bytes]):
+        self.entries: dict[str, FileEntry] = {}
+        for path, entry in entries.items():
+            self.entries["/" + path.strip("/")] = entry
+        for path in list(self.entries):
+            parent = posixpath.dirname(path)
+            while parent != "/" and parent not in self.entries:
+                self.entries[parent] = FileEntry("dir")
+                parent = posixpath.dirname(parent)
+        self._read = read
+
+    @classmethod
+    def in_memory(cls, files: Mapping[str, bytes], symlinks: Mapping[str, str] | None = None) -> FileTree:
+        """From file contents and symlink targets (tests, small fixtures)."""
+        entries = {path: FileEntry("file", size=len(data)) for path, data in files.items()}
+        entries.update({path: FileEntry("symlink", target) for path, target in (symlinks or {}).items()})
+        contents = {"/" + path.strip("/"): data for path, data in files.items()}
+        return cls(entries, contents.__getitem__)
+
+    def walk(self, path: str, *, follow_last: bool = True) -> str | None:
+        """The path in ``entries`` that ``path`` names, every link on the way followed (the last one too
+        unless ``follow_last`` is False); None when a component is missing, not a directory, or loops."""
+        pending = path.split("/")[::-1]  # a stack: the next component last
+        current, hops = "/", 0
+        while pending:
+            name = pending.pop()
+            if name in ("", "."):
+                continue
+            if name == "..":
+                current = posixpath.dirname(current)
+                continue
+            candidate = posixpath.join(current, name)
+            entry = self.entries.get(candidate)
+            if entry is None:
+                return None
+            rest = any(part not in ("", ".") for part in pending)
+            if entry.kind == "symlink" and (rest or follow_last):
+                hops += 1
+                if hops > MAX_SYMLINK_HOPS:
+                    return None
+                if entry.target.startswith("/"):
+                    current = "/"
+                pending.extend(entry.target.split("/")[::-1])
+                continue
+            if rest and entry.kind != "dir":
+                return None
+            current = candidate
+        return current
+
+    def realpath(self, path: str) -> str | None:
+        return self.walk(path)
+
+    def lookup(self, path: str) -> FileEntry | None:
+        real = self.walk(path, follow_last=False)
+        if real is None:
+            return None
+        return FileEntry("dir") if real == "/" else self.entries[real]
+
+    def read_file(self, path: str) -> bytes:
+        real = self.walk(path)
+        if real is None:
+            raise FileNotFoundError(path)
+        return self._read(real)
+
+
+def image_env(config: Mapping[str, Any]) -> dict[str, str]:
+    """The image config's ``Env`` as a dict."""
+    env = (config.get("Config") or {}).get("Env") or []
+    return dict(item.split("=", 1) for item in env if "=" in item)
+
+
+def program_path(files: ImageFiles, program: str, env: Mapping[str, str], workdir: str = "/") -> str:
+    """Where the entrypoint's program is: itself when it has a '/' (from the working directory when
+    relative), else the first match on the image's PATH (as Docker looks it up); '' when not found."""
+    if "/" in program:
+        return program if program.startswith("/") else posixpath.join("/", workdir or "/", program)
+    for directory in (env.get("PATH") or DEFAULT_PATH).split(":"):
+        candidate = posixpath.join(directory or "/", program)
+        if files.is_file(candidate):
+            return candidate
+    return ""
+
+
+def default_library_dirs(p: Platform) -> tuple[str, ...]:
+    """The loader's own directories for the platform (Debian's multiarch ones first)."""
+    dirs = (f"/lib/{p.multiarch}", f"/usr/lib/{p.multiarch}", "/lib", "/usr/lib")
+    return dirs + (("/lib64", "/usr/lib64") if p.elf_class == 64 else ())
+
+
+def _describe_elf(machine: int, elf_class: int, endian: str) -> str:
+    from .platforms import PLATFORMS
+
+    names = [q.name for q in PLATFORMS if (q.elf_machine, q.elf_class, q.endian.value) == (machine, elf_class, endian)]
+    return f"machine {machine} ({'/'.join(names) or 'unknown'}), {elf_class}-bit, {endian}-endian"
+
+
+def _incompatible(binary: ElfInfo, other: ElfInfo) -> str:
+    """'' when the loader would take ``other`` for ``binary``; otherwise what ``other`` is."""
+    if (other.machine, other.elf_class, other.endian) != (binary.machine, binary.elf_class, binary.endian):
+        return _describe_elf(other.machine, other.elf_class, other.endian)
+    if binary.arm_float_abi and other.arm_float_abi and other.arm_float_abi != binary.arm_float_abi:
+        return f"{other.arm_float_abi}-float"
+    return ""
+
+
+@dataclass(frozen=True)
+class _Object:
+    """A loaded ELF object: where it was found, what it is, and the objects that caused it to be loaded
+    (for DT_RPATH, which the loader also takes from the loader chain up to the binary)."""
+
+    path: str
+    elf: ElfInfo
+    origin: str
+    chain: tuple[tuple[ElfInfo, str], ...]  # (object, its $ORIGIN): this one first, then its loader, ...
+
+
+def _expand(dirs: Sequence[str], origin: str, p: Platform) -> list[str]:
+    """$ORIGIN and $LIB in DT_RUNPATH / DT_RPATH entries (glibc's dynamic string tokens); relative entries
+    are taken from the root (the loader would take them from the working directory)."""
+    out = []
+    for d in dirs:
+        if "ORIGIN" in d and not origin:
+            continue
+        d = d.replace("${ORIGIN}", origin).replace("$ORIGIN", origin)
+        d = d.replace("${LIB}", f"lib/{p.multiarch}").replace("$LIB", f"lib/{p.multiarch}")
+        out.append(d if d.startswith("/") else "/" + d)
+    return out
+
+
+def _unique(items: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(item.rstrip("/") or "/" for item in items))
+
+
+def check_libraries(p: Platform, binary: ElfInfo, files: ImageFiles, *, binary_path: str = "",
+                    ld_library_path: Sequence[str] = ()) -> Check:
+    """The binary's ELF interpreter is a file in the image, and every ``DT_NEEDED`` library resolves there,
+    and theirs in turn, searched as glibc's loader does: DT_RPATH (of the requesting object and the objects
+    that loaded it, when the requester has no DT_RUNPATH), ``LD_LIBRARY_PATH`` (the image's Env), DT_RUNPATH,
+    the platform's default directories, ``/etc/ld.so.cache``; ``$ORIGIN`` expanded, links followed inside the
+    image, and a file of another machine, class, byte order or float ABI skipped as the loader skips it.
+    (The loader asks its cache before the default directories; the cache lists what they hold, so asking it
+    after them finds the same libraries and reads it only when they miss.) ``binary_path`` is where the
+    binary is (its $ORIGIN). Only the files the loader would open are read."""
+    if not binary.interpreter and not binary.needed:
+        return Check("libraries", True, "static: no interpreter, no shared libraries")
+    parsed: dict[str, ElfInfo | str] = {}  # resolved path -> its ELF facts, or why it cannot be read
+
+    def elf_at(real: str) -> ElfInfo | str:
+        if real not in parsed:
+            try:
+                parsed[real] = parse_elf(files.read(real))
+            except ElfError as e:
+                parsed[real] = f"not a usable ELF file ({e})"
+            except (OSError, ValueError) as e:
+                parsed[real] = f"unreadable ({type(e).__name__}: {e})"
+        return parsed[real]
+
+    def usable(path: str) -> tuple[ElfInfo | None, str, str]:
+        """The ELF facts of a candidate the loader would take, or (None, why not, the real path the reason
+        is about); why is '' when the path is simply absent."""
+        kind = files.kind(path)
+        if kind == "dangling":
+            parent = posixpath.dirname(path)
+            return None, f"{path} is a dangling symlink", posixpath.join(files.realpath(parent) or parent,
+                                                                         posixpath.basename(path))
+        if kind != "file":
+            return None, "", ""
+        real = files.realpath(path) or path
+        elf = elf_at(real)
+        if isinstance(elf, str):
+            return None, f"{path} is {elf}", real
+        other = _incompatible(binary, elf)
+        return (None, f"{path} is {other}", real) if other else (elf, "", real)
+
+    problems: list[str] = []
+    loaded: dict[str, str] = {}  # names (as needed, sonames) -> where the object was found
+    interp = binary.interpreter
+    if interp:
+        kind = files.kind(interp)
+        loaded[posixpath.basename(interp)] = interp  # found or not: reported once, here
+        if kind != "file":
+            problems.append(f"interpreter {interp} " + {"missing": "not found in the image",
+                                                        "dangling": "is a dangling symlink"}.get(
+                kind, f"is not a regular file ({kind})"))
+    else:
+        problems.append("the binary needs shared libraries but names no interpreter (PT_INTERP)")
+
+    cache: list[tuple[str, str]] | None = None  # read when a library is not in the directories
+
+    def cached(name: str) -> list[str]:
+        nonlocal cache
+        if cache is None:
+            cache = []
+            if files.is_file(LD_SO_CACHE):
+                try:
+                    cache = parse_ld_so_cache(files.read(LD_SO_CACHE), binary.endian)
+                except (OSError, ValueError):
+                    cache = []
+        return [path for key, path in cache if key == name]
+
+    defaults = list(default_library_dirs(p))
+    real_binary = files.realpath(binary_path) if binary_path else None
+    origin = posixpath.dirname(real_binary or binary_path) if binary_path else ""
+    top = _Object(binary_path or "the binary", binary, origin, ((binary, origin),))
+    queue: list[tuple[str, _Object]] = [(name, top) for name in binary.needed]
+    found: list[tuple[str, str]] = []
+    seen: set[str] = set()  # resolved paths already walked
+    while queue:
+        name, requester = queue.pop(0)
+        if name in loaded:
+            continue
+        if len(found) >= MAX_LIBRARIES:
+            problems.append(f"stopped after {MAX_LIBRARIES} libraries")
+            break
+        notes: dict[str, str] = {}  # the real path a candidate was skipped for -> why (once per file)
+        later: Callable[[], list[str]] = list  # candidates to ask for only when the first ones miss
+        if "/" in name:
+            candidates = [name if name.startswith("/") else "/" + name]
+        else:
+            dirs: list[str] = []
+            if not requester.elf.runpath:
+                for obj, obj_origin in requester.chain:
+                    if not obj.runpath:
+                        dirs += _expand(obj.rpath, obj_origin, p)
+            dirs += [d for d in ld_library_path if d]
+            dirs += _expand(requester.elf.runpath, requester.origin, p)
+            dirs = _unique(dirs + defaults)
+            candidates = [posixpath.join(d, name) for d in dirs]
+            later = functools.partial(cached, name)
+        hit: tuple[str, ElfInfo] | None = None
+        tried: set[str] = set()
+        for batch in (candidates, later):
+            for path in batch if isinstance(batch, list) else batch():
+                if path in tried:
+                    continue
+                tried.add(path)
+                elf, why, real = usable(path)
+                if elf is not None:
+                    hit = (path, elf)
+                    break
+                if why:
+                    notes.setdefault(real, why)
+            if hit is not None:
+                break
+        by = "" if requester is top else f", needed by {requester.path}"
+        if hit is None:
+            searched = [name] if "/" in name else dirs + ([LD_SO_CACHE] if cache else [])
+            problems.append(f"{name} not found (searched {', '.join(searched)}{by})" +
+                            (f" [skipped: {' and '.join(notes.values())}]" if notes else ""))
+            continue
+        path, elf = hit
+        loaded[name] = path
+        if elf.soname:
+            loaded.setdefault(elf.soname, path)
+        found.append((name, path))
+        real = files.realpath(path) or path
+        if real in seen:
+            continue
+        seen.add(real)
+        lib_origin = posixpath.dirname(path)
+        obj = _Object(path, elf, lib_origin, ((elf, lib_origin), *requester.chain))
+        queue.extend((needed, obj) for needed in elf.needed)
+    if problems:
+        return Check("libraries", False, "; ".join(problems))
+    listed = ", ".join(f"{name} ({path})" for name, path in found)
+    return Check("libraries", True, f"interpreter {interp}; {len(found)} libraries found in the image: "
+                                    f"{listed or 'none needed'}")
 
 
 def emulator_hint(exit_code: int, output: str) -> str:
