@@ -386,6 +386,42 @@ def write_fixed_cost(out: Path, info: dict, rows: dict[str, Row]) -> str:
     return text
 
 
+SIZE_GOALS = {"minimal": 1 / 3, "static": 1 / 8}  # of slim
+
+
+def measure_sizes(work: Path) -> dict[str, dict[str, int]]:
+    """The example's image for three platforms in each runtime flavour: compressed bytes per platform."""
+    sizes: dict[str, dict[str, int]] = {}
+    project = fresh_copy(SUITE / "example", work)
+    for flavour in ("slim", "minimal", "static"):
+        out = work / f"out-{flavour}"
+        argv = [*inv_build(project, "amd64,arm64,arm", work, extra=(f"--runtime={flavour}",))]
+        argv = [a if not a.startswith("--out-dir=") else f"--out-dir={out}" for a in argv]
+        timed(argv)
+        report = json.loads((out / "build-report.json").read_text())
+        sizes[flavour] = {p["platform"]: p["size"] for p in report["platforms"]}
+        print(f"  sizes {flavour:8} " + ", ".join(f"{k} {v / 2**20:.2f} MiB" for k, v in sizes[flavour].items()),
+              flush=True)
+    return sizes
+
+
+def write_sizes(out: Path, info: dict, sizes: dict[str, dict[str, int]]) -> str:
+    platforms = list(sizes["slim"])
+    lines = [f"Image sizes of the example, measured {info['date']} (`.venv/bin/python benchmarks/run.py --sizes`): "
+             "compressed bytes in the registry (config and layers) per platform, and the ratio to slim.", "",
+             "| runtime | " + " | ".join(platforms) + " | of slim (largest ratio) | goal |",
+             "|---|" + "---|" * len(platforms) + "---|---|"]
+    for flavour, by_platform in sizes.items():
+        ratio = max(by_platform[p] / sizes["slim"][p] for p in platforms)
+        goal = SIZE_GOALS.get(flavour)
+        lines.append(f"| {flavour} | " + " | ".join(f"{by_platform[p] / 2**20:.2f} MiB" for p in platforms)
+                     + f" | {ratio:.3f} | " + (f"<= {goal:.3f} ({'met' if ratio <= goal else 'missed'})" if goal
+                                              else "") + " |")
+    text = "\n".join(lines)
+    (out / "image-sizes.md").write_text(text + "\n")
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median); default 3")
@@ -398,12 +434,19 @@ def main() -> None:
                              "first, so the next build of anything re-installs its toolchain)")
     parser.add_argument("--quick", action="store_true", help="--repeat 1 --workloads example --no-fully-cold")
     parser.add_argument("--out", type=Path, default=SUITE / "benchmarks", help="where results.md/.json go")
+    parser.add_argument("--sizes", action="store_true",
+                        help="only the example's image size per runtime flavour (slim, minimal, static), into "
+                             "image-sizes.md")
     parser.add_argument("--fixed-cost", action="store_true",
                         help="only crossdock's own cost per run (no-change rebuild vs sh, --dry), into fixed-cost.md")
     args = parser.parse_args()
     # A user's Python caches compiled modules; this machine's environment may say not to write them.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(SUITE / "tasks"), str(SUITE / "tasks.py")],
                    check=True, capture_output=True)
+    if args.sizes:
+        work = Path(tempfile.mkdtemp(prefix="crossdock-bench-"))
+        print("\n" + write_sizes(args.out, versions(), measure_sizes(work)))
+        return
     if args.fixed_cost:
         work = Path(tempfile.mkdtemp(prefix="crossdock-bench-"))
         print("\n" + write_fixed_cost(args.out, versions(), measure_fixed_cost(work, repeat=max(args.repeat, 5))))

@@ -35,3 +35,8 @@ def test_readme_shows_the_latest_benchmark_results():
 def test_readme_shows_the_latest_fixed_cost_measurement():
     fixed = (SUITE_ROOT / "benchmarks" / "fixed-cost.md").read_text().strip()
     assert fixed in README, "README's Fixed cost section must show benchmarks/fixed-cost.md as it is"
+
+
+def test_readme_shows_the_latest_image_sizes():
+    sizes = (SUITE_ROOT / "benchmarks" / "image-sizes.md").read_text().strip()
+    assert sizes in README, "README's Runtime flavours section must show benchmarks/image-sizes.md as it is"
