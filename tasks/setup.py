@@ -15,6 +15,7 @@ from pathlib import Path
 from invoke import Context
 
 from .common import crossdock_task, load_settings, say
+from .core.capabilities import Capability, EngineFacts, capabilities, image_store
 from .core.errors import CrossdockError
 from .core.platforms import Platform, lookup
 from .core.report import format_table
@@ -68,7 +69,7 @@ def check_engine(engine: Engine, settings: Settings) -> list[Row]:
                         f"{settings.builder or 'NAME'}", (f"builder:{settings.builder}",) if settings.builder else ()))
         return rows
     info = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in inspect.stdout.splitlines())
-            if k.strip() in ("Driver", "Platforms")}
+            if k.strip() in ("Driver", "Platforms", "BuildKit version", "BuildKit")}
     rows.append(Row(f"builder {name}", True, f"driver {info.get('Driver', '?')}; platforms "
                                              f"{info.get('Platforms', '?')}"))
     return rows
@@ -160,6 +161,25 @@ def check_registry(settings: Settings) -> list[Row]:
     return rows
 
 
+def engine_capabilities(engine: Engine) -> list[Capability]:
+    """What the engine and builder can do (`docker info`, `docker buildx inspect`)."""
+    info = engine.engine_facts()
+    inspect = engine.inspect_builder(bootstrap=True)
+    fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in inspect.stdout.splitlines())}
+    facts = EngineFacts(engine_version=str(info.get("ServerVersion", "")),
+                        buildkit_version=fields.get("BuildKit version") or fields.get("BuildKit") or "",
+                        driver=fields.get("Driver", ""),
+                        image_store=image_store(info.get("DriverStatus") or [], str(info.get("Driver", ""))))
+    say(f"engine {facts.engine_version or '?'}, BuildKit {facts.buildkit_version or '?'}, builder driver "
+        f"{facts.driver or '?'}, {facts.image_store} image store")
+    return capabilities(facts)
+
+
+def capability_table(rows: list[Capability]) -> str:
+    return format_table(("", "capability", "found", "to get it"),
+                        [("✓" if r.available else "-", r.name, r.detail, r.fix) for r in rows])
+
+
 def gather_rows(engine: Engine, settings: Settings, platforms: tuple[Platform, ...]) -> list[Row]:
     rows = check_engine(engine, settings)
     engine_ok = all(r.ok for r in rows)
@@ -226,6 +246,9 @@ def setup(c: Context, platforms=None, fix=False, builder=None, builder_image=Non
             say(f"--fix: {line}")
         rows = gather_rows(engine, settings, wanted)
     print(setup_table(rows))
+    if all(r.ok for r in rows if r.check == "Docker engine" or r.check.startswith("builder")):
+        print()
+        print(capability_table(engine_capabilities(engine)))
     failed = [r for r in rows if not r.ok]
     if failed:
         print()

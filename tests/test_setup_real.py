@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,16 @@ def test_everything_is_ready_for_the_three_platforms(engine):
         line = next(line for line in r.stdout.splitlines() if row in line)
         assert line.startswith("✓"), line
     assert "qemu-aarch64 version" in r.stdout
+    # the capabilities of this engine, read from it (this machine runs dockerd 20.10 with the docker driver)
+    info = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
+                          text=True).stdout.strip()
+    assert f"engine {info}, BuildKit " in r.stdout
+    rows = {name: next(line for line in r.stdout.splitlines() if f"  {name}  " in line)
+            for name in ("push by digest", "cache export (--cache-to)", "attestations (provenance)",
+                         "timestamp rewriting")}
+    if info.startswith("20.10"):
+        assert all(line.startswith("-") for line in rows.values()), rows
+        assert "BuildKit 0.11+" in rows["attestations (provenance)"]
 
 
 def test_disabled_emulator_fails_setup_warns_build_and_fix_repairs_it(engine, tmp_path):

@@ -131,6 +131,16 @@ class Engine:
                               f"CROSSDOCK_BUILDER")
         return EngineInfo(server_version=server, builder=self.builder, driver=parse_driver(r.stdout))
 
+    def engine_facts(self) -> dict:
+        """`docker info` as JSON ({} when the engine does not answer)."""
+        import json
+
+        r = self.probe(["docker", "info", "--format", "{{json .}}"])
+        try:
+            return json.loads(r.stdout) if r.ok else {}
+        except ValueError:
+            return {}
+
     def versions(self) -> Ran:
         """``client server`` versions (for `inv setup`)."""
         return self.probe(["docker", "version", "--format", "{{.Client.Version}} {{.Server.Version}}"])

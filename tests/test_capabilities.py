@@ -1,0 +1,43 @@
+"""What `inv setup` says the engine and builder can do, from the facts it reads. Pure."""
+
+from __future__ import annotations
+
+from tasks.core.capabilities import (
+    CLASSIC_STORE,
+    CONTAINERD_STORE,
+    EngineFacts,
+    capabilities,
+    image_store,
+    version_tuple,
+)
+
+
+def table(**facts) -> dict[str, bool]:
+    base = dict(engine_version="20.10.24", buildkit_version="v0.8+unknown", driver="docker", image_store=CLASSIC_STORE)
+    return {c.name: c.available for c in capabilities(EngineFacts(**{**base, **facts}))}
+
+
+def test_docker_20_10_with_the_docker_driver_can_do_none_of_them():
+    assert table() == {"push by digest": False, "multi-platform in one build": False,
+                       "cache export (--cache-to)": False, "attestations (provenance)": False,
+                       "timestamp rewriting": False}
+    fixes = [c.fix for c in capabilities(EngineFacts("20.10.24", "v0.8+unknown", "docker", CLASSIC_STORE))]
+    assert all(fixes[1:]) and "docker-container" in fixes[0]
+
+
+def test_docker_26_with_the_containerd_store():
+    t = table(engine_version="26.1.5", buildkit_version="v0.13.2", image_store=CONTAINERD_STORE)
+    assert t["multi-platform in one build"] and t["cache export (--cache-to)"] and t["attestations (provenance)"]
+    assert t["timestamp rewriting"] and not t["push by digest"]
+
+
+def test_a_docker_container_builder_can_do_everything_its_buildkit_can():
+    assert all(table(driver="docker-container", buildkit_version="v0.16.0").values())
+    assert not table(driver="docker-container", buildkit_version="v0.10.6")["attestations (provenance)"]
+
+
+def test_image_store_and_versions_are_read_from_docker_info():
+    assert image_store([["driver-type", "io.containerd.snapshotter.v1"]], "overlayfs") == CONTAINERD_STORE
+    assert image_store([["Backing Filesystem", "extfs"]], "overlay2") == CLASSIC_STORE
+    assert version_tuple("v0.13.2-rc1") == (0, 13, 2) and version_tuple("26.1.5+dfsg1") == (26, 1, 5)
+    assert version_tuple("v0.8+unknown") == (0, 8, 0) and version_tuple("") == ()
