@@ -85,6 +85,7 @@ BAD_VALUES = [
     ("smoke_timeout", "soon", "a number of seconds > 0"),
     ("smoke_timeout", "0", "a number of seconds > 0"),
     ("smoke_timeout", "inf", "a number of seconds > 0"),
+    ("sign_key", "ftp://keys/cosign.key", "a cosign private key file"),
 ]
 
 
@@ -139,7 +140,8 @@ def test_provisioning_variables_are_known():
 def test_env_example_lists_exactly_the_settings_with_their_defaults():
     text = (SUITE_ROOT / ".env.example").read_text()
     documented = parse_env_example(text)
-    assert documented == {**{k.env: k.default for k in KNOBS}, "REGISTRY_USER": "", "REGISTRY_PASSWORD": ""}
+    assert documented == {**{k.env: k.default for k in KNOBS}, "REGISTRY_USER": "", "REGISTRY_PASSWORD": "",
+                          "COSIGN_PASSWORD": ""}
     for k in KNOBS:  # every key has a comment line right above it
         lines = text.splitlines()
         i = lines.index(f"# {k.env}={k.default}")

@@ -221,6 +221,20 @@ def http_path(value: str) -> str:
     return value
 
 
+COSIGN_KMS_SCHEMES = ("env", "awskms", "gcpkms", "azurekms", "hashivault", "k8s", "pkcs11", "gitlab")
+
+
+def key_reference(value: str) -> str:
+    """A cosign signing key: a private key file (cosign.key) or a KMS URI cosign understands; '' = no signing."""
+    scheme, sep, _ = value.partition("://")
+    if sep and scheme not in COSIGN_KMS_SCHEMES:
+        raise BadValue(f"a cosign private key file (e.g. cosign.key) or a KMS URI "
+                       f"({', '.join(s + '://' for s in COSIGN_KMS_SCHEMES)}), or empty for no signing")
+    if value and not value.strip():
+        raise BadValue("a cosign private key file (e.g. cosign.key), or empty for no signing")
+    return value
+
+
 @dataclass(frozen=True)
 class Knob:
     name: str
@@ -281,6 +295,9 @@ KNOBS: tuple[Knob, ...] = (
          http_path),
     Knob("smoke_timeout", "180", "Seconds each smoke step may take under emulation (native platforms get a quarter).",
          seconds, flag="--timeout"),
+    Knob("sign_key", "", "cosign private key (file or KMS URI) `inv release` signs the published index, its "
+         "platforms and their SBOM attestations with, offline (no transparency log). Its password: COSIGN_PASSWORD "
+         "in .env or the environment. Empty: no signing.", key_reference),
 )
 
 KNOB_NAMES = tuple(k.name for k in KNOBS)
@@ -338,6 +355,7 @@ class Settings:
     smoke_expect: str
     health_path: str
     smoke_timeout: float
+    sign_key: str
 
 
 def _text(value: Any) -> str:
