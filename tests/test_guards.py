@@ -81,3 +81,20 @@ def test_repo_parse(ref, host, name):
 ])
 def test_only_this_machine_gets_plain_http(host, plain):
     assert plain_http(host) is plain
+
+
+def test_docker_login_credentials_are_read_from_the_docker_config(tmp_path):
+    import base64
+    import json
+
+    from tasks.engine.registry import docker_login
+
+    auth = base64.b64encode(b"ci-user:s3cret").decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {"reg.example:5000": {"auth": auth},
+                                                                "https://index.docker.io/v1/": {"auth": auth}}}))
+    assert docker_login("reg.example:5000", str(tmp_path)) == ("ci-user", "s3cret")
+    assert docker_login("registry-1.docker.io", str(tmp_path)) == ("ci-user", "s3cret")
+    assert docker_login("other.example", str(tmp_path)) is None
+    (tmp_path / "config.json").write_text(json.dumps({"credsStore": "no-such-helper-crossdock"}))
+    assert docker_login("reg.example:5000", str(tmp_path)) is None  # a missing helper is no crash
+    assert docker_login("reg.example:5000", str(tmp_path / "nowhere")) is None

@@ -43,6 +43,56 @@ def plain_http(host: str) -> bool:
         return False
 
 
+def basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _host_of(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
+def docker_login(host: str, config_dir: str | None = None) -> tuple[str, str] | None:
+    """The Docker client's credentials for a registry, as `docker login` stored them: a credential helper
+    (``credHelpers`` for the host, else ``credsStore``) or the base64 ``auth`` in ``auths``. None if none."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    folder = Path(config_dir or os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    keys = [host, f"https://{host}", f"http://{host}"] + (
+        ["https://index.docker.io/v1/"] if host in ("registry-1.docker.io", "docker.io") else [])
+    helper = next((config.get("credHelpers", {}).get(k) for k in keys if config.get("credHelpers", {}).get(k)),
+                  config.get("credsStore"))
+    if helper:
+        for key in keys:
+            try:
+                r = subprocess.run([f"docker-credential-{helper}", "get"], input=key, capture_output=True, text=True,
+                                   timeout=20)
+            except (OSError, subprocess.TimeoutExpired):
+                break
+            if r.returncode == 0:
+                try:
+                    found = json.loads(r.stdout)
+                except ValueError:
+                    continue
+                if found.get("Username") and found.get("Secret") and found["Username"] != "<token>":
+                    return found["Username"], found["Secret"]
+    for key in keys:
+        entry = (config.get("auths") or {}).get(key) or {}
+        if entry.get("auth"):
+            try:
+                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if user and password:
+                return user, password
+    return None
+
+
 class RegistryError(CrossdockError):
     def __init__(self, message: str, *, status: int = 0):
         super().__init__(message)
@@ -77,10 +127,27 @@ class Repo:
 
 
 class Client:
-    def __init__(self, user: str = "", password: str = "", timeout: float = 10):
-        self._basic = ("Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()) if user else ""
+    def __init__(self, user: str = "", password: str = "", timeout: float = 10, *, docker_login: bool = True):
+        """Explicit credentials (REGISTRY_USER / REGISTRY_PASSWORD) win; without them, a registry that asks
+        for a login gets the Docker client's own (`docker login`: config.json ``auths`` or a credential
+        helper), as CI jobs have them."""
+        self._basic = basic_auth(user, password) if user else ""
+        self._docker_login = docker_login and not user
+        self._docker_basic: dict[str, str] = {}  # registry host -> Basic header from the Docker config
         self._tokens: dict[str, str] = {}  # bearer tokens by challenge (realm, service, scope)
         self.timeout = timeout
+
+    def _basic_for(self, url: str) -> str:
+        return self._basic or self._docker_basic.get(_host_of(url), "")
+
+    def _try_docker_login(self, url: str) -> bool:
+        """Look up the Docker client's login for the URL's registry once; True when one was found."""
+        host = _host_of(url)
+        if not self._docker_login or host in self._docker_basic:
+            return False
+        found = docker_login(host)
+        self._docker_basic[host] = basic_auth(*found) if found else ""
+        return bool(found)
 
     def _open(self, url: str, *, method: str = "GET", accept: str = "", auth: str = ""):
         import urllib.request  # here, not at import time: most runs of `inv` never talk to a registry
@@ -92,7 +159,7 @@ class Client:
             req.add_unredirected_header("Authorization", auth)
         return urllib.request.urlopen(req, timeout=self.timeout)
 
-    def _token(self, challenge: str) -> str:
+    def _token(self, challenge: str, for_url: str) -> str:
         import urllib.error
         import urllib.parse
 
@@ -101,7 +168,7 @@ class Client:
         params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
         url = params.pop("realm", "") + "?" + urllib.parse.urlencode(params)
         try:
-            with self._open(url, auth=self._basic) as resp:
+            with self._open(url, auth=self._basic_for(for_url)) as resp:
                 data = json.load(resp)
         except urllib.error.HTTPError as e:
             raise RegistryError(f"the registry's token service refused the credentials: HTTP {e.code} "
@@ -114,15 +181,19 @@ class Client:
     def request(self, url: str, *, method: str = "GET", accept: str = "") -> tuple[int, dict[str, str], bytes]:
         import urllib.error
 
-        auth = self._basic
-        for _ in range(3):
+        auth = self._basic_for(url)
+        for _ in range(4):
             try:
                 with self._open(url, method=method, accept=accept, auth=auth) as resp:
                     return resp.status, dict(resp.headers), resp.read()
             except urllib.error.HTTPError as e:
                 challenge = e.headers.get("WWW-Authenticate", "")
                 if e.code == 401 and challenge.startswith("Bearer") and auth != self._tokens.get(challenge):
-                    auth = self._token(challenge)  # tokens are scoped per repository: one per challenge
+                    auth = self._token(challenge, url)  # tokens are scoped per repository: one per challenge
+                    continue
+                if e.code == 401 and self._try_docker_login(url):
+                    self._tokens.clear()
+                    auth = self._basic_for(url)  # Basic registries; Bearer ones get a token with it next round
                     continue
                 return e.code, dict(e.headers), e.read()
             except OSError as e:
