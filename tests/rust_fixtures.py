@@ -123,3 +123,25 @@ def cli_project(dest: Path) -> Path:
     (dest / "src").mkdir()
     (dest / "src" / "main.rs").write_text(CLI_MAIN)
     return commit(dest)
+
+
+TOOL_BUILD_RS = r'''// Runs a build tool of the build machine (from the project's build-tools) and bakes its answer in.
+fn main() {
+    let out = std::process::Command::new("jq").arg("--version").output().expect("jq is not installed");
+    println!("cargo:rustc-env=JQ_VERSION={}", String::from_utf8_lossy(&out.stdout).trim());
+}
+'''
+
+
+def build_tool_project(dest: Path, *, runtime_packages: str = "") -> Path:
+    """A crate whose build script needs a tool of the build machine (jq) named in its build-tools."""
+    dest.mkdir(parents=True)
+    extra = f"runtime-packages = [{runtime_packages}]\n" if runtime_packages else ""
+    (dest / "Cargo.toml").write_text('[package]\nname = "tool-user"\nversion = "1.0.0"\nedition = "2021"\n'
+                                     'publish = false\n\n[package.metadata.crossdock]\nbuild-tools = ["jq"]\n'
+                                     f'smoke-expect = "{{version}} built with jq-"\n{extra}')
+    (dest / "build.rs").write_text(TOOL_BUILD_RS)
+    (dest / "src").mkdir()
+    (dest / "src" / "main.rs").write_text('fn main() {\n    println!("{} {} built with {}", env!("CARGO_PKG_NAME"), '
+                                          'env!("CARGO_PKG_VERSION"), env!("JQ_VERSION"));\n}\n')
+    return commit(dest)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import LOCAL_WORLD, REGISTRY, make_project, run_inv, unique_image
-from tests.rust_fixtures import CROSSDOCK_SHA256, cli_project, openssl_project
+from tests.rust_fixtures import CROSSDOCK_SHA256, build_tool_project, cli_project, openssl_project
 
 pytestmark = pytest.mark.real
 
@@ -144,3 +144,22 @@ def test_a_plain_cli_passes_smoke_with_the_defaults(engine, tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     names = {c["name"] for p in smoke_report(image)["platforms"] for c in p["checks"]}
     assert "service" not in names and "run" in names
+
+
+def test_build_tools_run_on_the_build_machine(engine, tmp_path):
+    project = build_tool_project(tmp_path / "tool-user")
+    image = build(project, tmp_path / "out", platforms="arm64")
+    out = run_image(image.ref, "linux/arm64")
+    assert out.startswith("tool-user 1.0.0 built with jq-1."), out
+    assert smoke(image).returncode == 0
+
+
+def test_a_runtime_package_that_does_not_exist_is_named(engine, tmp_path):
+    project = build_tool_project(tmp_path / "tool-user", runtime_packages='"no-such-package-crossdock"')
+    image = unique_image("missing")
+    r = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=arm64", f"--project={project}", f"--image={image}",
+                f"--out-dir={tmp_path / 'out'}")
+    assert r.returncode == 1
+    log = (tmp_path / "out" / "build" / "arm64.log").read_text()
+    assert "Debian package 'no-such-package-crossdock' does not exist for arm64" in log
+    assert "Debian package 'no-such-package-crossdock' does not exist for arm64" in r.stdout  # the log's tail
