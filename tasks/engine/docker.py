@@ -215,10 +215,6 @@ class Engine:
     def create(self, ref: str, platform: str) -> Ran:
         return self.probe(["docker", "create", "--platform", platform, ref])
 
-    def copy_out(self, container: str, path: str, dest: Path) -> bytes | None:
-        r = self.probe(["docker", "cp", "-L", f"{container}:{path}", str(dest)])
-        return dest.read_bytes() if r.ok and dest.is_file() else None
-
     def remove(self, container: str) -> None:
         self.probe(["docker", "rm", "-f", container])
 
