@@ -1,8 +1,9 @@
 """crossdock's invoke tasks.
 
 The pipeline, in the order a release runs it: ``build`` (cross-compile every platform, push, join one
-manifest list), ``smoke`` (run every platform under QEMU), ``release`` (build + smoke + publish the
-tested index under its tags), and ``setup`` (check and repair what they need). These four task modules
+manifest list; or, one CI job per architecture, ``build --no-join`` and then ``merge``), ``smoke`` (run
+every platform under QEMU), ``release`` (build + smoke + publish the
+tested index under its tags), and ``setup`` (check and repair what they need). These task modules
 only sequence work; ``core/`` is the pure part (platform table, settings, plans, rules, checks, reports)
 and ``engine/`` the adapters that talk to Docker, the registry, QEMU's binfmt handlers and git.
 ``common`` holds what the tasks share (console output, settings resolution, turning errors into exits).
@@ -13,11 +14,12 @@ from __future__ import annotations
 from invoke import Collection
 
 from .build import build
+from .merge import merge
 from .release import release
 from .setup import setup
 from .smoke import smoke
 
-ns = Collection(build, smoke, setup, release)
+ns = Collection(build, merge, smoke, setup, release)
 # No "crossdock" defaults here: invoke's config layer must hold only what a config file says, so that
 # the project's Cargo metadata (below it in precedence) is not masked by copies of the defaults.
 ns.configure({"run": {"echo_format": "{command}"}})

@@ -233,12 +233,14 @@ def run_plan(engine: Engine, plan: buildx.BuildPlan, *, jobs: int, dry: bool) ->
     help=flag_help("platforms", "project", "bin", "package", "registry", "image", "tag", "output", "jobs",
                    "compile_slots", "builder", "builder_image", "runtime_image", "runtime", "build_packages",
                    "build_tools", "runtime_packages", "cargo_profile", "port", "out_dir",
-                   no_cache="Ignore BuildKit's layer cache (cargo's cache mounts are kept): rebuild every step."),
+                   no_cache="Ignore BuildKit's layer cache (cargo's cache mounts are kept): rebuild every step.",
+                   join="Join the arches into the manifest list (default). --no-join: push the arches only and "
+                        "write the report, for `inv merge` to join with arches built on other machines."),
 )
 def build(c: Context, platforms=None, project=None, bin=None, package=None, registry=None, image=None,
           tag=None, output=None, jobs=None, compile_slots=None, builder=None, builder_image=None,
           runtime_image=None, runtime=None, build_packages=None, build_tools=None, runtime_packages=None,
-          cargo_profile=None, port=None, out_dir=None, no_cache=False):
+          cargo_profile=None, port=None, out_dir=None, no_cache=False, join=True):
     """Cross-compile the Rust project for every platform and join the images into one manifest list."""
     dry = bool(c.config.run.dry)
     settings = load_settings(
@@ -247,13 +249,14 @@ def build(c: Context, platforms=None, project=None, bin=None, package=None, regi
         builder_image=builder_image, runtime_image=runtime_image, runtime=runtime, build_packages=build_packages,
         build_tools=build_tools, runtime_packages=runtime_packages, cargo_profile=cargo_profile, port=port,
         out_dir=out_dir)
-    result = execute_build(Engine(c, builder=settings.builder), settings, dry=dry, no_cache=no_cache)
+    result = execute_build(Engine(c, builder=settings.builder), settings, dry=dry, no_cache=no_cache, join=join)
     if result is not None and not result.ok:
         raise CrossdockError(f"build failed for {', '.join(result.failed)} (logs under {settings.out_dir / 'build'})")
 
 
 def execute_build(engine: Engine, settings: Settings, *, dry: bool, no_cache: bool = False, manifest_tag: str = "",
-                  version: str = "", known: tuple[Target, VcsInfo | None] | None = None) -> BuildResult | None:
+                  version: str = "", known: tuple[Target, VcsInfo | None] | None = None,
+                  join: bool = True) -> BuildResult | None:
     """Build every platform, join them (unless one failed), print the table, write the report.
 
     Returns the result (``None`` in a dry run). Raises the domain errors of the checks that run first.
@@ -276,12 +279,15 @@ def execute_build(engine: Engine, settings: Settings, *, dry: bool, no_cache: bo
         request.run_dir.mkdir(parents=True, exist_ok=True)
     results = run_plan(engine, plan, jobs=settings.jobs, dry=dry)
     if dry:
-        if plan.manifest_ref:
+        if plan.manifest_ref and join:
             engine.imagetools_create(plan.manifest_ref, buildx.imagetools_sources(plan, {}))
         return None
     failed = [r for r in results if not r.ok]
     manifest_digest, problems = "", []
-    if not failed and plan.manifest_ref:
+    if not join and plan.manifest_ref:
+        say(f"not joining (--no-join): {plan.manifest_ref} is left as it is; `inv merge` joins this report with "
+            f"the other arches' ({settings.out_dir / 'build-report.json'})")
+    elif not failed and plan.manifest_ref:
         say(f"joining {len(results)} platform(s) into {plan.manifest_ref}")
         r = engine.imagetools_create(plan.manifest_ref,
                                      buildx.imagetools_sources(plan, {a.platform.name: a.digest for a in results}))
@@ -297,9 +303,11 @@ def execute_build(engine: Engine, settings: Settings, *, dry: bool, no_cache: bo
         say(f"not creating or moving {plan.manifest_ref}: {len(failed)} platform(s) failed")
     result = BuildResult(project=settings.project, bin=target.bin, build_args=dict(request.build_args),
                          package_version=target.package.version, output=request.output, arches=tuple(results),
-                         manifest_ref=plan.manifest_ref, manifest_digest=manifest_digest,
-                         joined=not failed and not problems and bool(manifest_digest or not plan.manifest_ref),
-                         problems=tuple(problems), seconds=time.monotonic() - t0)
+                         manifest_ref=plan.manifest_ref if join else "", manifest_digest=manifest_digest,
+                         joined=not failed and not problems and bool(manifest_digest or not plan.manifest_ref
+                                                                     or not join),
+                         problems=tuple(problems), seconds=time.monotonic() - t0,
+                         repository=request.repository, tag=request.manifest_tag or request.tag)
     print()
     print(summary_table(results))
     report_path = settings.out_dir / "build-report.json"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import CrossdockError
 from .platforms import Platform
 
 
@@ -48,6 +49,8 @@ class BuildResult:
     joined: bool  # the manifest list was created (or none was asked for, in load mode)
     problems: tuple[str, ...] = ()  # what failed besides the arches (joining the index)
     seconds: float = 0.0
+    repository: str = ""  # registry/image the arches were pushed to
+    tag: str = ""  # the tag of the manifest list (joined now, or later by `inv merge`)
 
     @property
     def ok(self) -> bool:
@@ -74,9 +77,22 @@ class BuildResult:
             "source": self.build_args["SOURCE_URL"],
             "output": self.output,
             "manifest": {"reference": self.manifest_ref if self.ok else "", "digest": self.manifest_digest},
+            "repository": self.repository,
+            "tag": self.tag,
+            "settings": image_settings(self.build_args),
             "seconds": round(self.seconds, 1),
             "platforms": [a.to_json() for a in self.arches],
         }
+
+
+# Build arguments that do not shape the image: where this machine keeps cargo's target dir, how many
+# compiles it runs at once. Every other argument must be the same for arches built on different machines.
+MACHINE_ARGS = ("CACHE_KEY", "COMPILE_SLOTS")
+
+
+def image_settings(build_args: Mapping[str, str]) -> dict[str, str]:
+    """What per-arch builds made elsewhere must agree on before `inv merge` joins them."""
+    return {k: v for k, v in sorted(build_args.items()) if k not in MACHINE_ARGS}
 
 
 def human_size(n: int) -> str:
@@ -106,3 +122,58 @@ def summary_table(results: Sequence[ArchResult]) -> str:
              (r.digest[:19] + "…") if r.digest else "-", human_size(r.size), human_seconds(r.seconds))
             for r in results]
     return format_table(("platform", "rust target", "status", "digest", "size", "time"), rows)
+
+
+class MergeError(CrossdockError):
+    """Per-arch reports that cannot be joined; the message names which and why."""
+
+
+@dataclass(frozen=True)
+class MergePlan:
+    repository: str
+    tag: str
+    platforms: tuple[dict[str, Any], ...]  # the per-arch entries of the reports, in the requested order
+    base: dict[str, Any]  # the first report: project, version, revision, ... for the merged report
+
+
+def plan_merge(reports: Sequence[tuple[str, Mapping[str, Any]]], wanted: Sequence[Platform]) -> MergePlan:
+    """Check per-arch build reports (name, parsed JSON) made on other machines before joining them: all
+    succeeded, all from the same commit, repository, tag and image settings, every wanted platform
+    exactly once and no other. Pure."""
+    if not reports:
+        raise MergeError("no build reports given: pass each per-arch job's out/build-report.json with --report")
+    problems: list[str] = []
+    first_name, first = reports[0]
+    for key, what in (("revision", "commit"), ("repository", "repository"), ("tag", "tag"),
+                      ("settings", "image settings"), ("output", "output")):
+        for name, report in reports[1:]:
+            if report.get(key) != first.get(key):
+                detail = (f"{first.get(key)!r} vs {report.get(key)!r}" if key != "settings" else
+                          ", ".join(sorted(k for k in set(first.get(key) or {}) | set(report.get(key) or {})
+                                           if (first.get(key) or {}).get(k) != (report.get(key) or {}).get(k))))
+                problems.append(f"{name} and {first_name} differ in {what}: {detail}")
+    if first.get("output") != "push":
+        problems.append(f"{first_name} was built with --output={first.get('output')}: only pushed arches can be joined")
+    seen: dict[str, str] = {}
+    entries: dict[str, dict[str, Any]] = {}
+    for name, report in reports:
+        for p in report.get("platforms") or []:
+            if not p.get("ok") or not str(p.get("digest", "")).startswith("sha256:"):
+                problems.append(f"{p.get('platform')} failed in {name}: {p.get('error') or 'no digest'}")
+            elif p.get("platform") in seen:
+                problems.append(f"{p['platform']} is in both {seen[p['platform']]} and {name}")
+            else:
+                seen[p["platform"]] = name
+                entries[p["platform"]] = dict(p)
+    wanted_names = [p.docker for p in wanted]
+    missing = [w for w in wanted_names if w not in seen]
+    extra = [s for s in seen if s not in wanted_names]
+    if missing:
+        problems.append(f"no report has {', '.join(missing)}")
+    if extra:
+        problems.append(f"{', '.join(extra)} {'is' if len(extra) == 1 else 'are'} not among the platforms to join "
+                        f"({', '.join(wanted_names)}; --platforms)")
+    if problems:
+        raise MergeError("cannot join these reports (nothing was tagged):\n" + "\n".join(f"  {p}" for p in problems))
+    return MergePlan(repository=str(first["repository"]), tag=str(first["tag"]),
+                     platforms=tuple(entries[w] for w in wanted_names), base=dict(first))

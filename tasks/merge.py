@@ -1,0 +1,69 @@
+"""`inv merge`: join per-arch builds made on other machines (one CI job per architecture) into one
+manifest list, as Docker documents for distributing a build across runners.
+
+Each job runs `inv build --platforms=<arch> --no-join` and keeps its out/build-report.json; the merge job
+checks the reports agree (same commit, repository, tag and image settings; every platform once, none
+failed), joins their digests with `buildx imagetools create`, checks the joined index lists exactly them
+and writes a merged build report that `inv smoke` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from invoke import Context
+
+from .common import crossdock_task, load_settings, say
+from .core.references import manifest_digest
+from .core.report import MergeError, plan_merge
+from .core.settings import flag_help
+from .engine.docker import Engine
+
+
+def read_report(path: str) -> tuple[str, dict]:
+    try:
+        data = json.loads(Path(path).read_text())
+        if not isinstance(data, dict) or "platforms" not in data:
+            raise ValueError("not a crossdock build report")
+    except (OSError, ValueError) as e:
+        raise MergeError(f"cannot read build report {path}: {e} (each job's out/build-report.json)") from None
+    return path, data
+
+
+@crossdock_task(
+    iterable=["report"],
+    help=flag_help("platforms", "builder", "out_dir",
+                   report="A per-arch job's build report (out/build-report.json of `inv build --no-join`); give "
+                          "--report once per job.",
+                   platforms="+ The merge refuses a set that lacks one of them or has another."),
+)
+def merge(c: Context, report=None, platforms=None, builder=None, out_dir=None):
+    """Join per-arch builds made on other machines into one manifest list (after checking they agree)."""
+    t0 = time.monotonic()
+    settings = load_settings(c, platforms=platforms, builder=builder, out_dir=out_dir)
+    plan = plan_merge([read_report(path) for path in report or []], settings.platforms)
+    engine = Engine(c, builder=settings.builder)
+    target = f"{plan.repository}:{plan.tag}"
+    sources = [f"{plan.repository}@{p['digest']}" for p in plan.platforms]
+    say(f"joining {', '.join(p['platform'] for p in plan.platforms)} (commit {str(plan.base.get('revision'))[:7]}) "
+        f"into {target}")
+    r = engine.imagetools_create(target, sources)
+    if engine.dry:
+        return
+    if not r.ok:
+        raise MergeError(f"imagetools create failed: {r.error}")
+    raw = engine.manifest_raw(target)
+    digest = manifest_digest(raw.stdout) if raw.ok else ""
+    listed = sorted(e.digest for e in engine.image_index(target)[0] or [])
+    if not digest or listed != sorted(p["digest"] for p in plan.platforms):
+        raise MergeError(f"{target} does not list the joined digests (moved by a concurrent run?): found {listed}")
+    merged = {**plan.base, "ok": True, "manifest": {"reference": target, "digest": digest},
+              "platforms": list(plan.platforms), "seconds": round(time.monotonic() - t0, 1),
+              "merged_from": [path for path in report or []]}
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.out_dir / "build-report.json"
+    path.write_text(json.dumps(merged, indent=2) + "\n")
+    say(f"manifest list {target}@{digest}")
+    say(f"report: {path}")
