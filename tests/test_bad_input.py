@@ -18,7 +18,7 @@ from tasks.core.settings import KNOBS, SettingsError, resolve
 from tests.conftest import LOCAL_WORLD, REGISTRY, registry_get, run_inv
 from tests.test_settings import BAD_VALUES
 
-TASKS = {name: ns.tasks[name] for name in ("build", "smoke", "setup", "release")}
+TASKS = {name: ns.tasks[name] for name in ("build", "merge", "smoke", "setup", "release")}
 FLAG_OF = {"smoke_command": "command", "smoke_timeout": "timeout", "smoke_expect": "expect"}  # smoke's flags
 # Settings a task does not read from disk: a well-formed but wrong value cannot be noticed there.
 UNUSED = {("smoke", "package"), ("setup", "package")}
@@ -85,6 +85,8 @@ def test_every_task_refuses_every_bad_setting(task_name, setting, value, accepte
     (["build", "--package=no-such-package"], {}, ("no package 'no-such-package'", "packages: hello-crossdock")),
     (["release"], {"CROSSDOCK_PACKAGE": "no-such-package"}, ("no package 'no-such-package'",)),
     (["build", "--project=/nonexistent"], {}, ("/nonexistent does not exist", "--project")),
+    (["merge"], {}, ("no build reports given", "--report")),
+    (["merge", "--report=/nonexistent/build-report.json"], {}, ("cannot read build report", "/nonexistent")),
     (["release", "--project=/nonexistent"], {}, ("/nonexistent does not exist", "--project")),
 ])
 def test_task_only_flags_and_project_settings_are_refused(args, env, names, tmp_path):
