@@ -23,7 +23,7 @@ from .core.settings import SUITE_ROOT, Settings, flag_help
 from .engine.docker import Engine, last_line
 from .engine.emulation import BINFMT, handler_field, host_platform_name, is_native, probe_handlers
 from .engine.preflight import image_platforms, missing_platforms
-from .engine.registry import Client, RegistryError, Repo
+from .engine.registry import Client, RegistryError, Repo, registry_ca
 from .engine.secrets import PASSWORD_ENV, USER_ENV, CredentialsError, credentials, require_pair
 
 PROVISION = SUITE_ROOT / "scripts" / "provision-local.sh"
@@ -130,7 +130,24 @@ def check_base_images(engine: Engine, settings: Settings, platforms: tuple[Platf
     return rows
 
 
-def check_registry(settings: Settings) -> list[Row]:
+TLS_FIX = ("put its CA certificate in /etc/docker/certs.d/{host}/ca.crt (the engine reads it there without a "
+           "restart, and crossdock hands it to buildx), or in the system store (Debian: "
+           "/usr/local/share/ca-certificates/ + update-ca-certificates)")
+
+
+def check_buildx_trusts(engine: Engine, registry: str, host: str) -> Row:
+    """buildx (imagetools, client side) verifies TLS with the system's trust store and the certs.d CAs
+    crossdock hands it (tasks.engine.docker.registry_ca_env)."""
+    r = engine.manifest_raw_via_buildx(f"{registry}/crossdock-setup-probe:none")
+    text = r.stderr + r.stdout
+    if "x509" in text or "certificate" in text:
+        return Row(f"TLS {registry} for buildx", False, last_line(text), TLS_FIX.format(host=host))
+    certs_d = registry_ca(host)
+    return Row(f"TLS {registry} for buildx", True, "certificate verified" + (
+        f" with {certs_d}" if certs_d else " by the system store"))
+
+
+def check_registry(engine: Engine, settings: Settings) -> list[Row]:
     """The push registry answers `GET /v2/` (200, or 401: login required); configured credentials are
     accepted. Checked over HTTP: nothing is stored anywhere (no `docker login` here)."""
     if not settings.registry:
@@ -138,15 +155,23 @@ def check_registry(settings: Settings) -> list[Row]:
     root = Repo.parse(f"{settings.registry}/x").root
     local = settings.registry == LOCAL_REGISTRY
     fix = f"{PROVISION} registry" if local else "start the registry or fix --registry"
+    host = Repo.parse(f"{settings.registry}/x").host
     try:
         status, _, _ = Client().request(root)
     except RegistryError as e:
+        if "CERTIFICATE_VERIFY_FAILED" in str(e) or "certificate verify failed" in str(e):
+            return [Row(f"registry {settings.registry}", False, f"its TLS certificate is not trusted ({e})",
+                        TLS_FIX.format(host=host))]
         return [Row(f"registry {settings.registry}", False, f"no answer at {root}: {e}", fix,
                     ("registry",) if local else ())]
     if status not in (200, 401):
         return [Row(f"registry {settings.registry}", False, f"{root} answers HTTP {status}", fix)]
     rows = [Row(f"registry {settings.registry}", True,
-                f"answers HTTP {status}" + (" (login required)" if status == 401 else ""))]
+                f"answers HTTP {status}" + (" (login required)" if status == 401 else "")
+                + (f" over TLS (CA {registry_ca(host)})" if registry_ca(host) else
+                   " over TLS" if root.startswith("https") else ""))]
+    if root.startswith("https"):
+        rows.append(check_buildx_trusts(engine, settings.registry, host))
     user, password = credentials()
     try:
         if require_pair(user, password):
@@ -189,7 +214,7 @@ def gather_rows(engine: Engine, settings: Settings, platforms: tuple[Platform, .
     else:
         rows.append(Row("base images", False, "not checked: the engine is not ready", "fix the rows above first",
                         ("registry", "base-images")))
-    rows += check_registry(settings)
+    rows += check_registry(engine, settings)
     return rows
 
 

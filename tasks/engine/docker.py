@@ -80,6 +80,9 @@ class Engine:
         return ("docker", "buildx", *(("--builder", self.builder) if self.builder else ()), *args)
 
     def probe(self, argv: list[str] | tuple[str, ...], **kwargs: Any) -> Ran:
+        env = registry_ca_env()
+        if env:
+            kwargs.setdefault("env", env)
         try:
             return _ran(probe_run(self.c, argv, **kwargs))
         except CommandTimedOut as e:
@@ -95,6 +98,9 @@ class Engine:
             options.update(out_stream=out, err_stream=out, echo=False, hide=False)
         else:
             options["hide"] = hide
+        env = registry_ca_env()
+        if env:
+            options["env"] = env
         r = self.c.run(shlex.join(argv), **options)
         return _ran(r) if r is not None else Ran(ok=True)
 
@@ -171,6 +177,10 @@ class Engine:
         body = _read_anonymously(ref)
         if body is not None:
             return Ran(ok=True, stdout=body)
+        return self.probe(self.buildx("imagetools", "inspect", "--raw", ref))
+
+    def manifest_raw_via_buildx(self, ref: str) -> Ran:
+        """``manifest_raw`` through buildx only (what buildx itself can reach and trust)."""
         return self.probe(self.buildx("imagetools", "inspect", "--raw", ref))
 
     def image_index(self, ref: str) -> tuple[list[IndexEntry] | None, str]:
@@ -334,6 +344,37 @@ class Engine:
             raise EngineError(f"cannot copy {path} out of container {container[:12]}: HTTP {status} "
                               f"{body.decode(errors='replace').strip()}")
         return body
+
+
+_CA_DIR: list[str] = []  # one copy of the per-registry CAs per run (see registry_ca_env)
+
+
+def registry_ca_env() -> dict[str, str]:
+    """For buildx (Go): trust the per-registry CAs the engine trusts (``/etc/docker/certs.d/<host>/ca.crt``)
+    on top of the system store, as the engine does, so a registry with a private CA needs one place only.
+    Go reads SSL_CERT_DIR as a colon-separated list, and registry directories are named host:port, so the
+    CAs are copied once per run into a directory of their own. Empty when there are none."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    from .registry import DOCKER_CERTS_D
+
+    try:
+        cas = sorted(d / "ca.crt" for d in Path(DOCKER_CERTS_D).iterdir() if (d / "ca.crt").is_file())
+    except OSError:
+        return {}
+    if not cas:
+        return {}
+    if not _CA_DIR:
+        folder = tempfile.mkdtemp(prefix="crossdock-registry-cas-")
+        atexit.register(shutil.rmtree, folder, True)
+        for i, ca in enumerate(cas):
+            shutil.copyfile(ca, os.path.join(folder, f"registry-{i}.crt"))
+        _CA_DIR.append(folder)
+    system = os.environ.get("SSL_CERT_DIR") or "/etc/ssl/certs"
+    return {"SSL_CERT_DIR": f"{system}:{_CA_DIR[0]}"}
 
 
 def _default_builder_is_current() -> bool:

@@ -47,6 +47,29 @@ def basic_auth(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
+DOCKER_CERTS_D = "/etc/docker/certs.d"  # Docker's per-registry CA directory (<host:port>/ca.crt)
+
+
+def registry_ca(host: str) -> str:
+    """The CA certificate Docker uses for this registry (``/etc/docker/certs.d/<host>/ca.crt``), or ''."""
+    import os
+
+    path = os.path.join(DOCKER_CERTS_D, host, "ca.crt")
+    return path if os.path.isfile(path) else ""
+
+
+def tls_context(host: str):  # -> ssl.SSLContext | None
+    """The system's trust store, plus the registry's own CA where Docker has one for it (a private CA)."""
+    ca = registry_ca(host)
+    if not ca:
+        return None
+    import ssl
+
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=ca)
+    return context
+
+
 def _host_of(url: str) -> str:
     return url.split("://", 1)[-1].split("/", 1)[0]
 
@@ -157,7 +180,7 @@ class Client:
             req.add_header("Accept", accept)
         if auth:  # never forwarded to a redirect target (blob downloads often redirect to storage)
             req.add_unredirected_header("Authorization", auth)
-        return urllib.request.urlopen(req, timeout=self.timeout)
+        return urllib.request.urlopen(req, timeout=self.timeout, context=tls_context(_host_of(url)))
 
     def _token(self, challenge: str, for_url: str) -> str:
         import urllib.error
