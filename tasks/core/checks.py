@@ -175,6 +175,39 @@ class FileEntry:
     size: int = 0
 
 
+def walk_links(entry_at: Callable[[str], FileEntry | None], path: str, *, follow_last: bool = True) -> str | None:
+    """Resolve ``path`` component by component inside an image, as the kernel does in a container: an
+    absolute link target starts at the image's root, ``..`` goes up from where a link led and stops at the
+    root, more than 40 links is a loop. ``entry_at`` gives the entry at a physical path. None: missing,
+    not a directory, or a loop."""
+    pending = path.split("/")[::-1]  # a stack: the next component last
+    current, hops = "/", 0
+    while pending:
+        name = pending.pop()
+        if name in ("", "."):
+            continue
+        if name == "..":
+            current = posixpath.dirname(current)
+            continue
+        candidate = posixpath.join(current, name)
+        entry = entry_at(candidate)
+        if entry is None:
+            return None
+        rest = any(part not in ("", ".") for part in pending)
+        if entry.kind == "symlink" and (rest or follow_last):
+            hops += 1
+            if hops > MAX_SYMLINK_HOPS:
+                return None
+            if entry.target.startswith("/"):
+                current = "/"
+            pending.extend(entry.target.split("/")[::-1])
+            continue
+        if rest and entry.kind != "dir":
+            return None
+        current = candidate
+    return current
+
+
 class ImageFiles:
     """An image's file system, read natively (nothing runs): what is at a path (a file, a directory, a
     symbolic link and its target) and a regular file's bytes, fetched only when asked for.
@@ -207,32 +240,7 @@ class ImageFiles:
     def realpath(self, path: str) -> str | None:
         """The physical path: every link on the way followed, component by component (as the kernel
         does; ``..`` after a link goes up from where the link led). None: missing, not a directory, a loop."""
-        pending = path.split("/")[::-1]  # a stack: the next component last
-        current, hops = "/", 0
-        while pending:
-            name = pending.pop()
-            if name in ("", "."):
-                continue
-            if name == "..":
-                current = posixpath.dirname(current)
-                continue
-            candidate = posixpath.join(current, name)
-            entry = self.lookup(candidate)
-            if entry is None:
-                return None
-            rest = any(part not in ("", ".") for part in pending)
-            if entry.kind == "symlink":
-                hops += 1
-                if hops > MAX_SYMLINK_HOPS:
-                    return None
-                if entry.target.startswith("/"):
-                    current = "/"
-                pending.extend(entry.target.split("/")[::-1])
-                continue
-            if rest and entry.kind != "dir":
-                return None
-            current = candidate
-        return current
+        return walk_links(self.lookup, path)
 
     def kind(self, path: str) -> str:
         """``file``, ``dir``, ``other``, ``dangling`` (a link to nothing, or a loop) or ``missing``."""
@@ -283,32 +291,7 @@ class FileTree(ImageFiles):
     def walk(self, path: str, *, follow_last: bool = True) -> str | None:
         """The path in ``entries`` that ``path`` names, every link on the way followed (the last one too
         unless ``follow_last`` is False); None when a component is missing, not a directory, or loops."""
-        pending = path.split("/")[::-1]  # a stack: the next component last
-        current, hops = "/", 0
-        while pending:
-            name = pending.pop()
-            if name in ("", "."):
-                continue
-            if name == "..":
-                current = posixpath.dirname(current)
-                continue
-            candidate = posixpath.join(current, name)
-            entry = self.entries.get(candidate)
-            if entry is None:
-                return None
-            rest = any(part not in ("", ".") for part in pending)
-            if entry.kind == "symlink" and (rest or follow_last):
-                hops += 1
-                if hops > MAX_SYMLINK_HOPS:
-                    return None
-                if entry.target.startswith("/"):
-                    current = "/"
-                pending.extend(entry.target.split("/")[::-1])
-                continue
-            if rest and entry.kind != "dir":
-                return None
-            current = candidate
-        return current
+        return walk_links(self.entries.get, path, follow_last=follow_last)
 
     def realpath(self, path: str) -> str | None:
         return self.walk(path)
