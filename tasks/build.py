@@ -156,7 +156,28 @@ def run_arch(engine: Engine, plan: buildx.BuildPlan, arch: buildx.ArchBuild, *, 
         digest = buildx.parse_metadata(arch.metadata_file.read_text())
     except (OSError, ValueError) as e:
         return ArchResult(ok=False, seconds=seconds, error=f"no digest after the build: {e}", **base)
+    flavour, triple = used_toolchain(plan, arch)
+    base.update(triple=triple, flavour=flavour)
     return _with_size_and_ref(engine, plan, arch, ArchResult(ok=True, digest=digest, seconds=seconds, **base))
+
+
+def used_toolchain(plan: buildx.BuildPlan, arch: buildx.ArchBuild) -> tuple[str, str]:
+    """The Rust flavour and target the build really used: what platform.sh printed in the compile step;
+    when that step came from BuildKit's cache, what it printed the last time it ran for this project and
+    platform (kept beside the staged build files); with neither, the plan's expectation."""
+    record = plan.request.project / buildx.STAGED_DIR / f"toolchain-{arch.platform.suffix}.json"
+    try:
+        found = buildx.built_with(arch.log_file.read_text(errors="replace"))
+    except OSError:
+        found = None
+    if found:
+        record.write_text(json.dumps({"flavour": found[0], "rust_target": found[1]}) + "\n")
+        return found
+    try:
+        data = json.loads(record.read_text())
+        return data["flavour"], data["rust_target"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return plan.request.flavour, arch.triple
 
 
 def _with_size_and_ref(engine: Engine, plan: buildx.BuildPlan, arch: buildx.ArchBuild, r: ArchResult) -> ArchResult:

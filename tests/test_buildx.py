@@ -130,3 +130,10 @@ def test_no_cache_is_passed_to_every_arch():
     plan = buildx.plan_build(request(no_cache=True))
     assert all("--no-cache" in a.argv for a in plan.arches)
     assert not any("--no-cache" in a.argv for a in buildx.plan_build(request()).arches)
+
+
+def test_the_toolchain_used_comes_from_the_build_log():
+    log = ("#18 60.08 platform.sh: cargo build --profile release --target armv5te-unknown-linux-gnueabi --bin app "
+           "(flavour debian, linker arm-linux-gnueabi-gcc, target dir /cache/target/app-1/armv6)\n")
+    assert buildx.built_with(log) == ("debian", "armv5te-unknown-linux-gnueabi")
+    assert buildx.built_with("#18 CACHED\n") is None

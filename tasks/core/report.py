@@ -22,6 +22,7 @@ class ArchResult:
     seconds: float = 0.0
     log: str = ""
     error: str = ""
+    flavour: str = ""  # rustup | debian: the toolchain the build used (as platform.sh reported it)
 
     @property
     def label(self) -> str:
@@ -30,7 +31,8 @@ class ArchResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"platform": self.platform.docker, "name": self.platform.name, "rust_target": self.triple,
-                "ok": self.ok, "digest": self.digest, "reference": self.reference, "size": self.size,
+                "rust_flavour": self.flavour, "ok": self.ok, "digest": self.digest, "reference": self.reference,
+                "size": self.size,
                 "seconds": round(self.seconds, 1), "log": self.log, "error": self.error}
 
 
