@@ -11,6 +11,8 @@
 #   platform.sh build      cargo build --release for the target and copy the binary to $OUT_DIR
 #   platform.sh rootfs     the runtime's root filesystem for $RUNTIME (slim|minimal|static) in $ROOTFS:
 #                          users, runtime packages (target .debs unpacked natively), CA bundle, dpkg status
+#   platform.sh sbom       the SBOM's inputs in $SBOM_DIR: cargo metadata for the target, Cargo.lock,
+#                          rustc -vV, and the runtime's dpkg status (already copied to $SBOM_DIR/dpkg/)
 #
 # Inputs (environment): TARGETARCH, TARGETVARIANT (from BuildKit), BUILDARCH (optional: the build
 # machine's TARGETARCH-style arch), RUST_FLAVOUR (rustup | debian; default: rustup when `rustup` is on
@@ -447,6 +449,26 @@ cmd_rootfs() {
   [ -s "$ROOTFS/var/lib/dpkg/status" ] || rm -f "$ROOTFS/var/lib/dpkg/status"
 }
 
+# What the SBOM is assembled from (by crossdock, outside the build): the crates cargo resolves for this
+# target (`--filter-platform`: target-specific dependencies of other platforms are left out), with the
+# same sources, vendored crates and lock file as the compile; Cargo.lock for the checksums; the compiler.
+cmd_sbom() {
+  compute
+  dir=${SBOM_DIR:-/sbom}
+  mkdir -p "$dir"
+  share_cargo_downloads
+  set -- metadata --format-version 1 --filter-platform "$RUST_TARGET" --offline
+  if [ -f Cargo.lock ]; then set -- "$@" --locked; cp Cargo.lock "$dir/Cargo.lock"; fi
+  cargo "$@" >"$dir/cargo-metadata.json" || die "cargo $* failed (see above)"
+  rustc -vV >"$dir/rustc.txt" 2>/dev/null || :
+  echo "RUST_TARGET=$RUST_TARGET" >"$dir/target.txt"
+  echo "DEBIAN_ARCH=$DEBIAN_ARCH" >>"$dir/target.txt"
+  echo "PACKAGE=${PACKAGE:-}" >>"$dir/target.txt"
+  mkdir -p "$dir/dpkg"
+  [ -f "$dir/dpkg/status" ] || : >"$dir/dpkg/status"
+  rm -rf "$dir/dpkg/info"
+}
+
 case "${1:-}" in
   env) cmd_env ;;
   toolchain) cmd_toolchain ;;
@@ -454,5 +476,6 @@ case "${1:-}" in
   deps) cmd_deps ;;
   build) cmd_build ;;
   rootfs) cmd_rootfs ;;
-  *) echo "usage: platform.sh env|toolchain|install|deps|build|rootfs" >&2; exit 2 ;;
+  sbom) cmd_sbom ;;
+  *) echo "usage: platform.sh env|toolchain|install|deps|build|rootfs|sbom" >&2; exit 2 ;;
 esac

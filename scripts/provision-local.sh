@@ -28,7 +28,7 @@
 # The registry writes its pid to $CROSSDOCK_STATE/registry/registry.pid. Fixed by the kernel, not a
 # parameter: /proc/sys/fs/binfmt_misc.
 #
-# Steps: packages binfmt buildx dockerd registry base-images venv (default: all, in this order).
+# Steps: packages binfmt buildx cosign dockerd registry base-images venv (default: all, in this order).
 # `mirrors` prints the Debian mirrors the base images and buildx would come from, and changes nothing.
 # A failure never goes unexplained: every error names the step, and an unexpected failing command is
 # reported with its line (the ERR trap below, inherited by functions and subshells through `set -E`).
@@ -186,6 +186,22 @@ step_binfmt() {
   log "binfmt_misc: qemu handlers registered and enabled, with the F flag"
 }
 
+# Download PACKAGE from Debian trixie with a private apt state (trixie never reaches the system's
+# sources) and unpack it (dpkg -x, nothing installed) into $STATE/apt/x.
+trixie_unpack() {  # PACKAGE
+  local apt="$STATE/apt"
+  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/parts" "$apt/deb"
+  echo "deb $MIRROR trixie main" >"$apt/trixie.list"
+  local opts=(-o "Dir::Etc::SourceList=$apt/trixie.list" -o "Dir::Etc::SourceParts=$apt/parts"
+              -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o APT::Sandbox::User=root)
+  apt-get "${opts[@]}" update -qq
+  rm -f "$apt/deb/$1"_*.deb
+  (cd "$apt/deb" && apt-get "${opts[@]}" download "$1" >/dev/null)
+  ls "$apt/deb/$1"_*.deb >/dev/null 2>&1 || die "apt-get download $1 from trixie ($MIRROR) gave no .deb"
+  rm -rf "$apt/x"
+  dpkg -x "$apt/deb/$1"_*.deb "$apt/x"
+}
+
 step_buildx() {
   local plugin="$PLUGIN_DIR/docker-buildx"
   if [ -x "$plugin" ] && "$plugin" version >/dev/null 2>&1; then
@@ -194,23 +210,31 @@ step_buildx() {
     # Not packaged for bookworm; trixie's docker-buildx needs only libc6 >= 2.34. A private apt
     # state keeps trixie out of the system's sources.
     find_mirrors
-    local apt="$STATE/apt"
-    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/parts" "$apt/deb"
-    echo "deb $MIRROR trixie main" >"$apt/trixie.list"
-    local opts=(-o "Dir::Etc::SourceList=$apt/trixie.list" -o "Dir::Etc::SourceParts=$apt/parts"
-                -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o APT::Sandbox::User=root)
     log "buildx: fetching docker-buildx from Debian trixie ($MIRROR) into $PLUGIN_DIR"
-    apt-get "${opts[@]}" update -qq
-    rm -f "$apt"/deb/docker-buildx_*.deb
-    (cd "$apt/deb" && apt-get "${opts[@]}" download docker-buildx >/dev/null)
-    rm -rf "$apt/x"
-    dpkg -x "$apt"/deb/docker-buildx_*.deb "$apt/x"
-    install -D -m 0755 "$apt/x/usr/libexec/docker/cli-plugins/docker-buildx" "$plugin"
+    trixie_unpack docker-buildx
+    install -D -m 0755 "$STATE/apt/x/usr/libexec/docker/cli-plugins/docker-buildx" "$plugin"
     log "buildx: $("$plugin" version) installed in $PLUGIN_DIR"
   fi
   docker buildx version >/dev/null 2>&1 || die "the docker CLI finds no buildx plugin: is $PLUGIN_DIR one of" \
     "the directories it searches (~/.docker/cli-plugins, /usr/libexec/docker/cli-plugins, ...;" \
     "docker 25+: \"cliPluginsExtraDirs\" in ~/.docker/config.json)?"
+}
+
+# cosign (image signatures and attestations, `inv release --sign-key`, `inv verify`): not in bookworm;
+# trixie's cosign 2.5 is a static Go binary needing only libc. Installed as /usr/local/bin/cosign.
+step_cosign() {
+  local bin=/usr/local/bin/cosign
+  if [ -x "$bin" ] && "$bin" version >/dev/null 2>&1; then
+    log "cosign: $("$bin" version 2>/dev/null | sed -n 's/^GitVersion: *//p') in $bin"
+    return
+  fi
+  find_mirrors
+  log "cosign: fetching cosign from Debian trixie ($MIRROR) into $bin"
+  trixie_unpack cosign
+  [ -x "$STATE/apt/x/usr/bin/cosign" ] || die "the trixie cosign package has no usr/bin/cosign"
+  install -D -m 0755 "$STATE/apt/x/usr/bin/cosign" "$bin"
+  "$bin" version >/dev/null 2>&1 || die "$bin does not run here: $("$bin" version 2>&1 | tail -n 1)"
+  log "cosign: $("$bin" version 2>/dev/null | sed -n 's/^GitVersion: *//p') installed in $bin"
 }
 
 step_dockerd() {
@@ -368,16 +392,17 @@ step_venv() {
 }
 
 usage() {
-  echo "usage: $0 [STEP ...]   steps: packages binfmt buildx dockerd registry base-images venv (default: all);" \
+  echo "usage: $0 [STEP ...]   steps: packages binfmt buildx cosign dockerd registry base-images venv (default: all);" \
        "mirrors (print the Debian mirrors used)" >&2
   exit 2
 }
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(packages binfmt buildx dockerd registry base-images venv)
+[ ${#steps[@]} -gt 0 ] || steps=(packages binfmt buildx cosign dockerd registry base-images venv)
 for STEP in "${steps[@]}"; do
   case "$STEP" in
-    packages) step_packages ;; binfmt) step_binfmt ;; buildx) step_buildx ;; dockerd) step_dockerd ;;
+    packages) step_packages ;; binfmt) step_binfmt ;; buildx) step_buildx ;; cosign) step_cosign ;;
+    dockerd) step_dockerd ;;
     registry) step_registry ;; base-images) step_base_images ;; venv) step_venv ;; mirrors) step_mirrors ;;
     *) usage ;;
   esac

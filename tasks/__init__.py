@@ -18,8 +18,9 @@ from .merge import merge
 from .release import release
 from .setup import setup
 from .smoke import smoke
+from .verify import verify
 
-ns = Collection(build, merge, smoke, setup, release)
+ns = Collection(build, merge, smoke, setup, release, verify)
 # No "crossdock" defaults here: invoke's config layer must hold only what a config file says, so that
 # the project's Cargo metadata (below it in precedence) is not masked by copies of the defaults.
 ns.configure({"run": {"echo_format": "{command}"}})

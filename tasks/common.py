@@ -43,11 +43,13 @@ def load_settings(c: Context, **cli: Any) -> Settings:
 
 
 def redact(message: str) -> str:
-    """The registry password never reaches the console, whatever error text carried it."""
-    from .engine.secrets import credentials
+    """The registry password and the signing key's password never reach the console, whatever error text
+    carried them."""
+    from .engine.secrets import secret_values
 
-    password = credentials()[1]
-    return message.replace(password, "***") if password else message
+    for secret in secret_values():
+        message = message.replace(secret, "***")
+    return message
 
 
 def crossdock_task(**options: Any) -> Callable[[Callable[..., Any]], Any]:

@@ -1,9 +1,11 @@
 """`inv release`: publish exactly the tested digests under the right tags, as a runbook.
 
 Gather (git, Cargo.toml, the registry's tags) -> guards (tasks.guards) -> show the plan -> log in ->
-build every platform (staging tags only) -> smoke-test that index -> point every release tag at that
-same index -> audit -> write the release record. `--promote-from=RECORD` republishes a recorded index
-without building (also how `latest` is rolled back).
+build every platform (staging tags only) -> smoke-test that index -> an SBOM per platform (and, with
+--sign-key, sign the index and its platforms and attach the SBOMs, offline: tasks.supply_chain) -> point
+every release tag at that same index -> audit (tags, platforms, signatures, SBOMs) -> write the release
+record. `--promote-from=RECORD` republishes a recorded index without building (also how `latest` is rolled
+back).
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ from .core.references import index_entries, join_repository
 from .core.report import format_table, human_seconds
 from .core.settings import Settings, flag_help, parse_flag, tag_prefix_parser
 from .core.tags import SemVer, TagPlan, docker_tag, parse_semver, plan_tags
+from .engine.cosign import Cosign
 from .engine.docker import Engine, Ran
 from .engine.emulation import probe_handlers
 from .engine.registry import Client, Repo, is_transient
-from .engine.secrets import credentials, private_docker_config, require_pair
+from .engine.secrets import credentials, private_docker_config, require_pair, signing_password
 from .engine.vcs import VcsInfo, probe_vcs
 from .smoke import expectations_from_build, run_smoke
+from .supply_chain import OFFLINE_NOTE, Signing, make_sboms, prepare_signing, sign_and_attest
+from .verify import supply_chain_problems
 
 RETRY_DELAYS = (1.0, 2.0, 4.0)  # seconds between attempts of a registry write (transient errors only)
 
@@ -73,8 +78,9 @@ def plan_table(repos: list[str], plans: dict[str, TagPlan], current: dict[str, d
 
 
 def audit(client: Client, repos: list[str], plans: dict[str, TagPlan], index_digest: str,
-          platforms: list[str]) -> list[str]:
-    """Problems: a tag not on the released index, or an index with other platforms than requested."""
+          platforms: list[str], *, cosign: Cosign | None = None, public_key: Path | None = None) -> list[str]:
+    """Problems: a tag not on the released index, or an index with other platforms than requested; with a
+    public key, also the index's and every platform's signature and SBOM attestation (through each tag)."""
     problems = []
     for repo in repos:
         r = Repo.parse(repo)
@@ -86,6 +92,15 @@ def audit(client: Client, repos: list[str], plans: dict[str, TagPlan], index_dig
         have = sorted(e.platform for e in index_entries(index))
         if have != sorted(platforms):
             problems.append(f"{repo}@{index_digest} has {have}, expected {sorted(platforms)}")
+        if cosign is not None and public_key is not None:
+            for tag in plans[repo].tags:  # what a user pulling the tag gets, verified as they would
+                got = client.digest(r, tag)
+                if got and got != index_digest:
+                    continue  # already named above
+                found, _ = supply_chain_problems(cosign, public_key, repo, got or index_digest,
+                                                 index_entries(index))
+                problems += [f"{repo}:{tag}: {p}" for p in found]
+                break  # the same index behind every tag: one verification per repository
     return problems
 
 
@@ -124,6 +139,7 @@ class ReleasePlan:
     repos: list[str]  # registry/name of each
     plans: dict[str, TagPlan]  # repository -> the tags that move and those held back
     current: dict[str, dict[str, str]]  # repository -> tag -> digest it points at now
+    signing: Signing | None = None  # --sign-key: cosign and the key
 
     @property
     def own(self) -> str:
@@ -136,14 +152,16 @@ class ReleasePlan:
                    image="+ Several, comma-separated, publish the same index to each.",
                    tag_prefix="Prefix of version tags in git (v for v1.2.3; empty for 1.2.3).",
                    promote_from="A release record (out/releases/<version>.json): republish its index under its "
-                                "tags without building (also a rollback of latest)."),
+                                "tags without building (also a rollback of latest).",
+                   sign_key="+ Password: COSIGN_PASSWORD (.env or environment)."),
 )
 def release(c: Context, platforms=None, project=None, registry=None, image=None, tag_prefix="v",
-            promote_from=None, jobs=None, builder_image=None, runtime_image=None, out_dir=None):
+            promote_from=None, jobs=None, builder_image=None, runtime_image=None, out_dir=None, sign_key=None):
     """Release the tagged commit: build, smoke-test, then publish the tested index under its tags."""
     t0 = time.monotonic()
     settings = load_settings(c, platforms=platforms, project=project, registry=registry, image=image,
-                             jobs=jobs, builder_image=builder_image, runtime_image=runtime_image, out_dir=out_dir)
+                             jobs=jobs, builder_image=builder_image, runtime_image=runtime_image, out_dir=out_dir,
+                             sign_key=sign_key)
     settings = replace(settings, output="push")  # a release always pushes (a bad CROSSDOCK_OUTPUT still stops it)
     parse_flag("--tag-prefix", tag_prefix, tag_prefix_parser)
     user, password = credentials()
@@ -171,6 +189,8 @@ def release(c: Context, platforms=None, project=None, registry=None, image=None,
     if problems:
         raise ReleaseError("cannot smoke-test these platforms under QEMU:\n" + "\n".join(
             f"  {problem}" for problem in problems))
+    signing = prepare_signing(Cosign(c, password=signing_password()), settings.sign_key) if settings.sign_key \
+        else None  # before any build: cosign is there and the password opens the key
     own = docker_tag(version)
     for repo in repos:
         r = Repo.parse(repo)
@@ -187,7 +207,7 @@ def release(c: Context, platforms=None, project=None, registry=None, image=None,
                 current[repo][tag] = client.digest(Repo.parse(repo), tag)
 
     plan = ReleasePlan(settings=settings, version=version, state=state, target=target, vcs=vcs, names=names,
-                       repos=repos, plans=plans, current=current)
+                       repos=repos, plans=plans, current=current, signing=signing)
     with private_docker_config():
         run_release(Engine(c), client, plan, user=user, password=password, t0=t0)
 
@@ -217,7 +237,10 @@ def run_release(engine: Engine, client: Client, plan: ReleasePlan, *, user: str,
         report = execute_build(builder, build_settings, dry=dry, manifest_tag=buildx.staging_index_tag(own),
                                version=str(version), known=(target, vcs))
         if dry or report is None:
-            say("dry run: then `inv smoke` on the staging index, then (for every tag above):")
+            say("dry run: then `inv smoke` on the staging index, an SBOM per platform (a second build of the "
+                "cached stages, --target sbom, exported to " + str(settings.out_dir / "sbom" / "<arch>") + ")"
+                + (f", cosign sign/attest with {plan.signing.key} ({OFFLINE_NOTE})" if plan.signing else "")
+                + ", then (for every tag above):")
             publish(engine, repos, plans, f"{repos[0]}@<index digest of {buildx.staging_index_tag(own)}>")
             return
         if not report.ok:
@@ -230,26 +253,50 @@ def run_release(engine: Engine, client: Client, plan: ReleasePlan, *, user: str,
                                f"tagged (existing tags are unchanged); see {settings.out_dir / 'smoke-junit.xml'}")
         smoke_results = {x.label: "ok" for x in smoked.platforms}
     pending = plans
+    signing = plan.signing
+    public_key = settings.out_dir / "releases" / f"{own}.pub"
     if reuse:  # only the tags a previous run did not get to
         pending = {repo: TagPlan(tags=tuple(t for t in plans[repo].tags if current[repo].get(t) != index_digest),
                                  held_back=plans[repo].held_back) for repo in repos}
-        if not any(pending[repo].tags for repo in repos):
+        unsigned = False
+        if signing and not dry and not any(pending[repo].tags for repo in repos):
+            public_key.parent.mkdir(parents=True, exist_ok=True)
+            signing.cosign.public_key(signing.key, public_key)
+            entries = index_entries(client.manifest(Repo.parse(reuse), index_digest))
+            unsigned = any(supply_chain_problems(signing.cosign, public_key, repo, index_digest, entries)[0]
+                           for repo in repos)
+        if not any(pending[repo].tags for repo in repos) and not unsigned:
             say(f"nothing to do: {version} is already released and every tag points at {index_digest}")
             return
     if dry:
         publish(engine, repos, pending, f"{repos[0]}@{index_digest}")
         return
-    source = f"{(reuse or repos[0])}@{index_digest}"
+    source_repo = reuse or repos[0]
+    source = f"{source_repo}@{index_digest}"
+    index = client.manifest(Repo.parse(source_repo), index_digest)
+    platforms_in_index = index_entries(index)
+    sboms = make_sboms(engine, settings, target, vcs, version=str(version), repository=source_repo,
+                       entries=platforms_in_index)
+    if signing:
+        say(OFFLINE_NOTE)
+        public_key.parent.mkdir(parents=True, exist_ok=True)
+        signing.cosign.public_key(signing.key, public_key)
+        sign_and_attest(signing, source_repo, index_digest, platforms_in_index, sboms)  # before any tag moves
     say(f"publishing {source}")
     failures = publish(engine, repos, pending, source)
     if failures:
         raise ReleaseError("publishing stopped: " + "; ".join(failures) + ". Tags already moved point at the "
                            "complete new index, the others at their old one: run the release again to finish")
-    index = client.manifest(Repo.parse(reuse or repos[0]), index_digest)
-    platforms_in_index = index_entries(index)
-    problems = audit(client, repos, plans, index_digest, [p.docker for p in wanted])
+    if signing:  # the other repositories have the index only now: their own signatures and attestations
+        for repo in repos:
+            if repo != source_repo:
+                sign_and_attest(signing, repo, index_digest, platforms_in_index, sboms)
+    problems = audit(client, repos, plans, index_digest, [p.docker for p in wanted],
+                     cosign=signing.cosign if signing else None, public_key=public_key if signing else None)
     if problems:
         raise ReleaseError("audit failed: " + "; ".join(problems))
+    if signing:
+        say(f"audit: every tag's index, its platforms' signatures and SBOM attestations verify with {public_key}")
 
     built_targets = {a.label: a.triple for a in report.arches} if report else {}
     record = {
@@ -263,6 +310,9 @@ def run_release(engine: Engine, client: Client, plan: ReleasePlan, *, user: str,
         "tags": {repo: list(plans[repo].tags) for repo in repos},
         "base_images": base_image_digests(engine, settings),
         "smoke": smoke_results,
+        "sbom": {platform: str(path) for platform, path in sboms.items()},
+        "signature": ({"public_key": str(public_key), "key": signing.key, "transparency_log": False}
+                      if signing else None),
         "released_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     path = write_record(settings, record)

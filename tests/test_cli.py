@@ -26,7 +26,7 @@ def test_invoke_loads_the_namespace_from_tasks_py():
 
 
 def test_every_setting_has_a_documented_flag():
-    helps = {name: run_inv(name, "--help") for name in ("build", "smoke")}
+    helps = {name: run_inv(name, "--help") for name in ("build", "smoke", "release")}
     assert all(r.returncode == 0 for r in helps.values())
     text = "".join(r.stdout for r in helps.values())
     for knob in KNOBS:

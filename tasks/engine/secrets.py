@@ -4,7 +4,8 @@
 put it) into this module, so dockerd, the registry or any other process crossdock starts never
 inherits it. The password only ever travels through `docker login --password-stdin` into a private,
 temporary Docker config that is deleted when the task ends, and through HTTP Authorization headers
-that are not forwarded on redirects.
+that are not forwarded on redirects. COSIGN_PASSWORD (the signing key's password) is taken out the same
+way and handed only to cosign's own process, in its environment (tasks/engine/cosign.py).
 """
 
 from __future__ import annotations
@@ -20,19 +21,31 @@ from ..core.errors import CrossdockError
 
 USER_ENV = "REGISTRY_USER"
 PASSWORD_ENV = "REGISTRY_PASSWORD"
+COSIGN_PASSWORD_ENV = "COSIGN_PASSWORD"  # the signing key's password: only cosign's own process gets it
 _store: dict[str, str] = {}
 
 
 def take_from_environment(environ: MutableMapping[str, str] = os.environ) -> None:
     """Called once by the entry point, after `.env` is loaded."""
-    if PASSWORD_ENV in environ:
-        _store[PASSWORD_ENV] = environ.pop(PASSWORD_ENV)
+    for name in (PASSWORD_ENV, COSIGN_PASSWORD_ENV):
+        if name in environ:
+            _store[name] = environ.pop(name)
 
 
 def credentials() -> tuple[str, str]:
     user = os.environ.get(USER_ENV, "")
     password = _store.get(PASSWORD_ENV, os.environ.get(PASSWORD_ENV, ""))
     return user, password
+
+
+def signing_password() -> str:
+    """The cosign key's password (COSIGN_PASSWORD from .env or the environment; '' if unset)."""
+    return _store.get(COSIGN_PASSWORD_ENV, os.environ.get(COSIGN_PASSWORD_ENV, ""))
+
+
+def secret_values() -> list[str]:
+    """Every secret crossdock holds, for redaction."""
+    return [v for v in (credentials()[1], signing_password()) if v]
 
 
 class CredentialsError(CrossdockError):

@@ -1,0 +1,137 @@
+"""`inv verify IMAGE --key=cosign.pub [--record=out/releases/<version>.json]`: is this the image we released?
+
+Checks, for the index IMAGE resolves to: its cosign signature and every platform's, each platform's signed
+CycloneDX SBOM attestation (about that platform's digest, listing crates and Debian packages), and with a
+release record that the index and every platform digest are the recorded ones. Offline: the public key is
+the whole trust (no transparency log). Exit 1 naming every check that failed. The release audit runs the
+same signature and SBOM checks (``supply_chain_problems``).
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from invoke import Context
+
+from .common import crossdock_task, say
+from .core.errors import CrossdockError
+from .core.references import IndexEntry, ReferenceError, parse_reference
+from .core.report import format_table
+from .core.sbom import PREDICATE_TYPE, contents
+from .engine.cosign import Cosign
+from .engine.docker import Engine, last_line
+from .engine.registry import Repo
+from .engine.secrets import credentials, private_docker_config, require_pair
+
+
+class VerifyError(CrossdockError):
+    pass
+
+
+def platform_entries(entries: list[IndexEntry]) -> list[IndexEntry]:
+    """The image entries of an index (attestation entries such as unknown/unknown left out)."""
+    return [e for e in entries if not e.platform.startswith("unknown")]
+
+
+def _sbom_problem(cosign: Cosign, public_key: Path, repo: str, entry: IndexEntry) -> tuple[str, str]:
+    """('', summary) when the platform has a verified CycloneDX attestation about its digest; (problem, '')."""
+    ref = f"{repo}@{entry.digest}"
+    r, statements = cosign.verify_sbom(public_key, ref)
+    if not r.ok:
+        return f"{entry.platform}: no SBOM attestation the key verifies on {ref} ({last_line(r.stderr)})", ""
+    for s in statements:
+        if s.predicate_type == PREDICATE_TYPE and entry.digest in s.subjects:
+            crates, debs = contents(s.predicate)
+            if not crates:
+                return f"{entry.platform}: the SBOM on {ref} lists no crates", ""
+            return "", f"{len(crates)} crate(s), {len(debs)} Debian package(s)"
+    return f"{entry.platform}: no CycloneDX attestation about {entry.digest} on {ref}", ""
+
+
+def supply_chain_problems(cosign: Cosign, public_key: Path, repo: str, index_digest: str,
+                          entries: list[IndexEntry]) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """(problems, table rows) for the index's signature, and each platform's signature and SBOM."""
+    entries = platform_entries(entries)
+
+    def signature(what: str, digest: str) -> tuple[str, str]:
+        r = cosign.verify(public_key, f"{repo}@{digest}")
+        return ("", "signature ok") if r.ok else (
+            f"{what}: signature does not verify with {public_key} on {repo}@{digest} ({last_line(r.stderr)})", "")
+
+    jobs = [("index", lambda: signature("index", index_digest))]
+    for e in entries:
+        jobs.append((e.platform, lambda e=e: signature(e.platform, e.digest)))
+        jobs.append((e.platform, lambda e=e: _sbom_problem(cosign, public_key, repo, e)))
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="crossdock-verify") as pool:
+        results = list(pool.map(lambda job: job[1](), jobs))
+    problems = [p for p, _ in results if p]
+    rows = [(what, kind, ok or "FAILED") for (what, _), (_, ok), kind in
+            zip(jobs, results, ["signature"] + ["signature", "sbom"] * len(entries), strict=True)]
+    return problems, rows
+
+
+def record_problems(record: dict, index_digest: str, entries: list[IndexEntry]) -> list[str]:
+    """What differs from a release record: the index digest and every platform's digest."""
+    problems = []
+    if record.get("index_digest") != index_digest:
+        problems.append(f"index is {index_digest}, the record says {record.get('index_digest')}")
+    have = {e.platform: e.digest for e in platform_entries(entries)}
+    recorded = {p["platform"]: p["digest"] for p in record.get("platforms", [])}
+    for platform in sorted(set(have) | set(recorded)):
+        if have.get(platform) != recorded.get(platform):
+            problems.append(f"{platform} is {have.get(platform) or 'missing'}, the record says "
+                            f"{recorded.get(platform) or 'nothing'}")
+    return problems
+
+
+@crossdock_task(positional=["image"], help={
+    "image": "The image to verify: registry/repository:tag (or @sha256:...).",
+    "key": "cosign public key (cosign.pub; `inv release --sign-key` writes it next to the release record).",
+    "record": "A release record (out/releases/<version>.json): every platform's digest must be the recorded one.",
+})
+def verify(c: Context, image, key=None, record=None):
+    """Verify a published image: cosign signatures, SBOM attestations, and (with --record) the digests."""
+    if image.startswith("-"):  # invoke hands a flag to the positional IMAGE (`inv verify --help`)
+        raise VerifyError(f"IMAGE comes first: inv verify IMAGE --key=cosign.pub [--record=FILE] (got {image!r}; "
+                          f"help: inv --help verify)")
+    if not key:
+        raise VerifyError("--key is required: the cosign public key the image was signed for (e.g. cosign.pub)")
+    try:
+        ref = parse_reference(image)
+    except ReferenceError as e:
+        raise VerifyError(f"IMAGE {image!r} is not an image reference: {e}") from None
+    public_key = Path(key)
+    if not public_key.is_file():
+        raise VerifyError(f"--key {key}: no such file (the public key, e.g. cosign.pub)")
+    expected = None
+    if record:
+        try:
+            expected = json.loads(Path(record).read_text())
+        except (OSError, ValueError) as e:
+            raise VerifyError(f"cannot read release record {record}: {e}") from None
+    user, password = credentials()
+    require_pair(user, password)
+    cosign = Cosign(c)
+    cosign.require()
+    with private_docker_config():
+        engine = Engine(c)
+        if user:
+            r = engine.login(Repo.parse(ref.repository).host, user, password)
+            if not r.ok:
+                raise VerifyError(f"login to {Repo.parse(ref.repository).host} failed: {last_line(r.stderr)}")
+        digest, entries = engine.index_digest(image)
+        if not digest:
+            raise VerifyError(f"cannot read {image} from its registry")
+        if ref.digest and ref.digest != digest:
+            raise VerifyError(f"{image} answers with {digest}")
+        say(f"verifying {image} -> {digest} with {public_key} (offline: no transparency log)")
+        problems = record_problems(expected, digest, entries) if expected is not None else []
+        found, rows = supply_chain_problems(cosign, public_key, ref.repository, digest, entries)
+    problems += found
+    print(format_table(("what", "check", "result"), rows))
+    if problems:
+        raise VerifyError(f"{image} does not verify:\n" + "\n".join(f"  {p}" for p in problems))
+    say(f"{image} verified: signed index and platforms, an SBOM per platform"
+        + (f", digests as recorded in {record}" if record else ""))
