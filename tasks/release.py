@@ -21,7 +21,6 @@ from .build import execute_build
 from .common import crossdock_task, load_settings, say
 from .core import buildx
 from .core.guards import ReleaseError, ReleaseState, check_release, published_from_here
-from .core.platforms import lookup
 from .core.project import Target, check_lockfile, choose_target, probe_project
 from .core.references import index_entries, join_repository
 from .core.report import format_table, human_seconds
@@ -298,14 +297,17 @@ def run_release(engine: Engine, client: Client, plan: ReleasePlan, *, user: str,
     if signing:
         say(f"audit: every tag's index, its platforms' signatures and SBOM attestations verify with {public_key}")
 
-    built_targets = {a.label: a.triple for a in report.arches} if report else {}
+    # What each build really used (platform.sh's report); a re-run that reused an index did not build: what
+    # the first run recorded, if its record is here, else "not rebuilt" rather than a guess.
+    built = {a.label: {"rust_target": a.triple, "rust_flavour": a.flavour} for a in report.arches} if report else \
+        recorded_toolchains(settings, str(version))
     record = {
         "version": str(version),
         "commit": state.revision,
         "branch": vcs.branch if vcs else "",
         "index_digest": index_digest,
         "platforms": [{"platform": e.platform, "digest": e.digest,
-                       "rust_target": built_targets.get(e.platform) or lookup(e.platform).rust_triple}
+                       **built.get(e.platform, {"rust_target": "not rebuilt (index reused)", "rust_flavour": ""})}
                       for e in platforms_in_index],
         "tags": {repo: list(plans[repo].tags) for repo in repos},
         "base_images": base_image_digests(engine, settings),
@@ -321,6 +323,15 @@ def run_release(engine: Engine, client: Client, plan: ReleasePlan, *, user: str,
                        [(repo, tag, index_digest) for repo in repos for tag in plans[repo].tags]))
     print()
     say(f"released {version} ({human_seconds(time.monotonic() - t0)}); record: {path}")
+
+
+def recorded_toolchains(settings: Settings, version: str) -> dict[str, dict[str, str]]:
+    path = settings.out_dir / "releases" / f"{docker_tag(parse_semver(version))}.json"
+    try:
+        return {p["platform"]: {"rust_target": p["rust_target"], "rust_flavour": p.get("rust_flavour", "")}
+                for p in json.loads(path.read_text())["platforms"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def write_record(settings: Settings, record: dict) -> Path:

@@ -86,16 +86,24 @@ def record_problems(record: dict, index_digest: str, entries: list[IndexEntry]) 
     return problems
 
 
-@crossdock_task(positional=["image"], help={
+VERIFY_HELP = {
     "image": "The image to verify: registry/repository:tag (or @sha256:...).",
     "key": "cosign public key (cosign.pub; `inv release --sign-key` writes it next to the release record).",
     "record": "A release record (out/releases/<version>.json): every platform's digest must be the recorded one.",
-})
-def verify(c: Context, image, key=None, record=None):
+}
+
+
+@crossdock_task(positional=["image"], help=VERIFY_HELP)
+def verify(c: Context, image=None, key=None, record=None):
     """Verify a published image: cosign signatures, SBOM attestations, and (with --record) the digests."""
-    if image.startswith("-"):  # invoke hands a flag to the positional IMAGE (`inv verify --help`)
-        raise VerifyError(f"IMAGE comes first: inv verify IMAGE --key=cosign.pub [--record=FILE] (got {image!r}; "
-                          f"help: inv --help verify)")
+    if image in (None, "--help", "-h"):  # invoke hands `inv verify --help` to the positional IMAGE
+        print("Usage: inv verify IMAGE --key=FILE [--record=FILE]\n\n  " + (verify.__doc__ or "").strip()
+              + "\n\nOptions:\n" + "\n".join(f"  --{name:<8} {text}" for name, text in VERIFY_HELP.items()))
+        if image is None:
+            raise VerifyError("IMAGE is required: inv verify IMAGE --key=cosign.pub [--record=FILE]")
+        return
+    if image.startswith("-"):
+        raise VerifyError(f"IMAGE comes first: inv verify IMAGE --key=cosign.pub [--record=FILE] (got {image!r})")
     if not key:
         raise VerifyError("--key is required: the cosign public key the image was signed for (e.g. cosign.pub)")
     try:

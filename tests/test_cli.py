@@ -114,3 +114,10 @@ def test_cargo_metadata_through_inv_sits_below_the_config_file(tmp_path):
     r = run_inv("-f", str(config), "--dry", "build", "--platforms=amd64", f"--project={project}", env=NO_ENGINE)
     (line,) = build_lines(r.stdout)
     assert ":staging-from-file-amd64" in line and "RUNTIME=minimal" in line
+
+
+def test_every_task_answers_help():
+    for name in ("build", "merge", "smoke", "setup", "release", "verify"):
+        r = run_inv(name, "--help")
+        assert r.returncode == 0 and "--" in r.stdout, (name, r.stdout, r.stderr)
+    assert "--key" in run_inv("verify", "--help").stdout
