@@ -215,7 +215,22 @@ def gather_rows(engine: Engine, settings: Settings, platforms: tuple[Platform, .
         rows.append(Row("base images", False, "not checked: the engine is not ready", "fix the rows above first",
                         ("registry", "base-images")))
     rows += check_registry(engine, settings)
+    if settings.sign_key:
+        rows.append(check_cosign(engine))
     return rows
+
+
+def check_cosign(engine: Engine) -> Row:
+    """Releases sign with cosign when a signing key is configured."""
+    import shutil
+
+    if shutil.which("cosign") is None:
+        return Row("cosign (sign_key is set)", False, "not on PATH", f"{PROVISION} cosign", ("cosign",))
+    version = engine.probe(["cosign", "version"])
+    line = next((x.split(":", 1)[1].strip() for x in version.stdout.splitlines() if x.startswith("GitVersion")), "")
+    found = f"cosign {line or 'present'} (signs offline: no transparency log)" if version.ok else \
+        last_line(version.stderr)
+    return Row("cosign (sign_key is set)", version.ok, found, f"{PROVISION} cosign", ("cosign",))
 
 
 def apply_fixes(engine: Engine, rows: list[Row]) -> list[str]:
@@ -240,7 +255,7 @@ def apply_fixes(engine: Engine, rows: list[Row]) -> list[str]:
             elif action not in steps:
                 steps.append(action)
     if steps:
-        order = ["packages", "binfmt", "buildx", "dockerd", "registry", "base-images", "venv"]
+        order = ["packages", "binfmt", "buildx", "cosign", "dockerd", "registry", "base-images", "venv"]
         steps.sort(key=order.index)
         say(f"fixing: {PROVISION} {' '.join(steps)}")
         r = engine.act(["bash", str(PROVISION), *steps], hide=False)
