@@ -23,7 +23,7 @@ from .core import buildx
 from .core.guards import ReleaseError, ReleaseState, check_release, published_from_here
 from .core.project import Target, check_lockfile, choose_target, probe_project
 from .core.references import index_entries, join_repository
-from .core.report import format_table, human_seconds
+from .core.report import MergePlan, format_table, human_seconds, plan_merge
 from .core.settings import Settings, flag_help, parse_flag, tag_prefix_parser
 from .core.tags import SemVer, TagPlan, docker_tag, parse_semver, plan_tags
 from .engine.cosign import Cosign
@@ -32,7 +32,8 @@ from .engine.emulation import probe_handlers
 from .engine.registry import Client, Repo, is_transient
 from .engine.secrets import credentials, private_docker_config, require_pair, signing_password
 from .engine.vcs import VcsInfo, probe_vcs
-from .smoke import expectations_from_build, run_smoke
+from .merge import read_report
+from .smoke import expectations_from_build, expectations_from_report, run_smoke
 from .supply_chain import OFFLINE_NOTE, Signing, make_sboms, prepare_signing, sign_and_attest
 from .verify import supply_chain_problems
 
@@ -139,6 +140,7 @@ class ReleasePlan:
     plans: dict[str, TagPlan]  # repository -> the tags that move and those held back
     current: dict[str, dict[str, str]]  # repository -> tag -> digest it points at now
     signing: Signing | None = None  # --sign-key: cosign and the key
+    merged: MergePlan | None = None  # --report: per-arch builds made elsewhere, instead of building here
 
     @property
     def own(self) -> str:
@@ -147,7 +149,10 @@ class ReleasePlan:
 
 
 @crossdock_task(
+    iterable=["report"],
     help=flag_help("platforms", "project", "registry", "jobs", "builder_image", "runtime_image", "out_dir",
+                   report="A per-arch job's build report (`inv build --no-join` at the tagged commit); give one "
+                          "per job: the release joins them instead of building, then smoke-tests and publishes.",
                    image="+ Several, comma-separated, publish the same index to each.",
                    tag_prefix="Prefix of version tags in git (v for v1.2.3; empty for 1.2.3).",
                    promote_from="A release record (out/releases/<version>.json): republish its index under its "
@@ -155,7 +160,8 @@ class ReleasePlan:
                    sign_key="+ Password: COSIGN_PASSWORD (.env or environment)."),
 )
 def release(c: Context, platforms=None, project=None, registry=None, image=None, tag_prefix="v",
-            promote_from=None, jobs=None, builder_image=None, runtime_image=None, out_dir=None, sign_key=None):
+            promote_from=None, jobs=None, builder_image=None, runtime_image=None, out_dir=None, sign_key=None,
+            report=None):
     """Release the tagged commit: build, smoke-test, then publish the tested index under its tags."""
     t0 = time.monotonic()
     settings = load_settings(c, platforms=platforms, project=project, registry=registry, image=image,
@@ -184,6 +190,8 @@ def release(c: Context, platforms=None, project=None, registry=None, image=None,
                          cargo_version=target.package.version, revision=vcs.revision if vcs else "",
                          tag_prefix=tag_prefix)
     version = check_release(state)  # git and Cargo guards first: they need no registry
+    merged = check_reports(report or [], wanted, version=str(version), revision=state.revision,
+                           repository=repos[0]) if report else None
     problems = probe_handlers(wanted)  # the smoke test will need every emulator: stop before building
     if problems:
         raise ReleaseError("cannot smoke-test these platforms under QEMU:\n" + "\n".join(
@@ -206,7 +214,7 @@ def release(c: Context, platforms=None, project=None, registry=None, image=None,
                 current[repo][tag] = client.digest(Repo.parse(repo), tag)
 
     plan = ReleasePlan(settings=settings, version=version, state=state, target=target, vcs=vcs, names=names,
-                       repos=repos, plans=plans, current=current, signing=signing)
+                       repos=repos, plans=plans, current=current, signing=signing, merged=merged)
     with private_docker_config():
         run_release(Engine(c), client, plan, user=user, password=password, t0=t0)
 
@@ -230,6 +238,18 @@ def run_release(engine: Engine, client: Client, plan: ReleasePlan, *, user: str,
             f"no rebuild")
         report = None
         smoke_results = "reused: smoke-tested when first published"
+    elif plan.merged:
+        index_digest = join_reports(engine, plan.merged, f"{repos[0]}:{buildx.staging_index_tag(own)}")
+        if dry:
+            publish(engine, repos, plans, f"{repos[0]}@<index digest of {buildx.staging_index_tag(own)}>")
+            return
+        report = None
+        smoked = run_smoke(engine, settings, image=f"{repos[0]}@{index_digest}",
+                           expect=expectations_from_report(plan.merged.base))
+        if not smoked.ok:
+            raise ReleaseError(f"smoke test failed for {', '.join(x.label for x in smoked.failed)}: nothing was "
+                               f"tagged (existing tags are unchanged); see {settings.out_dir / 'smoke-junit.xml'}")
+        smoke_results = {x.label: "ok" for x in smoked.platforms}
     else:
         build_settings = replace(settings, tag=own, image=plan.names[0])
         builder = Engine(engine.c, builder=build_settings.builder)
@@ -300,7 +320,8 @@ def run_release(engine: Engine, client: Client, plan: ReleasePlan, *, user: str,
     # What each build really used (platform.sh's report); a re-run that reused an index did not build: what
     # the first run recorded, if its record is here, else "not rebuilt" rather than a guess.
     built = {a.label: {"rust_target": a.triple, "rust_flavour": a.flavour} for a in report.arches} if report else \
-        recorded_toolchains(settings, str(version))
+        {p["platform"]: {"rust_target": p.get("rust_target", ""), "rust_flavour": p.get("rust_flavour", "")}
+         for p in plan.merged.platforms} if plan.merged else recorded_toolchains(settings, str(version))
     record = {
         "version": str(version),
         "commit": state.revision,
@@ -323,6 +344,39 @@ def run_release(engine: Engine, client: Client, plan: ReleasePlan, *, user: str,
                        [(repo, tag, index_digest) for repo in repos for tag in plans[repo].tags]))
     print()
     say(f"released {version} ({human_seconds(time.monotonic() - t0)}); record: {path}")
+
+
+def check_reports(paths: list[str], wanted, *, version: str, revision: str, repository: str) -> MergePlan:
+    """`--report`: the per-arch builds agree with each other (tasks.core.report.plan_merge) and with this
+    release: built from the tagged commit, labelled with its version, pushed to the released repository."""
+    merged = plan_merge([read_report(path) for path in paths], wanted)
+    problems = []
+    if merged.base.get("revision") != revision:
+        problems.append(f"they were built from commit {str(merged.base.get('revision'))[:7]}, the release is "
+                        f"{revision[:7]}")
+    if merged.base.get("version") != version:
+        problems.append(f"they carry version {merged.base.get('version')!r}, the release is {version!r} (build "
+                        f"them from the clean, tagged checkout)")
+    if merged.repository != repository:
+        problems.append(f"they were pushed to {merged.repository}, the release publishes {repository}")
+    if problems:
+        raise ReleaseError("the per-arch reports do not fit this release (nothing was tagged): " + "; ".join(problems))
+    return merged
+
+
+def join_reports(engine: Engine, merged: MergePlan, staging: str) -> str:
+    """The per-arch digests joined under the staging tag; the index digest, checked to list exactly them."""
+    sources = [f"{merged.repository}@{p['digest']}" for p in merged.platforms]
+    say(f"joining {', '.join(p['platform'] for p in merged.platforms)} from the per-arch reports into {staging}")
+    r = engine.imagetools_create(staging, sources)
+    if engine.dry:
+        return ""
+    if not r.ok:
+        raise ReleaseError(f"imagetools create failed: {r.error}: nothing was tagged")
+    digest, entries = engine.index_digest(staging)
+    if not digest or sorted(e.digest for e in entries) != sorted(p["digest"] for p in merged.platforms):
+        raise ReleaseError(f"{staging} does not list the reports' digests (moved by a concurrent run?)")
+    return digest
 
 
 def recorded_toolchains(settings: Settings, version: str) -> dict[str, dict[str, str]]:

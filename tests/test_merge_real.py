@@ -59,3 +59,38 @@ def test_per_arch_jobs_merge_into_one_index_and_a_mismatch_tags_nothing(engine, 
     r = run_inv("-f", str(LOCAL_WORLD), "merge", "--platforms=amd64,arm64", reports[0], f"--out-dir={tmp_path / 'o'}")
     assert r.returncode == 1 and "no report has linux/arm64" in r.stderr
     assert manifest(image, "merged")[0] == digest
+
+
+def test_release_from_per_arch_jobs_publishes_the_jobs_digests(engine, tmp_path):
+    """Per-arch build jobs at the tagged commit, then one publish job: `inv release --report=...` joins,
+    smoke-tests and tags exactly the jobs' digests, with the same guards, tags and record."""
+    from tests.test_release_real import set_version
+
+    origin = make_project(tmp_path / "origin")
+    set_version(origin, "9.1.0", tag="v9.1.0")
+    image = unique_image("relmerge")
+    reports = []
+    for arch in ("amd64", "arm64"):
+        clone = tmp_path / f"runner-{arch}" / "hello"
+        subprocess.run(["git", "clone", "-q", str(origin), str(clone)], check=True)
+        r = job(clone, arch, image, tmp_path / f"out-{arch}")
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+        reports.append(f"--report={tmp_path / f'out-{arch}' / 'build-report.json'}")
+    digests = {json.loads((tmp_path / f"out-{a}" / "build-report.json").read_text())["platforms"][0]["digest"]
+               for a in ("amd64", "arm64")}
+    r = run_inv("-f", str(LOCAL_WORLD), "release", f"--project={origin}", f"--image={image}",
+                "--platforms=amd64,arm64", *reports, f"--out-dir={tmp_path / 'out-release'}")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    assert "build started" not in r.stdout  # nothing was built for the image: the jobs' digests are published
+    digest, index = manifest(image, "9.1.0")
+    assert {m["digest"] for m in index["manifests"]} == digests
+    assert manifest(image, "latest")[0] == digest and manifest(image, "9.1")[0] == digest
+    record = json.loads((tmp_path / "out-release" / "releases" / "9.1.0.json").read_text())
+    assert record["index_digest"] == digest and {p["digest"] for p in record["platforms"]} == digests
+
+    # reports from another version do not fit a release, and nothing moves
+    set_version(origin, "9.2.0", tag="v9.2.0")
+    r = run_inv("-f", str(LOCAL_WORLD), "release", f"--project={origin}", f"--image={image}",
+                "--platforms=amd64,arm64", *reports, f"--out-dir={tmp_path / 'out-release-2'}")
+    assert r.returncode == 1 and "do not fit this release" in r.stderr and "nothing was tagged" in r.stderr
+    assert manifest(image, "latest")[0] == digest and manifest(image, "9.2.0") == ("", {})
