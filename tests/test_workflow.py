@@ -64,8 +64,12 @@ def run_job(job: dict, runner: Path, env: dict[str, str], context: dict[str, str
         uses = step.get("uses", "")
         if uses.startswith("actions/upload-artifact@"):
             dest = artifacts / expand(step["with"]["name"], context)
-            dest.mkdir(parents=True)
-            shutil.copy(runner / expand(step["with"]["path"], context), dest)
+            source = runner / expand(step["with"]["path"], context)
+            if source.is_dir():
+                shutil.copytree(source, dest)
+            else:
+                dest.mkdir(parents=True)
+                shutil.copy(source, dest)
         elif uses.startswith("actions/download-artifact@"):
             pattern = step["with"]["pattern"].replace("*", "")
             for folder in sorted(artifacts.iterdir()):
@@ -79,11 +83,15 @@ def run_job(job: dict, runner: Path, env: dict[str, str], context: dict[str, str
 
 
 @pytest.mark.real
-def test_the_build_and_merge_jobs_run_in_order_on_separate_runners(engine, tmp_path):
-    """Checkout, setup and login steps are this machine's (a fresh clone per runner, the local engine and
-    registry); `pip install` is the suite's venv; the runs are the workflow's own commands."""
+def test_the_jobs_run_in_order_on_separate_runners(engine, tmp_path):
+    """A version tag pushed: build (one runner per arch), merge and release jobs, in order. Checkout, setup
+    and login steps are this machine's (a fresh clone per runner, the local engine and registry);
+    `pip install` is the suite's venv; the runs are the workflow's own commands."""
+    from tests.test_release_real import set_version
+
     wf = load()
     origin = make_project(tmp_path / "origin")
+    set_version(origin, "3.4.5", tag="v3.4.5")
     repository = f"Test/WF-{uuid.uuid4().hex[:6]}"  # mixed case: the workflow lowercases it
     config = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip()
               for line in LOCAL_WORLD.read_text().splitlines() if line.startswith("  ")}
@@ -114,3 +122,9 @@ def test_the_build_and_merge_jobs_run_in_order_on_separate_runners(engine, tmp_p
                   for m in index["manifests"]) == ["amd64", "arm/v7", "arm64"]
     smoke = json.loads((merge_runner / "out" / "smoke-report.json").read_text())
     assert smoke["ok"] and len(smoke["platforms"]) == 3
+    release_runner = runner("runner-release")
+    run_job(wf["jobs"]["release"], release_runner, base_env, {"github.repository": repository}, artifacts)
+    released, released_index = manifest(repository.lower(), "3.4.5")
+    assert {m["digest"] for m in released_index["manifests"]} == {m["digest"] for m in index["manifests"]}
+    assert manifest(repository.lower(), "latest")[0] == released
+    assert (artifacts / "release-record" / "3.4.5.json").is_file()
