@@ -9,6 +9,7 @@ nothing and says so.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,8 @@ from .engine.registry import Client, RegistryError, Repo, registry_ca
 from .engine.secrets import PASSWORD_ENV, USER_ENV, CredentialsError, credentials, require_pair
 
 PROVISION = SUITE_ROOT / "scripts" / "provision-local.sh"
-LOCAL_REGISTRY = "127.0.0.1:5000"
+# The local world's registry, as scripts/provision-local.sh starts it (its CROSSDOCK_LOCAL_REGISTRY).
+LOCAL_REGISTRY = os.environ.get("CROSSDOCK_LOCAL_REGISTRY") or "127.0.0.1:5000"
 LOCAL_BASE = f"{LOCAL_REGISTRY}/crossdock/debian:bookworm"
 
 
