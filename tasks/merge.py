@@ -16,8 +16,7 @@ from pathlib import Path
 from invoke import Context
 
 from .common import crossdock_task, load_settings, say
-from .core.references import manifest_digest
-from .core.report import MergeError, plan_merge
+from .core.report import MergeError, MergePlan, plan_merge
 from .core.settings import flag_help
 from .engine.docker import Engine
 
@@ -30,6 +29,23 @@ def read_report(path: str) -> tuple[str, dict]:
     except (OSError, ValueError) as e:
         raise MergeError(f"cannot read build report {path}: {e} (each job's out/build-report.json)") from None
     return path, data
+
+
+def join(engine: Engine, plan: MergePlan, target: str) -> str:
+    """The reports' digests joined under ``target`` (`buildx imagetools create`); the new index's digest,
+    checked to list exactly them (another run may move the same tag meanwhile). '' under --dry."""
+    say(f"joining {', '.join(p['platform'] for p in plan.platforms)} (commit {str(plan.base.get('revision'))[:7]}) "
+        f"into {target}")
+    r = engine.imagetools_create(target, [f"{plan.repository}@{p['digest']}" for p in plan.platforms])
+    if engine.dry:
+        return ""
+    if not r.ok:
+        raise MergeError(f"imagetools create failed: {r.error} (nothing else was tagged)")
+    digest, entries = engine.index_digest(target)
+    listed = sorted(e.digest for e in entries)
+    if not digest or listed != sorted(p["digest"] for p in plan.platforms):
+        raise MergeError(f"{target} does not list the joined digests (moved by a concurrent run?): found {listed}")
+    return digest
 
 
 @crossdock_task(
@@ -46,19 +62,9 @@ def merge(c: Context, report=None, platforms=None, builder=None, out_dir=None):
     plan = plan_merge([read_report(path) for path in report or []], settings.platforms)
     engine = Engine(c, builder=settings.builder)
     target = f"{plan.repository}:{plan.tag}"
-    sources = [f"{plan.repository}@{p['digest']}" for p in plan.platforms]
-    say(f"joining {', '.join(p['platform'] for p in plan.platforms)} (commit {str(plan.base.get('revision'))[:7]}) "
-        f"into {target}")
-    r = engine.imagetools_create(target, sources)
+    digest = join(engine, plan, target)
     if engine.dry:
         return
-    if not r.ok:
-        raise MergeError(f"imagetools create failed: {r.error}")
-    raw = engine.manifest_raw(target)
-    digest = manifest_digest(raw.stdout) if raw.ok else ""
-    listed = sorted(e.digest for e in engine.image_index(target)[0] or [])
-    if not digest or listed != sorted(p["digest"] for p in plan.platforms):
-        raise MergeError(f"{target} does not list the joined digests (moved by a concurrent run?): found {listed}")
     merged = {**plan.base, "ok": True, "manifest": {"reference": target, "digest": digest},
               "platforms": list(plan.platforms), "seconds": round(time.monotonic() - t0, 1),
               "merged_from": [path for path in report or []]}

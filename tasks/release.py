@@ -32,7 +32,7 @@ from .engine.emulation import probe_handlers
 from .engine.registry import Client, Repo, is_transient
 from .engine.secrets import credentials, private_docker_config, require_pair, signing_password
 from .engine.vcs import VcsInfo, probe_vcs
-from .merge import read_report
+from .merge import join, read_report
 from .smoke import expectations_from_build, expectations_from_report, run_smoke
 from .supply_chain import OFFLINE_NOTE, Signing, make_sboms, prepare_signing, sign_and_attest
 from .verify import supply_chain_problems
@@ -239,7 +239,7 @@ def run_release(engine: Engine, client: Client, plan: ReleasePlan, *, user: str,
         report = None
         smoke_results = "reused: smoke-tested when first published"
     elif plan.merged:
-        index_digest = join_reports(engine, plan.merged, f"{repos[0]}:{buildx.staging_index_tag(own)}")
+        index_digest = join(engine, plan.merged, f"{repos[0]}:{buildx.staging_index_tag(own)}")
         if dry:
             publish(engine, repos, plans, f"{repos[0]}@<index digest of {buildx.staging_index_tag(own)}>")
             return
@@ -362,21 +362,6 @@ def check_reports(paths: list[str], wanted, *, version: str, revision: str, repo
     if problems:
         raise ReleaseError("the per-arch reports do not fit this release (nothing was tagged): " + "; ".join(problems))
     return merged
-
-
-def join_reports(engine: Engine, merged: MergePlan, staging: str) -> str:
-    """The per-arch digests joined under the staging tag; the index digest, checked to list exactly them."""
-    sources = [f"{merged.repository}@{p['digest']}" for p in merged.platforms]
-    say(f"joining {', '.join(p['platform'] for p in merged.platforms)} from the per-arch reports into {staging}")
-    r = engine.imagetools_create(staging, sources)
-    if engine.dry:
-        return ""
-    if not r.ok:
-        raise ReleaseError(f"imagetools create failed: {r.error}: nothing was tagged")
-    digest, entries = engine.index_digest(staging)
-    if not digest or sorted(e.digest for e in entries) != sorted(p["digest"] for p in merged.platforms):
-        raise ReleaseError(f"{staging} does not list the reports' digests (moved by a concurrent run?)")
-    return digest
 
 
 def recorded_toolchains(settings: Settings, version: str) -> dict[str, dict[str, str]]:
