@@ -98,10 +98,10 @@ def gather(
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="crossdock-probe") as pool:
         vcs_f = pool.submit(probe_vcs, settings.project) if known is None else None
         engine_f = pool.submit(engine_then_base_image)
-    if known is not None:
-        target, vcs = known
+    if known is None:
+        vcs = vcs_f.result()
     else:
-        vcs = vcs_f.result() if vcs_f else None
+        target, vcs = known
     if vcs is None:
         say(f"warning: {settings.project} is not in a git repository: revision 'unknown', SOURCE_DATE_EPOCH=0")
     try:
@@ -190,18 +190,6 @@ def _with_size_and_ref(engine: Engine, plan: buildx.BuildPlan, arch: buildx.Arch
         raw = engine.manifest_raw(ref)
         size = str(manifest_size(raw.stdout)) if raw.ok and raw.stdout else ""
     return replace(r, reference=ref, size=int(size) if size.isdigit() else 0)
-
-
-def _joined_index(engine: Engine, plan: buildx.BuildPlan, digests: list[str]) -> tuple[str, str]:
-    """The digest of the index just created under the manifest tag, checked to list exactly this run's
-    per-arch digests (another run may have moved the same tag meanwhile). One registry round trip: the
-    digest of a manifest is the sha256 of its bytes, which `--raw` prints unchanged."""
-    digest, entries = engine.index_digest(plan.manifest_ref)
-    listed = sorted(e.digest for e in entries)
-    if not digest or listed != sorted(digests):
-        return "", (f"{plan.manifest_ref} does not list this build's images (moved by a concurrent run?): "
-                    f"expected {sorted(digests)}, found {listed}")
-    return digest, ""
 
 
 def _log_tail(path: str, lines: int = LOG_TAIL) -> str:
@@ -310,15 +298,9 @@ def execute_build(engine: Engine, settings: Settings, *, dry: bool, no_cache: bo
             f"the other arches' ({settings.out_dir / 'build-report.json'})")
     elif not failed and plan.manifest_ref:
         say(f"joining {len(results)} platform(s) into {plan.manifest_ref}")
-        r = engine.imagetools_create(plan.manifest_ref,
-                                     buildx.imagetools_sources(plan, {a.platform.name: a.digest for a in results}))
-        if not r.ok:
-            problems.append(f"imagetools create failed: {r.stderr.strip()}")
-        else:
-            manifest_digest, problem = _joined_index(engine, plan, [a.digest for a in results])
-            if problem:
-                problems.append(problem)
-        for problem in problems:
+        manifest_digest, problem = engine.join(plan.manifest_ref, request.repository, [a.digest for a in results])
+        if problem:
+            problems.append(problem)
             say(f"error: {problem}")
     elif failed and plan.manifest_ref:
         say(f"not creating or moving {plan.manifest_ref}: {len(failed)} platform(s) failed")

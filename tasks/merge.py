@@ -36,15 +36,9 @@ def join(engine: Engine, plan: MergePlan, target: str) -> str:
     checked to list exactly them (another run may move the same tag meanwhile). '' under --dry."""
     say(f"joining {', '.join(p['platform'] for p in plan.platforms)} (commit {str(plan.base.get('revision'))[:7]}) "
         f"into {target}")
-    r = engine.imagetools_create(target, [f"{plan.repository}@{p['digest']}" for p in plan.platforms])
-    if engine.dry:
-        return ""
-    if not r.ok:
-        raise MergeError(f"imagetools create failed: {r.error} (nothing else was tagged)")
-    digest, entries = engine.index_digest(target)
-    listed = sorted(e.digest for e in entries)
-    if not digest or listed != sorted(p["digest"] for p in plan.platforms):
-        raise MergeError(f"{target} does not list the joined digests (moved by a concurrent run?): found {listed}")
+    digest, problem = engine.join(target, plan.repository, [p["digest"] for p in plan.platforms])
+    if problem:
+        raise MergeError(f"{problem} (nothing else was tagged)")
     return digest
 
 

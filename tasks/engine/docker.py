@@ -8,6 +8,7 @@ commands it sends through invoke's ``MockContext``.
 
 from __future__ import annotations
 
+import functools
 import io
 import shlex
 import shutil
@@ -165,6 +166,20 @@ class Engine:
         """``docker login --password-stdin``: the password never reaches a command line or the console."""
         return self.act(["docker", "login", "--username", user, "--password-stdin", host], stdin=password)
 
+    def log_in(self, hosts: list[str], user: str, password: str) -> list[str]:
+        """Log in to every registry host once (REGISTRY_USER / REGISTRY_PASSWORD); the hosts, in order.
+        ``EngineError`` naming the host and the registry's answer, the password masked."""
+        if not password:
+            raise EngineError("REGISTRY_PASSWORD is empty")
+        hosts = list(dict.fromkeys(hosts))
+        for host in hosts:
+            r = self.login(host, user, password)
+            if not r.ok:
+                answer = (r.stderr.strip().splitlines() or ["no answer"])[-1].replace(password, "***")
+                raise EngineError(f"login to {host} as {user} failed: {answer}. Check REGISTRY_USER / "
+                                  f"REGISTRY_PASSWORD")
+        return hosts
+
     # --- images in registries (buildx imagetools, through the builder) --------------------------------
 
     def manifest_raw(self, ref: str) -> Ran:
@@ -177,7 +192,7 @@ class Engine:
         body = _read_anonymously(ref)
         if body is not None:
             return Ran(ok=True, stdout=body)
-        return self.probe(self.buildx("imagetools", "inspect", "--raw", ref))
+        return self.manifest_raw_via_buildx(ref)
 
     def manifest_raw_via_buildx(self, ref: str) -> Ran:
         """``manifest_raw`` through buildx only (what buildx itself can reach and trust)."""
@@ -200,6 +215,23 @@ class Engine:
 
     def imagetools_create(self, tag: str, sources: list[str] | tuple[str, ...]) -> Ran:
         return self.act(self.buildx("imagetools", "create", "--tag", tag, *sources))
+
+    def join(self, tag: str, repository: str, digests: list[str]) -> tuple[str, str]:
+        """Per-arch images (``repository@digest``) joined into one index under ``tag``: the index's digest,
+        or '' and the problem. The index is read back and must list exactly these digests (another run
+        may move the same tag meanwhile): one registry round trip, the digest being the sha256 of the
+        bytes `--raw` prints. ('', '') under --dry, where the command is only printed."""
+        r = self.imagetools_create(tag, [f"{repository}@{d}" for d in digests])
+        if self.dry:
+            return "", ""
+        if not r.ok:
+            return "", f"imagetools create failed: {r.stderr.strip() or r.error}"
+        digest, entries = self.index_digest(tag)
+        listed = sorted(e.digest for e in entries)
+        if not digest or listed != sorted(digests):
+            return "", (f"{tag} does not list the joined images (moved by a concurrent run?): expected "
+                        f"{sorted(digests)}, found {listed}")
+        return digest, ""
 
     # --- builds ---------------------------------------------------------------------------------------
 
@@ -346,14 +378,13 @@ class Engine:
         return body
 
 
-_CA_DIR: list[str] = []  # one copy of the per-registry CAs per run (see registry_ca_env)
-
-
+@functools.cache
 def registry_ca_env() -> dict[str, str]:
     """For buildx (Go): trust the per-registry CAs the engine trusts (``/etc/docker/certs.d/<host>/ca.crt``)
     on top of the system store, as the engine does, so a registry with a private CA needs one place only.
     Go reads SSL_CERT_DIR as a colon-separated list, and registry directories are named host:port, so the
-    CAs are copied once per run into a directory of their own. Empty when there are none."""
+    CAs are copied into a directory of their own, once per run (cached: every command asks). Empty when
+    there are none."""
     import atexit
     import os
     import shutil
@@ -367,14 +398,12 @@ def registry_ca_env() -> dict[str, str]:
         return {}
     if not cas:
         return {}
-    if not _CA_DIR:
-        folder = tempfile.mkdtemp(prefix="crossdock-registry-cas-")
-        atexit.register(shutil.rmtree, folder, True)
-        for i, ca in enumerate(cas):
-            shutil.copyfile(ca, os.path.join(folder, f"registry-{i}.crt"))
-        _CA_DIR.append(folder)
+    folder = tempfile.mkdtemp(prefix="crossdock-registry-cas-")
+    atexit.register(shutil.rmtree, folder, True)
+    for i, ca in enumerate(cas):
+        shutil.copyfile(ca, os.path.join(folder, f"registry-{i}.crt"))
     system = os.environ.get("SSL_CERT_DIR") or "/etc/ssl/certs"
-    return {"SSL_CERT_DIR": f"{system}:{_CA_DIR[0]}"}
+    return {"SSL_CERT_DIR": f"{system}:{folder}"}
 
 
 def _default_builder_is_current() -> bool:
