@@ -56,13 +56,7 @@ def create_with_retry(engine: Engine, tag: str, source: str, *, delays: tuple[fl
 def login(engine: Engine, registries: list[str], user: str, password: str) -> None:
     """`docker login --password-stdin` into the task's private Docker config (tasks.engine.secrets): the password
     never appears on a command line or in output, and the login is gone when the task ends."""
-    if not password:
-        raise ReleaseError("REGISTRY_PASSWORD is empty")
-    for host in dict.fromkeys(registries):
-        r = engine.login(host, user, password)
-        if not r.ok:
-            answer = (r.stderr.strip().splitlines() or ["no answer"])[-1].replace(password, "***")
-            raise ReleaseError(f"login to {host} as {user} failed: {answer}. Check REGISTRY_USER / REGISTRY_PASSWORD")
+    for host in engine.log_in(registries, user, password):
         say(f"logged in to {host} as {user}")
 
 

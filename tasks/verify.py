@@ -30,11 +30,6 @@ class VerifyError(CrossdockError):
     pass
 
 
-def platform_entries(entries: list[IndexEntry]) -> list[IndexEntry]:
-    """The image entries of an index (attestation entries such as unknown/unknown left out)."""
-    return [e for e in entries if not e.platform.startswith("unknown")]
-
-
 def _sbom_problem(cosign: Cosign, public_key: Path, repo: str, entry: IndexEntry) -> tuple[str, str]:
     """('', summary) when the platform has a verified CycloneDX attestation about its digest; (problem, '')."""
     ref = f"{repo}@{entry.digest}"
@@ -52,8 +47,8 @@ def _sbom_problem(cosign: Cosign, public_key: Path, repo: str, entry: IndexEntry
 
 def supply_chain_problems(cosign: Cosign, public_key: Path, repo: str, index_digest: str,
                           entries: list[IndexEntry]) -> tuple[list[str], list[tuple[str, str, str]]]:
-    """(problems, table rows) for the index's signature, and each platform's signature and SBOM."""
-    entries = platform_entries(entries)
+    """(problems, table rows) for the index's signature, and each platform's signature and SBOM. ``entries``
+    come from ``parse_index``/``index_entries``: attestation entries are already left out."""
 
     def signature(what: str, digest: str) -> tuple[str, str]:
         r = cosign.verify(public_key, f"{repo}@{digest}")
@@ -77,7 +72,7 @@ def record_problems(record: dict, index_digest: str, entries: list[IndexEntry]) 
     problems = []
     if record.get("index_digest") != index_digest:
         problems.append(f"index is {index_digest}, the record says {record.get('index_digest')}")
-    have = {e.platform: e.digest for e in platform_entries(entries)}
+    have = {e.platform: e.digest for e in entries}
     recorded = {p["platform"]: p["digest"] for p in record.get("platforms", [])}
     for platform in sorted(set(have) | set(recorded)):
         if have.get(platform) != recorded.get(platform):
@@ -126,9 +121,7 @@ def verify(c: Context, image=None, key=None, record=None):
     with private_docker_config():
         engine = Engine(c)
         if user:
-            r = engine.login(Repo.parse(ref.repository).host, user, password)
-            if not r.ok:
-                raise VerifyError(f"login to {Repo.parse(ref.repository).host} failed: {last_line(r.stderr)}")
+            engine.log_in([Repo.parse(ref.repository).host], user, password)
         digest, entries = engine.index_digest(image)
         if not digest:
             raise VerifyError(f"cannot read {image} from its registry")
