@@ -337,16 +337,15 @@ def smoke(c: Context, image=None, platforms=None, command=None, expect=None, hea
           timeout=None, jobs=None, out_dir=None):
     """Check every platform of an image: metadata, ELF binary and glibc, shared libraries, a run under QEMU,
     the service."""
-    settings = load_settings(c, smoke_command=command, smoke_expect=expect, health_path=health_path, port=port,
-                             smoke_timeout=timeout, jobs=jobs, out_dir=out_dir)
+    flags = dict(smoke_command=command, smoke_expect=expect, health_path=health_path, port=port,
+                 smoke_timeout=timeout, jobs=jobs, out_dir=out_dir)
+    settings = load_settings(c, **flags)
     wanted = parse_flag("--platforms", platforms, platform_list) if platforms is not None else None
     recorded = Expectations()
     if image is None:
         image, recorded, project = last_build(settings.out_dir)
         if project and project != settings.project:  # the built project's own metadata (its smoke settings)
-            settings = load_settings(c, project=str(project), smoke_command=command, smoke_expect=expect,
-                                     health_path=health_path, port=port, smoke_timeout=timeout, jobs=jobs,
-                                     out_dir=out_dir)
+            settings = load_settings(c, project=str(project), **flags)
     else:
         parse_flag("--image", image, image_reference)
     result = run_smoke(Engine(c), settings, image=image, expect=recorded, platforms=wanted)

@@ -367,14 +367,21 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def layers(*, config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+           cli: Mapping[str, Any] | None = None, metadata: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The precedence, lowest first: the project's Cargo metadata (it cannot move the project), the config
+    file, the environment, the CLI flags; each as {setting: value}, ``None`` meaning "not set there"."""
+    return [{k: v for k, v in metadata_layer(metadata).items() if k in BY_NAME and k != "project"},
+            {k: v for k, v in (config or {}).items() if k in BY_NAME},
+            {k.name: (environ or {}).get(k.env) for k in KNOBS},
+            dict(cli or {})]
+
+
 def raw_value(name: str, *, config: Mapping[str, Any] | None, environ: Mapping[str, str] | None,
               cli: Mapping[str, Any] | None) -> str:
     """The text that wins for one setting, before parsing (to find the project whose metadata to read)."""
-    knob = BY_NAME[name]
-    for value in ((cli or {}).get(name), (environ or {}).get(knob.env), (config or {}).get(name)):
-        if value is not None:
-            return _text(value)
-    return knob.default
+    found = [layer[name] for layer in layers(config=config, environ=environ, cli=cli) if layer.get(name) is not None]
+    return _text(found[-1]) if found else BY_NAME[name].default
 
 
 def project_dir(raw: str, cwd: Path | None = None) -> Path:
@@ -401,9 +408,7 @@ def resolve(
     if unknown_cli:  # a task passing a flag that is no setting: a bug in crossdock, not the user's input
         raise TypeError(f"not settings: {sorted(unknown_cli)}")
     values: dict[str, str] = dict(DEFAULTS)
-    meta_layer = {k: v for k, v in metadata_layer(metadata).items() if k in BY_NAME and k != "project"}
-    config_layer = {k: v for k, v in (config or {}).items() if k in BY_NAME}
-    for layer in (meta_layer, config_layer, {k.name: (environ or {}).get(k.env) for k in KNOBS}, cli or {}):
+    for layer in layers(config=config, environ=environ, cli=cli, metadata=metadata):
         for name, value in layer.items():
             if value is not None:
                 values[name] = _text(value)
