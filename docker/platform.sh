@@ -138,6 +138,13 @@ common_rust_version() {
   return 1
 }
 
+# Unpack .debs (not install them) into the builder's /. --keep-directory-symlink: a package's ./lib goes
+# through the builder's /lib -> usr/lib symlink (merged /usr) instead of replacing it with a directory,
+# which would break every program (dpkg -x does that).
+unpack_into_builder() {
+  for deb in "$@"; do dpkg-deb --fsys-tarfile "$deb" | tar -x -C / --keep-directory-symlink; done
+}
+
 cmd_install() {
   compute
   if [ "$FLAVOUR" = rustup ]; then
@@ -174,7 +181,7 @@ cmd_install() {
   runtime=$(apt-cache show "$std=$v" | sed -n 's/^Depends: .*\(libstd-rust-web-[0-9.]*\) (=.*/\1/p' | head -n 1)
   tmp=$(mktemp -d)
   (cd "$tmp" && apt-get download -qq "$std=$v" ${runtime:+"$runtime:$DEBIAN_ARCH=$v"})
-  for deb in "$tmp"/*.deb; do dpkg -x "$deb" /; done
+  unpack_into_builder "$tmp"/*.deb
   rm -rf "$tmp"
   [ -d "/usr/lib/rustlib/$RUST_TARGET/lib" ] || die "$std did not provide /usr/lib/rustlib/$RUST_TARGET"
 }
@@ -328,9 +335,7 @@ cmd_deps() {
   : >"$tmp/status"
   # shellcheck disable=SC2086
   fetch_closure "$DEBIAN_ARCH" "$tmp/status" "$tmp/debs" $packages
-  # --keep-directory-symlink: a package's ./lib goes through the builder's /lib -> usr/lib symlink
-  # (merged /usr) instead of replacing it with a directory, which would break every program.
-  for deb in "$tmp"/debs/*.deb; do dpkg-deb --fsys-tarfile "$deb" | tar -x -C / --keep-directory-symlink; done
+  unpack_into_builder "$tmp"/debs/*.deb
   rm -rf "$tmp"
 }
 
