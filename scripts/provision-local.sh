@@ -18,6 +18,12 @@
 #   CROSSDOCK_VENV            the Python venv made from requirements.txt [<checkout>/.venv]
 #   CROSSDOCK_DOCKERD_LOG     log of the dockerd this script starts [$CROSSDOCK_STATE/dockerd.log]
 #   CROSSDOCK_DOCKERD_PIDFILE pid file of that dockerd [/var/run/docker.pid]
+#   CROSSDOCK_ENGINE          the Docker engine to run: 26.1 (trixie's packages, unpacked under
+#                             $CROSSDOCK_STATE/engines) or 20.10 (bookworm's docker.io) [26.1]
+#   CROSSDOCK_IMAGE_STORE     the engine's image store: containerd or classic [containerd on 26.1;
+#                             20.10 has only classic]
+#   CROSSDOCK_DOCKER_DATA_ROOT  dockerd's --data-root [/var/lib/docker-26.1 for 26.1, /var/lib/docker
+#                             for 20.10]: one per engine, so switching engines keeps both caches
 #   CROSSDOCK_APT_SOURCES_DIR where the machine's apt sources are read [/etc/apt]
 #   CROSSDOCK_DEBIAN_MIRROR   Debian archive URI serving bookworm (and trixie, for buildx) [the URI the
 #                             machine's apt sources use for suite bookworm]
@@ -57,6 +63,11 @@ VENV=${CROSSDOCK_VENV:-$CHECKOUT/.venv}
 DOCKERD_LOG=${CROSSDOCK_DOCKERD_LOG:-$STATE/dockerd.log}
 DOCKERD_PIDFILE=${CROSSDOCK_DOCKERD_PIDFILE:-/var/run/docker.pid}
 APT_SOURCES_DIR=${CROSSDOCK_APT_SOURCES_DIR:-/etc/apt}
+ENGINE=${CROSSDOCK_ENGINE:-26.1}
+case "$ENGINE" in
+  26.1) STORE=${CROSSDOCK_IMAGE_STORE:-containerd} DATA_ROOT=${CROSSDOCK_DOCKER_DATA_ROOT:-/var/lib/docker-26.1} ;;
+  *) STORE=${CROSSDOCK_IMAGE_STORE:-classic} DATA_ROOT=${CROSSDOCK_DOCKER_DATA_ROOT:-/var/lib/docker} ;;
+esac
 BINFMT=/proc/sys/fs/binfmt_misc
 
 log() { printf '[provision %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
@@ -237,17 +248,90 @@ step_cosign() {
   log "cosign: $("$bin" version 2>/dev/null | sed -n 's/^GitVersion: *//p') installed in $bin"
 }
 
+# The Docker engine. CROSSDOCK_ENGINE picks it: 26.1 (Debian trixie's docker.io 26.1 with trixie's
+# containerd 1.7 and tini, unpacked under $STATE/engines/26.1, never installed system-wide: they need
+# only libc6 >= 2.34) or 20.10 (bookworm's docker.io, from the packages step). One engine runs at a
+# time on the one socket: when the other one answers there, and this script started it (its pid
+# file), it is stopped first. Each engine keeps its own data root, so switching keeps both caches.
+engine_binaries() {
+  case "$ENGINE" in
+    20.10) ENGINE_PATH=$PATH; return ;;
+    26.1) ;;
+    *) die "CROSSDOCK_ENGINE=$ENGINE: use 26.1 (default) or 20.10" ;;
+  esac
+  local dir="$STATE/engines/$ENGINE"
+  ENGINE_PATH="$dir/usr/sbin:$dir/usr/bin:$PATH"
+  if [ -x "$dir/usr/sbin/dockerd" ] && "$dir/usr/sbin/dockerd" --version 2>/dev/null | grep -q "version $ENGINE\."; then
+    return
+  fi
+  find_mirrors
+  log "dockerd: fetching docker.io $ENGINE, containerd and tini from Debian trixie ($MIRROR) into $dir"
+  rm -rf "$dir.new"
+  local pkg
+  for pkg in docker.io containerd tini; do
+    trixie_unpack "$pkg"
+    mkdir -p "$dir.new" && cp -a "$STATE/apt/x/." "$dir.new/"
+  done
+  "$dir.new/usr/sbin/dockerd" --version | grep -q "version $ENGINE\." ||
+    die "trixie's docker.io is not Docker $ENGINE: $("$dir.new/usr/sbin/dockerd" --version 2>&1 | head -n 1)"
+  rm -rf "$dir" && mv "$dir.new" "$dir"
+}
+
+# "VERSION STORE" of the engine answering on the socket, or nothing.
+running_engine() {
+  { docker info --format '{{.ServerVersion}} {{range .DriverStatus}}{{index . 0}}={{index . 1}};{{end}}' 2>/dev/null |
+    awk '$1 != "" { print $1, ($2 ~ /snapshotter/ ? "containerd" : "classic") }'; } || true
+}
+
+stop_dockerd() {  # DESCRIPTION
+  local pid=""
+  [ -f "$DOCKERD_PIDFILE" ] && pid=$(cat "$DOCKERD_PIDFILE")
+  if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+    die "the engine on the socket is $1, not Docker $ENGINE with the $STORE image store, and it was not" \
+      "started by this script (no live pid in $DOCKERD_PIDFILE): stop it, or set CROSSDOCK_ENGINE /" \
+      "CROSSDOCK_IMAGE_STORE to match it"
+  fi
+  log "dockerd: stopping $1 (pid $pid) to start Docker $ENGINE with the $STORE image store"
+  kill "$pid"
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
+  kill -9 "$pid" 2>/dev/null || true
+  sleep 1
+}
+
 step_dockerd() {
-  if docker info >/dev/null 2>&1; then log "dockerd: running"; return; fi
+  local want="$ENGINE $STORE" have
+  case "$ENGINE $STORE" in
+    "26.1 containerd" | "26.1 classic" | "20.10 classic") ;;
+    *) die "CROSSDOCK_ENGINE=$ENGINE with CROSSDOCK_IMAGE_STORE=$STORE: use engine 26.1 (image store containerd" \
+         "or classic) or 20.10 (classic only)" ;;
+  esac
+  have=$(running_engine)
+  if [ -n "$have" ]; then
+    case "$have" in
+      "$ENGINE".*" $STORE") log "dockerd: running (Docker ${have% *}, $STORE image store)"; return ;;
+    esac
+    stop_dockerd "Docker ${have% *} with the ${have#* } image store"
+  fi
+  engine_binaries
   # A dockerd killed with its machine session leaves its pid file behind, and dockerd refuses to start.
   if [ -f "$DOCKERD_PIDFILE" ] && ! kill -0 "$(cat "$DOCKERD_PIDFILE")" 2>/dev/null; then
     rm -f "$DOCKERD_PIDFILE"
   fi
-  log "dockerd: starting (log: $DOCKERD_LOG)"
-  mkdir -p "$(dirname "$DOCKERD_LOG")"
-  nohup dockerd --pidfile "$DOCKERD_PIDFILE" >"$DOCKERD_LOG" 2>&1 &
+  mkdir -p "$(dirname "$DOCKERD_LOG")" "$STATE/engines"
+  local config="$STATE/engines/daemon-$ENGINE-$STORE.json" snapshotter=false
+  [ "$STORE" = containerd ] && snapshotter=true
+  printf '{"features": {"containerd-snapshotter": %s}}\n' "$snapshotter" >"$config"
+  log "dockerd: starting Docker $ENGINE, $STORE image store, data root $DATA_ROOT (log: $DOCKERD_LOG)"
+  PATH=$ENGINE_PATH nohup dockerd --config-file "$config" --data-root "$DATA_ROOT" \
+    --pidfile "$DOCKERD_PIDFILE" >"$DOCKERD_LOG" 2>&1 &
   for _ in $(seq 1 60); do
-    docker info >/dev/null 2>&1 && { log "dockerd: ready"; return; }
+    have=$(running_engine)
+    if [ -n "$have" ]; then
+      case "$have" in
+        "$ENGINE".*" $STORE") log "dockerd: ready (Docker ${have% *}, $STORE image store)"; return ;;
+      esac
+      die "dockerd answered as $have, not $want (log: $DOCKERD_LOG)"
+    fi
     sleep 1
   done
   tail -n 20 "$DOCKERD_LOG" >&2
