@@ -20,9 +20,10 @@ from invoke import Context
 
 from .common import crossdock_task, load_settings, say, say_block
 from .core import buildx
+from .core.capabilities import Features, decide
 from .core.errors import CrossdockError
 from .core.project import Target, check_lockfile, choose_target, probe_project
-from .core.references import join_repository, manifest_size
+from .core.references import join_repository, manifest_size, pushed_platform
 from .core.report import ArchResult, BuildResult, human_seconds, summary_table
 from .core.settings import SUITE_ROOT, Settings, flag_help
 from .engine.docker import Engine, EngineError
@@ -91,8 +92,9 @@ def gather(
         target = choose_target(packages, bin=settings.bin, package=settings.package, root_package=root_name)
         check_lockfile(settings.project, packages)
 
-    def engine_then_base_image() -> tuple[str, str]:  # no registry lookup when there is no engine
-        return engine.info().driver, base_image_problem(engine, settings.runtime_image, platforms)
+    def engine_then_base_image() -> tuple[str, str, dict[str, str]]:  # no registry lookup without an engine
+        driver = engine.info().driver
+        return driver, base_image_problem(engine, settings.runtime_image, platforms), pin_base_images(engine, settings)
 
     # git and the engine are independent and mostly wait on other processes: ask both at once.
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="crossdock-probe") as pool:
@@ -105,15 +107,16 @@ def gather(
     if vcs is None:
         say(f"warning: {settings.project} is not in a git repository: revision 'unknown', SOURCE_DATE_EPOCH=0")
     try:
-        driver, problem = engine_f.result()
+        driver, problem, pins = engine_f.result()
     except EngineError as e:
         if not dry:
             raise
-        say(f"warning (dry run): {e}; planning for the default 'docker' driver")
-        driver = "docker"
+        say(f"warning (dry run): {e}; planning for the default 'docker' driver, no attestations")
+        driver, features, pins = "docker", Features(provenance="off", rewrite_timestamps=False), {}
     else:
         if problem:
             raise EngineError(problem)
+        features = build_features(engine, settings, driver)
     for warning in emulator_warning(platforms):
         say(warning)
     request = buildx.BuildRequest(
@@ -124,13 +127,44 @@ def gather(
         output=settings.output,
         driver=driver,
         builder=settings.builder,
-        build_args=build_args(settings, target, vcs, version=version),
+        build_args={**build_args(settings, target, vcs, version=version), **pins},
         run_dir=settings.out_dir / "build",
         flavour=buildx.flavour_of(settings.builder_image),
         no_cache=no_cache,
         manifest_tag=manifest_tag,
+        provenance=features.provenance,
+        rewrite_timestamps=features.rewrite_timestamps,
     )
     return buildx.plan_build(request), target, vcs
+
+
+def pin_base_images(engine: Engine, settings: Settings) -> dict[str, str]:
+    """BUILDER_IMAGE and RUNTIME_IMAGE pinned to the digest their tags point at now (``name:tag@sha256:...``):
+    the build, its report and the release record name exactly what was built on, so a rebuild can use the
+    same. An image already given by digest, or unreadable here (the build then reports it), stays as it is."""
+    pins = {}
+    for arg, image in (("BUILDER_IMAGE", settings.builder_image), ("RUNTIME_IMAGE", settings.runtime_image)):
+        if "@" in image:
+            continue
+        digest, _ = engine.index_digest(image)
+        if digest:
+            pins[arg] = f"{image}@{digest}"
+    return pins
+
+
+def build_features(engine: Engine, settings: Settings, driver: str) -> Features:
+    """Provenance and timestamp rewriting as the settings ask and the engine can (notes where ``auto`` cannot;
+    an explicit request the engine cannot do, or a missing skopeo, is an error before anything is built)."""
+    if settings.output == "load":  # images go into the local engine: no registry, no attestation to carry
+        return Features(provenance="off", rewrite_timestamps=False)
+    features = decide(engine.capabilities(), provenance=settings.provenance, reproducible=settings.reproducible)
+    for note in features.notes:
+        say(note)
+    if features.rewrite_timestamps and driver not in buildx.PUSH_BY_DIGEST_DRIVERS and not shutil.which("skopeo"):
+        raise EngineError("rewriting timestamps with the docker driver needs skopeo (it pushes the OCI export with "
+                          "its digests preserved): apt-get install skopeo (scripts/provision-local.sh packages), "
+                          "or set reproducible to off")
+    return features
 
 
 def run_arch(engine: Engine, plan: buildx.BuildPlan, arch: buildx.ArchBuild, *, dry: bool,
@@ -149,6 +183,15 @@ def run_arch(engine: Engine, plan: buildx.BuildPlan, arch: buildx.ArchBuild, *, 
         log.write(f"$ {shlex.join(arch.argv)}\n")
         log.flush()
         r = engine.build(arch.argv, log)
+        if r.ok and arch.push_argv:
+            log.write(f"$ {shlex.join(arch.push_argv)}\n")
+            log.flush()
+            pushed = engine.act(arch.push_argv, out=log)
+            if arch.archive is not None:
+                arch.archive.unlink(missing_ok=True)
+            if not pushed.ok:
+                return ArchResult(ok=False, seconds=time.monotonic() - started,
+                                  error=f"skopeo copy exited {pushed.exited} (pushing the OCI export)", **base)
     seconds = time.monotonic() - started
     if not r.ok:
         return ArchResult(ok=False, seconds=seconds, error=f"docker buildx build exited {r.exited}", **base)
@@ -181,15 +224,25 @@ def used_toolchain(plan: buildx.BuildPlan, arch: buildx.ArchBuild) -> tuple[str,
 
 
 def _with_size_and_ref(engine: Engine, plan: buildx.BuildPlan, arch: buildx.ArchBuild, r: ArchResult) -> ArchResult:
+    """The size and the pullable reference of what was built; for a push, also what the digest holds: an
+    index of the image and its attestation (``digest`` becomes the image's, ``pushed`` the index's)."""
     repo = plan.request.repository
     if plan.request.output == "load":
         ref = f"{repo}:{arch.tag}"
         size = engine.local_image_size(ref)
-    else:
-        ref = f"{repo}@{r.digest}"
-        raw = engine.manifest_raw(ref)
-        size = str(manifest_size(raw.stdout)) if raw.ok and raw.stdout else ""
-    return replace(r, reference=ref, size=int(size) if size.isdigit() else 0)
+        return replace(r, reference=ref, size=int(size) if size.isdigit() else 0)
+    raw = engine.manifest_raw(f"{repo}@{r.digest}")
+    if not raw.ok or not raw.stdout:
+        return replace(r, ok=False, error=f"cannot read what was pushed ({repo}@{r.digest}): {raw.error}")
+    try:
+        pushed = pushed_platform(r.digest, raw.stdout)
+    except ValueError as e:
+        return replace(r, ok=False, error=str(e))
+    if pushed.image != pushed.index:
+        raw = engine.manifest_raw(f"{repo}@{pushed.image}")
+    size = manifest_size(raw.stdout) if raw.ok and raw.stdout else 0
+    return replace(r, digest=pushed.image, pushed=pushed.index, attestation=pushed.attestation,
+                   reference=f"{repo}@{pushed.image}", size=size)
 
 
 def _log_tail(path: str, lines: int = LOG_TAIL) -> str:
@@ -241,7 +294,8 @@ def run_plan(engine: Engine, plan: buildx.BuildPlan, *, jobs: int, dry: bool) ->
 @crossdock_task(
     help=flag_help("platforms", "project", "bin", "package", "registry", "image", "tag", "output", "jobs",
                    "compile_slots", "builder", "builder_image", "runtime_image", "runtime", "build_packages",
-                   "build_tools", "runtime_packages", "cargo_profile", "port", "out_dir",
+                   "build_tools", "runtime_packages", "cargo_profile", "port", "out_dir", "provenance",
+                   "reproducible",
                    no_cache="Ignore BuildKit's layer cache (cargo's cache mounts are kept): rebuild every step.",
                    join="Join the arches into the manifest list (default). --no-join: push the arches only and "
                         "write the report, for `inv merge` to join with arches built on other machines."),
@@ -249,7 +303,8 @@ def run_plan(engine: Engine, plan: buildx.BuildPlan, *, jobs: int, dry: bool) ->
 def build(c: Context, platforms=None, project=None, bin=None, package=None, registry=None, image=None,
           tag=None, output=None, jobs=None, compile_slots=None, builder=None, builder_image=None,
           runtime_image=None, runtime=None, build_packages=None, build_tools=None, runtime_packages=None,
-          cargo_profile=None, port=None, out_dir=None, no_cache=False, join=True):
+          cargo_profile=None, port=None, out_dir=None, provenance=None, reproducible=None, no_cache=False,
+          join=True):
     """Cross-compile the Rust project for every platform and join the images into one manifest list."""
     dry = bool(c.config.run.dry)
     settings = load_settings(
@@ -257,7 +312,7 @@ def build(c: Context, platforms=None, project=None, bin=None, package=None, regi
         tag=tag, output=output, jobs=jobs, compile_slots=compile_slots, builder=builder,
         builder_image=builder_image, runtime_image=runtime_image, runtime=runtime, build_packages=build_packages,
         build_tools=build_tools, runtime_packages=runtime_packages, cargo_profile=cargo_profile, port=port,
-        out_dir=out_dir)
+        out_dir=out_dir, provenance=provenance, reproducible=reproducible)
     result = execute_build(Engine(c, builder=settings.builder), settings, dry=dry, no_cache=no_cache, join=join)
     if result is not None and not result.ok:
         raise CrossdockError(f"build failed for {', '.join(result.failed)} (logs under {settings.out_dir / 'build'})")
@@ -298,7 +353,9 @@ def execute_build(engine: Engine, settings: Settings, *, dry: bool, no_cache: bo
             f"the other arches' ({settings.out_dir / 'build-report.json'})")
     elif not failed and plan.manifest_ref:
         say(f"joining {len(results)} platform(s) into {plan.manifest_ref}")
-        manifest_digest, problem = engine.join(plan.manifest_ref, request.repository, [a.digest for a in results])
+        manifest_digest, problem = engine.join(
+            plan.manifest_ref, request.repository, [a.source for a in results], [a.digest for a in results],
+            [a.digest for a in results if a.attestation])
         if problem:
             problems.append(problem)
             say(f"error: {problem}")

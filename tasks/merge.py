@@ -36,7 +36,9 @@ def join(engine: Engine, plan: MergePlan, target: str) -> str:
     checked to list exactly them (another run may move the same tag meanwhile). '' under --dry."""
     say(f"joining {', '.join(p['platform'] for p in plan.platforms)} (commit {str(plan.base.get('revision'))[:7]}) "
         f"into {target}")
-    digest, problem = engine.join(target, plan.repository, [p["digest"] for p in plan.platforms])
+    digest, problem = engine.join(target, plan.repository, [p.get("pushed") or p["digest"] for p in plan.platforms],
+                                  [p["digest"] for p in plan.platforms],
+                                  [p["digest"] for p in plan.platforms if p.get("attestation")])
     if problem:
         raise MergeError(f"{problem} (nothing else was tagged)")
     return digest

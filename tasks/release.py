@@ -145,6 +145,7 @@ class ReleasePlan:
 @crossdock_task(
     iterable=["report"],
     help=flag_help("platforms", "project", "registry", "jobs", "builder_image", "runtime_image", "out_dir",
+                   "provenance", "reproducible",
                    report="A per-arch job's build report (`inv build --no-join` at the tagged commit); give one "
                           "per job: the release joins them instead of building, then smoke-tests and publishes.",
                    image="+ Several, comma-separated, publish the same index to each.",
@@ -155,12 +156,12 @@ class ReleasePlan:
 )
 def release(c: Context, platforms=None, project=None, registry=None, image=None, tag_prefix="v",
             promote_from=None, jobs=None, builder_image=None, runtime_image=None, out_dir=None, sign_key=None,
-            report=None):
+            report=None, provenance=None, reproducible=None):
     """Release the tagged commit: build, smoke-test, then publish the tested index under its tags."""
     t0 = time.monotonic()
     settings = load_settings(c, platforms=platforms, project=project, registry=registry, image=image,
                              jobs=jobs, builder_image=builder_image, runtime_image=runtime_image, out_dir=out_dir,
-                             sign_key=sign_key)
+                             sign_key=sign_key, provenance=provenance, reproducible=reproducible)
     settings = replace(settings, output="push")  # a release always pushes (a bad CROSSDOCK_OUTPUT still stops it)
     parse_flag("--tag-prefix", tag_prefix, tag_prefix_parser)
     user, password = credentials()

@@ -10,18 +10,18 @@ nothing and says so.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from invoke import Context
 
 from .common import crossdock_task, load_settings, say
-from .core.capabilities import Capability, EngineFacts, capabilities, image_store
+from .core.capabilities import Capability, capabilities
 from .core.errors import CrossdockError
 from .core.platforms import Platform, lookup
 from .core.report import format_table
 from .core.settings import SUITE_ROOT, Settings, flag_help
-from .engine.docker import Engine, last_line
+from .engine.docker import Engine, EngineInfo, inspect_field, last_line
 from .engine.emulation import BINFMT, handler_field, host_platform_name, is_native, probe_handlers
 from .engine.preflight import image_platforms, missing_platforms
 from .engine.registry import Client, RegistryError, Repo, registry_ca
@@ -189,14 +189,12 @@ def check_registry(engine: Engine, settings: Settings) -> list[Row]:
 
 
 def engine_capabilities(engine: Engine) -> list[Capability]:
-    """What the engine and builder can do (`docker info`, `docker buildx inspect`)."""
-    info = engine.engine_facts()
+    """What the engine and builder can do (`docker info`, `docker buildx inspect --bootstrap`)."""
     inspect = engine.inspect_builder(bootstrap=True)
-    fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in inspect.stdout.splitlines())}
-    facts = EngineFacts(engine_version=str(info.get("ServerVersion", "")),
-                        buildkit_version=fields.get("BuildKit version") or fields.get("BuildKit") or "",
-                        driver=fields.get("Driver", ""),
-                        image_store=image_store(info.get("DriverStatus") or [], str(info.get("Driver", ""))))
+    info = EngineInfo(server_version="", builder=engine.builder, driver=inspect_field(inspect.stdout, "Driver"),
+                      buildkit=inspect_field(inspect.stdout, "BuildKit version", "BuildKit"))
+    docker_info = engine.engine_facts()
+    facts = engine.facts(replace(info, server_version=str(docker_info.get("ServerVersion", ""))), docker_info)
     say(f"engine {facts.engine_version or '?'}, BuildKit {facts.buildkit_version or '?'}, builder driver "
         f"{facts.driver or '?'}, {facts.image_store} image store")
     return capabilities(facts)

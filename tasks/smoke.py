@@ -13,6 +13,7 @@ import shlex
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -319,8 +320,9 @@ def step_timeout(budget: float, *, emulated: bool) -> float:
 
 def smoke_table(results: list[PlatformSmoke]) -> str:
     rows = [(r.label, "ok" if r.ok else "FAILED", f"{sum(c.ok for c in r.checks)}/{len(r.checks)}",
-             ", ".join(c.name for c in r.failures) or "-", human_seconds(r.seconds)) for r in results]
-    return format_table(("platform", "result", "checks", "failed", "time"), rows)
+             ", ".join(c.name for c in r.failures) or "-", "yes" if r.attestation else "none",
+             human_seconds(r.seconds)) for r in results]
+    return format_table(("platform", "result", "checks", "failed", "attestation", "time"), rows)
 
 
 @crossdock_task(
@@ -413,9 +415,14 @@ def run_smoke(engine: Engine, settings: Settings, *, image: str, expect: Expecta
                                   checks=(Check("smoke", False, f"{type(e).__name__}: {e}"),))
             say(f"{r.label}: {'ok' if r.ok else 'FAILED'} ({human_seconds(r.seconds)})")
             results.append(r)
+    attested = engine.attestations_of(image)
+    results = [replace(r, attestation=attested.get(r.digest, "")) for r in results]
     result = SmokeResult(image=image, platforms=tuple(results))
     print()
     print(smoke_table(results))
+    bare = result.unattested
+    say(f"attestations: {len(results) - len(bare)}/{len(results)} platform(s) carry one"
+        + (f"; none for {', '.join(r.label for r in bare)}" if bare else ""))
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     junit_path = settings.out_dir / "smoke-junit.xml"
     junit_path.write_text(junit_xml(results, image=image))

@@ -137,3 +137,24 @@ def test_the_toolchain_used_comes_from_the_build_log():
            "(flavour debian, linker arm-linux-gnueabi-gcc, target dir /cache/target/app-1/armv6)\n")
     assert buildx.built_with(log) == ("debian", "armv5te-unknown-linux-gnueabi")
     assert buildx.built_with("#18 CACHED\n") is None
+
+
+def test_attestations_and_rewritten_timestamps_on_the_docker_driver_go_through_an_oci_export():
+    plan = buildx.plan_build(request(provenance="max", rewrite_timestamps=True, repository="127.0.0.1:5000/app"))
+    arm64 = plan.arches[0]
+    assert ("--provenance", "mode=max") == arm64.argv[arm64.argv.index("--provenance"):][:2]
+    assert "type=oci,dest=/out/build/arm64.oci.tar,rewrite-timestamp=true" in arm64.argv
+    assert "--push" not in arm64.argv and arm64.archive == Path("/out/build/arm64.oci.tar")
+    assert arm64.push_argv == ("skopeo", "copy", "--all", "--preserve-digests", "--quiet", "--dest-tls-verify=false",
+                               "oci-archive:/out/build/arm64.oci.tar", "docker://127.0.0.1:5000/app:staging-t1-arm64")
+    assert "skopeo" in plan.notes[0]
+    # a registry with TLS is verified (its CA from /etc/docker/certs.d, as for Docker)
+    tls = buildx.plan_build(request(rewrite_timestamps=True, repository="registry.example.com:5443/app"))
+    assert "--dest-tls-verify=false" not in tls.arches[0].push_argv
+
+
+def test_a_builder_that_pushes_by_digest_rewrites_timestamps_in_its_own_exporter():
+    plan = buildx.plan_build(request(driver="docker-container", rewrite_timestamps=True, provenance="min"))
+    out = plan.arches[0].argv[plan.arches[0].argv.index("--output") + 1]
+    assert out.endswith("push=true,rewrite-timestamp=true") and "push-by-digest=true" in out
+    assert plan.arches[0].push_argv == () and "mode=min" in plan.arches[0].argv

@@ -41,3 +41,31 @@ def test_image_store_and_versions_are_read_from_docker_info():
     assert image_store([["Backing Filesystem", "extfs"]], "overlay2") == CLASSIC_STORE
     assert version_tuple("v0.13.2-rc1") == (0, 13, 2) and version_tuple("26.1.5+dfsg1") == (26, 1, 5)
     assert version_tuple("v0.8+unknown") == (0, 8, 0) and version_tuple("") == ()
+
+
+def test_the_engine_release_names_the_buildkit_when_the_builder_does_not():
+    from tasks.core.capabilities import buildkit_version
+
+    assert buildkit_version("v0.0.0+unknown", "26.1.5+dfsg1", "docker").startswith("v0.13")
+    assert buildkit_version("", "20.10.24+dfsg1", "docker").startswith("v0.8")
+    assert buildkit_version("v0.16.0", "26.1.5", "docker") == "v0.16.0"
+    assert buildkit_version("", "26.1.5", "docker-container") == ""  # another builder: only what it says
+
+
+def test_auto_takes_what_the_engine_can_and_an_explicit_request_it_cannot_is_refused():
+    import pytest
+
+    from tasks.core.capabilities import CapabilityError, decide
+
+    old = capabilities(EngineFacts("20.10.24", "v0.8", "docker", CLASSIC_STORE))
+    new = capabilities(EngineFacts("26.1.5", "v0.13", "docker", CONTAINERD_STORE))
+    f = decide(old, provenance="auto", reproducible="auto")
+    assert (f.provenance, f.rewrite_timestamps) == ("off", False) and len(f.notes) == 2
+    assert "containerd image store" in f.notes[0]
+    f = decide(new, provenance="auto", reproducible="auto")
+    assert (f.provenance, f.rewrite_timestamps, f.notes) == ("max", True, ())
+    assert decide(new, provenance="min", reproducible="off").provenance == "min"
+    with pytest.raises(CapabilityError, match="provenance=max: .*Fix: .*containerd"):
+        decide(old, provenance="max", reproducible="off")
+    with pytest.raises(CapabilityError, match="reproducible=on: .*BuildKit 0.13"):
+        decide(old, provenance="off", reproducible="on")

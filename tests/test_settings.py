@@ -86,6 +86,8 @@ BAD_VALUES = [
     ("smoke_timeout", "0", "a number of seconds > 0"),
     ("smoke_timeout", "inf", "a number of seconds > 0"),
     ("sign_key", "ftp://keys/cosign.key", "a cosign private key file"),
+    ("provenance", "full", "'auto' or 'max' or 'min' or 'off'"),
+    ("reproducible", "yes", "'auto' or 'on' or 'off'"),
 ]
 
 

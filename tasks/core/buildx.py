@@ -34,6 +34,8 @@ class BuildRequest:
     flavour: str = "debian"  # rustup | debian: which triple the builder will use (for reports)
     no_cache: bool = False
     manifest_tag: str = ""  # tag of the manifest list, when it differs from `tag` (release staging)
+    provenance: str = "off"  # max | min | off: the SLSA provenance attestation of every platform
+    rewrite_timestamps: bool = False  # every file's mtime -> SOURCE_DATE_EPOCH (reproducible digests)
 
     @property
     def push_by_digest(self) -> bool:
@@ -48,6 +50,9 @@ class ArchBuild:
     metadata_file: Path
     log_file: Path
     argv: tuple[str, ...]
+    push_argv: tuple[str, ...] = ()  # after the build: push its OCI archive (the docker driver's way to
+    # publish an image with rewritten timestamps: its own exporter refuses to rewrite them)
+    archive: Path | None = None  # that archive (removed once pushed)
 
 
 @dataclass(frozen=True)
@@ -86,21 +91,32 @@ def flavour_of(builder_image: str) -> str:
 
 def plan_arch(request: BuildRequest, platform: Platform) -> ArchBuild:
     tag = ""
+    rewrite = ",rewrite-timestamp=true" if request.rewrite_timestamps else ""
+    push: tuple[str, ...] = ()
+    archive = None
     if request.output == "load":
         tag = load_tag(request.tag, platform)
         output = ("--tag", f"{request.repository}:{tag}", "--load")
     elif request.push_by_digest:
-        output = ("--output",
-                  f"type=image,name={request.repository},push-by-digest=true,name-canonical=true,push=true")
+        output = ("--output", f"type=image,name={request.repository},push-by-digest=true,name-canonical=true,"
+                              f"push=true{rewrite}")
+    elif rewrite:
+        # The docker driver's image exporter always unpacks into the engine, which rewriting timestamps
+        # "conflicts with": export an OCI archive instead and push it unchanged (digests preserved).
+        tag = staging_tag(request.tag, platform)
+        archive = request.run_dir / f"{platform.suffix}.oci.tar"
+        output = ("--output", f"type=oci,dest={archive}{rewrite}")
+        push = skopeo_push(archive, f"{request.repository}:{tag}")
     else:
         tag = staging_tag(request.tag, platform)
         output = ("--tag", f"{request.repository}:{tag}", "--push")
     metadata = request.run_dir / f"{platform.suffix}.metadata.json"
+    provenance = "false" if request.provenance == "off" else f"mode={request.provenance}"
     args: list[str] = [*buildx_prefix(request.builder), "build",
                        "--platform", platform.docker,
                        "--file", str(request.project / STAGED_DIR / "Dockerfile"),
                        "--progress", "plain",
-                       "--provenance", "false",
+                       "--provenance", provenance,
                        "--metadata-file", str(metadata)]
     if request.no_cache:
         args.append("--no-cache")
@@ -109,7 +125,21 @@ def plan_arch(request: BuildRequest, platform: Platform) -> ArchBuild:
     args += [*output, str(request.project)]
     return ArchBuild(platform=platform, triple=platform.triple_for(request.flavour), tag=tag,
                      metadata_file=metadata, log_file=request.run_dir / f"{platform.suffix}.log",
-                     argv=tuple(args))
+                     argv=tuple(args), push_argv=push, archive=archive)
+
+
+# Registries Docker talks plain HTTP to without configuration (its default insecure set): skopeo is told.
+LOOPBACK = re.compile(r"^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?$")
+
+
+def skopeo_push(archive: Path, ref: str) -> tuple[str, ...]:
+    """``skopeo copy`` of an OCI archive (an image, or an index of image + attestations) to ``ref``, every
+    manifest byte for byte (``--preserve-digests``). Credentials: the Docker client's (``docker login``);
+    CAs: ``/etc/docker/certs.d``, as for Docker itself."""
+    host = ref.split("/", 1)[0] if "/" in ref else ""
+    tls = ("--dest-tls-verify=false",) if LOOPBACK.match(host) else ()
+    return ("skopeo", "copy", "--all", "--preserve-digests", "--quiet", *tls, f"oci-archive:{archive}",
+            f"docker://{ref}")
 
 
 def plan_build(request: BuildRequest) -> BuildPlan:
@@ -118,7 +148,9 @@ def plan_build(request: BuildRequest) -> BuildPlan:
     notes = []
     if request.output == "push" and not request.push_by_digest:
         notes.append(f"builder driver {request.driver!r} cannot push by digest: each arch is pushed under "
-                     f"a staging tag (staging-{request.tag}-<arch>) and joined by digest")
+                     f"a staging tag (staging-{request.tag}-<arch>) and joined by digest"
+                     + ("; timestamps rewritten in an OCI export, pushed with skopeo"
+                        if request.rewrite_timestamps else ""))
     return BuildPlan(request=request, arches=arches, manifest_ref=manifest_ref, notes=tuple(notes))
 
 

@@ -12,9 +12,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .errors import CrossdockError
+
 CONTAINERD_STORE = "containerd"
 CLASSIC_STORE = "classic"
 NON_DOCKER_DRIVERS = ("docker-container", "remote", "kubernetes")
+ATTESTATIONS = "attestations (provenance)"
+REWRITE = "timestamp rewriting"
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,24 @@ def version_tuple(text: str) -> tuple[int, ...]:
     """``v0.13.2-rc1`` / ``26.1.5+dfsg1`` -> (0, 13, 2) / (26, 1, 5); () when there is no version."""
     m = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
     return tuple(int(x) for x in m.groups(default="0")) if m else ()
+
+
+# The BuildKit each Docker engine release builds with (its `docker` driver). Used when the builder does
+# not say: Debian's dockerd builds report `v0.0.0+unknown`. Newest first; (major, minor) of the engine.
+ENGINE_BUILDKIT = (((28, 0), "v0.20"), ((27, 0), "v0.15"), ((26, 0), "v0.13"), ((25, 0), "v0.12"),
+                   ((24, 0), "v0.11"), ((23, 0), "v0.10"), ((20, 10), "v0.8"))
+
+
+def buildkit_version(reported: str, engine_version: str, driver: str) -> str:
+    """The builder's BuildKit version: what it reports, or (docker driver, nothing usable reported) the one
+    the engine release ships, marked ``(engine default)``."""
+    if version_tuple(reported) > (0, 0, 0) or driver != "docker":
+        return reported
+    engine = version_tuple(engine_version)
+    for release, bk in ENGINE_BUILDKIT:
+        if engine[:2] >= release:
+            return f"{bk} (Docker {release[0]}.{release[1]} default)"
+    return reported
 
 
 def image_store(driver_status: list[list[str]], storage_driver: str) -> str:
@@ -63,14 +85,57 @@ def capabilities(f: EngineFacts) -> list[Capability]:
         Capability("cache export (--cache-to)", not docker_driver or containerd,
                    f"driver {f.driver}, {f.image_store} image store",
                    "" if not docker_driver or containerd else other_builder),
-        Capability("attestations (provenance)", bk >= (0, 11) and (not docker_driver or containerd),
+        Capability(ATTESTATIONS, bk >= (0, 11) and (not docker_driver or containerd),
                    f"BuildKit {f.buildkit_version or 'unknown'}, driver {f.driver}, {f.image_store} image store",
                    "" if bk >= (0, 11) and (not docker_driver or containerd) else
                    ("BuildKit 0.11+ (Docker 23+) and " if bk < (0, 11) else "") + other_builder),
-        Capability("timestamp rewriting", bk >= (0, 13),
+        Capability(REWRITE, bk >= (0, 13),
                    f"BuildKit {f.buildkit_version or 'unknown'}" + (
-                       "; the docker driver's exporter refuses it: OCI export instead"
+                       "; the docker driver's exporter refuses it: OCI export pushed with skopeo instead"
                        if docker_driver and bk >= (0, 13) else ""),
                    "" if bk >= (0, 13) else "BuildKit 0.13+ (Docker 26+, or a docker-container builder)"),
     ]
     return rows
+
+
+class CapabilityError(CrossdockError):
+    """A feature was asked for explicitly that the engine and builder in use cannot give."""
+
+
+def available(rows: list[Capability], name: str) -> Capability:
+    return next(r for r in rows if r.name == name)
+
+
+@dataclass(frozen=True)
+class Features:
+    """What a build will use, decided from the settings and the capabilities."""
+
+    provenance: str  # max | min | off
+    rewrite_timestamps: bool
+    notes: tuple[str, ...] = ()
+
+
+def decide(rows: list[Capability], *, provenance: str, reproducible: str) -> Features:
+    """``auto`` takes what the engine can do (with a note where it cannot); an explicit ``max``/``min`` or
+    ``on`` the engine cannot do is a ``CapabilityError`` naming the fix, before anything is built."""
+    notes = []
+    attest = available(rows, ATTESTATIONS)
+    if provenance == "auto":
+        provenance = "max" if attest.available else "off"
+        if not attest.available:
+            notes.append(f"provenance attestations: off ({attest.detail}; to get them: {attest.fix})")
+    elif provenance != "off" and not attest.available:
+        raise CapabilityError(f"provenance={provenance}: this engine cannot attach attestations ({attest.detail}). "
+                              f"Fix: {attest.fix}; or set provenance to off or auto")
+    rewrite = available(rows, REWRITE)
+    if reproducible == "auto":
+        on = rewrite.available
+        if not on:
+            notes.append(f"timestamp rewriting: off ({rewrite.detail}; to get it: {rewrite.fix}); the binaries are "
+                         f"still built from SOURCE_DATE_EPOCH")
+    elif reproducible == "on" and not rewrite.available:
+        raise CapabilityError(f"reproducible=on: this builder cannot rewrite timestamps ({rewrite.detail}). "
+                              f"Fix: {rewrite.fix}; or set reproducible to off or auto")
+    else:
+        on = reproducible == "on"
+    return Features(provenance=provenance, rewrite_timestamps=on, notes=tuple(notes))

@@ -36,6 +36,7 @@ class PlatformSmoke:
     digest: str
     checks: tuple[Check, ...] = ()
     seconds: float = 0.0
+    attestation: str = ""  # the provenance attestation manifest the index keeps for this platform
 
     @property
     def label(self) -> str:
@@ -65,10 +66,17 @@ class SmokeResult:
     def failed(self) -> tuple[PlatformSmoke, ...]:
         return tuple(r for r in self.platforms if not r.ok)
 
+    @property
+    def unattested(self) -> tuple[PlatformSmoke, ...]:
+        """Platforms the index keeps no attestation for."""
+        return tuple(r for r in self.platforms if not r.attestation)
+
     def to_json(self) -> dict:
         return {"image": self.image, "ok": self.ok,
-                "platforms": [{"platform": r.label, "digest": r.digest, "ok": r.ok, "seconds": round(r.seconds, 1),
-                               "checks": [c.__dict__ for c in r.checks]} for r in self.platforms]}
+                "unattested": [r.label for r in self.unattested],
+                "platforms": [{"platform": r.label, "digest": r.digest, "attestation": r.attestation, "ok": r.ok,
+                               "seconds": round(r.seconds, 1), "checks": [c.__dict__ for c in r.checks]}
+                              for r in self.platforms]}
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,47 @@ def index_entries(data: dict) -> list[IndexEntry]:
     return entries
 
 
+ATTESTATION_TYPE = "attestation-manifest"
+
+
+def attestations(data: dict) -> dict[str, str]:
+    """``{image digest: attestation manifest digest}`` of an index: BuildKit's ``unknown/unknown`` entries
+    that name the image they are about (``vnd.docker.reference.digest``)."""
+    found = {}
+    for m in data.get("manifests", []):
+        notes = m.get("annotations", {})
+        if notes.get("vnd.docker.reference.type") == ATTESTATION_TYPE and notes.get("vnd.docker.reference.digest"):
+            found[notes["vnd.docker.reference.digest"]] = m["digest"]
+    return found
+
+
+def is_index(data: dict) -> bool:
+    return "manifests" in data
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """What one platform's build pushed: its image manifest, and the attestation manifest beside it when the
+    build pushed an index of the two (``index`` is then that index's digest, else the image's)."""
+
+    index: str
+    image: str
+    attestation: str = ""
+
+
+def pushed_platform(digest: str, raw: str) -> Pushed:
+    """Read what a per-platform push at ``digest`` (bytes ``raw``) holds; ``ValueError`` if it is an index
+    that does not hold exactly one platform image."""
+    data = json.loads(raw)
+    if not is_index(data):
+        return Pushed(index=digest, image=digest)
+    entries = index_entries(data)
+    if len(entries) != 1:
+        raise ValueError(f"{digest} should hold one platform image, holds {[e.platform for e in entries]}")
+    image = entries[0].digest
+    return Pushed(index=digest, image=image, attestation=attestations(data).get(image, ""))
+
+
 def manifest_size(manifest_json: str) -> int:
     """Bytes of an image manifest's config and layers (compressed, as stored in the registry)."""
     m = json.loads(manifest_json)

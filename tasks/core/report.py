@@ -23,6 +23,13 @@ class ArchResult:
     log: str = ""
     error: str = ""
     flavour: str = ""  # rustup | debian: the toolchain the build used (as platform.sh reported it)
+    pushed: str = ""  # what the build pushed when it is not the image alone: the index of image + attestation
+    attestation: str = ""  # the provenance attestation manifest beside the image ("" = none)
+
+    @property
+    def source(self) -> str:
+        """The digest a manifest list is joined from (the per-platform index keeps the attestation)."""
+        return self.pushed or self.digest
 
     @property
     def label(self) -> str:
@@ -31,7 +38,8 @@ class ArchResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"platform": self.platform.docker, "name": self.platform.name, "rust_target": self.triple,
-                "rust_flavour": self.flavour, "ok": self.ok, "digest": self.digest, "reference": self.reference,
+                "rust_flavour": self.flavour, "ok": self.ok, "digest": self.digest, "pushed": self.source,
+                "attestation": self.attestation, "reference": self.reference,
                 "size": self.size,
                 "seconds": round(self.seconds, 1), "log": self.log, "error": self.error}
 

@@ -40,7 +40,8 @@ EXAMPLE_PROJECT = SUITE_ROOT / "example"
 # CROSSDOCK_* variables that are not task settings: scripts/provision-local.sh's parameters.
 OTHER_ENV = ("CROSSDOCK_STATE", "CROSSDOCK_LOCAL_REGISTRY", "CROSSDOCK_BASE_ARCHES", "CROSSDOCK_DEBIAN_MIRROR",
              "CROSSDOCK_DEBIAN_SECURITY_MIRROR", "CROSSDOCK_PLUGIN_DIR", "CROSSDOCK_VENV", "CROSSDOCK_DOCKERD_LOG",
-             "CROSSDOCK_DOCKERD_PIDFILE", "CROSSDOCK_APT_SOURCES_DIR", "CROSSDOCK_SOURCE_DATE_EPOCH")
+             "CROSSDOCK_DOCKERD_PIDFILE", "CROSSDOCK_APT_SOURCES_DIR", "CROSSDOCK_SOURCE_DATE_EPOCH",
+             "CROSSDOCK_ENGINE", "CROSSDOCK_IMAGE_STORE", "CROSSDOCK_DOCKER_DATA_ROOT")
 
 
 class SettingsError(CrossdockError):
@@ -295,6 +296,12 @@ KNOBS: tuple[Knob, ...] = (
          http_path),
     Knob("smoke_timeout", "180", "Seconds each smoke step may take under emulation (native platforms get a quarter).",
          seconds, flag="--timeout"),
+    Knob("provenance", "auto", "SLSA provenance attestation attached to every platform: max, min, off, or auto (max "
+         "where the engine can attach attestations, off with a note where it cannot).",
+         choice("auto", "max", "min", "off")),
+    Knob("reproducible", "auto", "Rewrite every file's timestamp to SOURCE_DATE_EPOCH (the commit's time) so the same "
+         "commit gives the same image digests: on, off, or auto (on where BuildKit can rewrite timestamps).",
+         choice("auto", "on", "off")),
     Knob("sign_key", "", "cosign private key (file or KMS URI) `inv release` signs the published index, its "
          "platforms and their SBOM attestations with, offline (no transparency log). Its password: COSIGN_PASSWORD "
          "in .env or the environment. Empty: no signing.", key_reference),
@@ -355,6 +362,8 @@ class Settings:
     smoke_expect: str
     health_path: str
     smoke_timeout: float
+    provenance: str
+    reproducible: str
     sign_key: str
 
 

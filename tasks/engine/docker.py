@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import shlex
 import shutil
 from dataclasses import dataclass
@@ -20,8 +21,9 @@ from invoke import Context
 from invoke.exceptions import CommandTimedOut
 
 from ..core.buildx import parse_driver
+from ..core.capabilities import Capability, EngineFacts, buildkit_version, capabilities, image_store
 from ..core.errors import CrossdockError
-from ..core.references import IndexEntry, manifest_digest, parse_index
+from ..core.references import IndexEntry, attestations, index_entries, manifest_digest, parse_index
 
 
 def probe_run(c: Context, argv: list[str] | tuple[str, ...], **kwargs: Any):  # -> invoke.Result
@@ -45,6 +47,7 @@ class EngineInfo:
     server_version: str
     builder: str
     driver: str
+    buildkit: str = ""  # what `buildx inspect` reported ("" for the engine's own builder: not asked)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class Engine:
         self.c = c
         self.builder = builder
         self._info: EngineInfo | None = None
+        self._capabilities: list[Capability] | None = None
 
     @property
     def dry(self) -> bool:
@@ -136,7 +140,23 @@ class Engine:
             raise EngineError(f"buildx builder {self.builder or '(current)'!r} is not usable ({last_line(r.stderr)}): "
                               f"create it (docker buildx create --name {self.builder or 'NAME'}) or unset "
                               f"CROSSDOCK_BUILDER")
-        return EngineInfo(server_version=server, builder=self.builder, driver=parse_driver(r.stdout))
+        return EngineInfo(server_version=server, builder=self.builder, driver=parse_driver(r.stdout),
+                          buildkit=inspect_field(r.stdout, "BuildKit version", "BuildKit"))
+
+    def capabilities(self) -> list[Capability]:
+        """What this engine and builder can do (attestations, timestamp rewriting, ...), probed once per run."""
+        if self._capabilities is None:
+            info = self.info()
+            self._capabilities = capabilities(self.facts(info, self.engine_facts()))
+        return self._capabilities
+
+    @staticmethod
+    def facts(info: EngineInfo, docker_info: dict) -> EngineFacts:
+        return EngineFacts(engine_version=info.server_version,
+                           buildkit_version=buildkit_version(info.buildkit, info.server_version, info.driver),
+                           driver=info.driver,
+                           image_store=image_store(docker_info.get("DriverStatus") or [],
+                                                   str(docker_info.get("Driver", ""))))
 
     def engine_facts(self) -> dict:
         """`docker info` as JSON ({} when the engine does not answer)."""
@@ -206,6 +226,14 @@ class Engine:
             return None, last_line(r.stderr)
         return parse_index(r.stdout), ""
 
+    def attestations_of(self, ref: str) -> dict[str, str]:
+        """``{image digest: attestation manifest digest}`` of the index at ``ref`` ({} if none or unreadable)."""
+        r = self.manifest_raw(ref)
+        try:
+            return attestations(json.loads(r.stdout)) if r.ok and r.stdout else {}
+        except ValueError:
+            return {}
+
     def index_digest(self, ref: str) -> tuple[str, list[IndexEntry]]:
         """The digest and platforms of the index a tag points at ('' and [] if unreadable)."""
         r = self.manifest_raw(ref)
@@ -216,22 +244,30 @@ class Engine:
     def imagetools_create(self, tag: str, sources: list[str] | tuple[str, ...]) -> Ran:
         return self.act(self.buildx("imagetools", "create", "--tag", tag, *sources))
 
-    def join(self, tag: str, repository: str, digests: list[str]) -> tuple[str, str]:
-        """Per-arch images (``repository@digest``) joined into one index under ``tag``: the index's digest,
-        or '' and the problem. The index is read back and must list exactly these digests (another run
-        may move the same tag meanwhile): one registry round trip, the digest being the sha256 of the
-        bytes `--raw` prints. ('', '') under --dry, where the command is only printed."""
-        r = self.imagetools_create(tag, [f"{repository}@{d}" for d in digests])
+    def join(self, tag: str, repository: str, sources: list[str], images: list[str],
+             attested: list[str] | tuple[str, ...] = ()) -> tuple[str, str]:
+        """Per-platform pushes (``repository@source``: an image, or an index of an image and its attestation)
+        joined into one index under ``tag``: the index's digest, or '' and the problem. The index is read back
+        and must list exactly ``images`` as its platforms, and keep an attestation for each image in
+        ``attested`` (another run may move the same tag meanwhile): one registry round trip, the digest being
+        the sha256 of the bytes `--raw` prints. ('', '') under --dry, where the command is only printed."""
+        r = self.imagetools_create(tag, [f"{repository}@{d}" for d in sources])
         if self.dry:
             return "", ""
         if not r.ok:
             return "", f"imagetools create failed: {r.stderr.strip() or r.error}"
-        digest, entries = self.index_digest(tag)
-        listed = sorted(e.digest for e in entries)
-        if not digest or listed != sorted(digests):
+        raw = self.manifest_raw(tag)
+        if not raw.ok or not raw.stdout:
+            return "", f"{tag} cannot be read back after imagetools create: {raw.error}"
+        data = json.loads(raw.stdout)
+        listed = sorted(e.digest for e in index_entries(data))
+        if listed != sorted(images):
             return "", (f"{tag} does not list the joined images (moved by a concurrent run?): expected "
-                        f"{sorted(digests)}, found {listed}")
-        return digest, ""
+                        f"{sorted(images)}, found {listed}")
+        lost = sorted(set(attested) - set(attestations(data)))
+        if lost:
+            return "", f"{tag} lost the attestations of {lost} when joined"
+        return manifest_digest(raw.stdout), ""
 
     # --- builds ---------------------------------------------------------------------------------------
 
@@ -404,6 +440,16 @@ def registry_ca_env() -> dict[str, str]:
         shutil.copyfile(ca, os.path.join(folder, f"registry-{i}.crt"))
     system = os.environ.get("SSL_CERT_DIR") or "/etc/ssl/certs"
     return {"SSL_CERT_DIR": f"{system}:{folder}"}
+
+
+def inspect_field(inspect_output: str, *names: str) -> str:
+    """The first of ``names`` found as a ``Name: value`` line of ``docker buildx inspect`` ('' if none)."""
+    fields: dict[str, str] = {}
+    for line in inspect_output.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    return next((fields[n] for n in names if fields.get(n)), "")
 
 
 def _default_builder_is_current() -> bool:
