@@ -367,7 +367,8 @@ def execute_build(engine: Engine, settings: Settings, *, dry: bool, no_cache: bo
                          joined=not failed and not problems and bool(manifest_digest or not plan.manifest_ref
                                                                      or not join),
                          problems=tuple(problems), seconds=time.monotonic() - t0,
-                         repository=request.repository, tag=request.manifest_tag or request.tag)
+                         repository=request.repository, tag=request.manifest_tag or request.tag,
+                         provenance=request.provenance, reproducible=request.rewrite_timestamps)
     print()
     print(summary_table(results))
     report_path = settings.out_dir / "build-report.json"

@@ -22,16 +22,16 @@ from .common import crossdock_task, load_settings, say
 from .core import buildx
 from .core.guards import ReleaseError, ReleaseState, check_release, published_from_here
 from .core.project import Target, check_lockfile, choose_target, probe_project
-from .core.references import index_entries, join_repository
-from .core.report import MergePlan, format_table, human_seconds, plan_merge
-from .core.settings import Settings, flag_help, parse_flag, tag_prefix_parser
+from .core.references import attestations, index_entries, join_repository
+from .core.report import BuildResult, MergePlan, format_table, human_seconds, image_settings, plan_merge
+from .core.settings import SUITE_ROOT, Settings, flag_help, parse_flag, tag_prefix_parser
 from .core.tags import SemVer, TagPlan, docker_tag, parse_semver, plan_tags
 from .engine.cosign import Cosign
 from .engine.docker import Engine, Ran
 from .engine.emulation import probe_handlers
 from .engine.registry import Client, Repo, is_transient
 from .engine.secrets import credentials, private_docker_config, require_pair, signing_password
-from .engine.vcs import VcsInfo, probe_vcs
+from .engine.vcs import VcsInfo, probe_vcs, project_in_repository
 from .merge import join, read_report
 from .smoke import expectations_from_build, expectations_from_report, run_smoke
 from .supply_chain import OFFLINE_NOTE, Signing, make_sboms, prepare_signing, sign_and_attest
@@ -72,9 +72,11 @@ def plan_table(repos: list[str], plans: dict[str, TagPlan], current: dict[str, d
 
 
 def audit(client: Client, repos: list[str], plans: dict[str, TagPlan], index_digest: str,
-          platforms: list[str], *, cosign: Cosign | None = None, public_key: Path | None = None) -> list[str]:
-    """Problems: a tag not on the released index, or an index with other platforms than requested; with a
-    public key, also the index's and every platform's signature and SBOM attestation (through each tag)."""
+          platforms: list[str], *, cosign: Cosign | None = None, public_key: Path | None = None,
+          provenance: bool = False) -> list[str]:
+    """Problems: a tag not on the released index, or an index with other platforms than requested; with
+    ``provenance``, a platform without its SLSA provenance attestation in the index; with a public key, also
+    the index's and every platform's signature and SBOM attestation (through each tag)."""
     problems = []
     for repo in repos:
         r = Repo.parse(repo)
@@ -86,6 +88,8 @@ def audit(client: Client, repos: list[str], plans: dict[str, TagPlan], index_dig
         have = sorted(e.platform for e in index_entries(index))
         if have != sorted(platforms):
             problems.append(f"{repo}@{index_digest} has {have}, expected {sorted(platforms)}")
+        if provenance:
+            problems += [f"{repo}@{index_digest}: {p}" for p in provenance_problems(client, r, index)]
         if cosign is not None and public_key is not None:
             for tag in plans[repo].tags:  # what a user pulling the tag gets, verified as they would
                 got = client.digest(r, tag)
@@ -96,6 +100,57 @@ def audit(client: Client, repos: list[str], plans: dict[str, TagPlan], index_dig
                 problems += [f"{repo}:{tag}: {p}" for p in found]
                 break  # the same index behind every tag: one verification per repository
     return problems
+
+
+SLSA_PROVENANCE = "https://slsa.dev/provenance/"  # BuildKit's predicate types: .../v0.2, .../v1
+
+
+def provenance_problems(client: Client, repo: Repo, index: dict) -> list[str]:
+    """Every platform of ``index`` must keep an attestation manifest holding an SLSA provenance statement."""
+    found = attestations(index)
+    problems = []
+    for entry in index_entries(index):
+        digest = found.get(entry.digest)
+        if not digest:
+            problems.append(f"{entry.platform} has no attestation manifest")
+            continue
+        layers = client.manifest(repo, digest).get("layers", [])
+        types = [layer.get("annotations", {}).get("in-toto.io/predicate-type", "") for layer in layers]
+        if not any(t.startswith(SLSA_PROVENANCE) for t in types):
+            problems.append(f"{entry.platform}'s attestation {digest} holds no SLSA provenance (has {types})")
+    return problems
+
+
+def attestation_digests(index: dict) -> dict[str, str]:
+    """``{platform: its attestation manifest digest}`` for the record."""
+    found = attestations(index)
+    return {e.platform: found.get(e.digest, "") for e in index_entries(index)}
+
+
+def build_record(settings: Settings, report: BuildResult | None, merged: MergePlan | None) -> dict | None:
+    """How the released images were built: the build arguments (base images pinned by digest), provenance
+    mode, timestamp rewriting, and the project's place in its repository. None for a reused index."""
+    if report is not None:
+        built = {"args": image_settings(report.build_args), "provenance": report.provenance,
+                 "reproducible": report.reproducible}
+    elif merged is not None:
+        built = {"args": dict(merged.base.get("settings", {})), "provenance": str(merged.base.get("provenance", "off")),
+                 "reproducible": bool(merged.base.get("reproducible", False))}
+    else:
+        return None
+    return {**built, "project": project_in_repository(settings.project)}
+
+
+def suite_revision() -> str:
+    """The crossdock revision that built the release (its Dockerfile and platform.sh shape the images)."""
+    suite = probe_vcs(SUITE_ROOT)
+    return (suite.revision + ("-dirty" if suite.dirty else "")) if suite else ""
+
+
+def engine_record(engine: Engine) -> dict[str, str]:
+    f = engine.current_facts()
+    return {"docker": f.engine_version, "buildkit": f.buildkit_version, "driver": f.driver,
+            "image_store": f.image_store}
 
 
 def base_image_digests(engine: Engine, settings: Settings) -> dict[str, dict[str, str]]:
@@ -305,12 +360,18 @@ def run_release(engine: Engine, client: Client, plan: ReleasePlan, *, user: str,
         for repo in repos:
             if repo != source_repo:
                 sign_and_attest(signing, repo, index_digest, platforms_in_index, sboms)
+    built_by = build_record(settings, report, plan.merged)
+    provenance = bool(built_by) and built_by["provenance"] != "off"
     problems = audit(client, repos, plans, index_digest, [p.docker for p in wanted],
-                     cosign=signing.cosign if signing else None, public_key=public_key if signing else None)
+                     cosign=signing.cosign if signing else None, public_key=public_key if signing else None,
+                     provenance=provenance)
     if problems:
         raise ReleaseError("audit failed: " + "; ".join(problems))
     if signing:
         say(f"audit: every tag's index, its platforms' signatures and SBOM attestations verify with {public_key}")
+    if provenance:
+        say("audit: every platform keeps its SLSA provenance attestation")
+    attested = attestation_digests(index)
 
     # What each build really used (platform.sh's report); a re-run that reused an index did not build: what
     # the first run recorded, if its record is here, else "not rebuilt" rather than a guess.
@@ -322,9 +383,13 @@ def run_release(engine: Engine, client: Client, plan: ReleasePlan, *, user: str,
         "commit": state.revision,
         "branch": vcs.branch if vcs else "",
         "index_digest": index_digest,
-        "platforms": [{"platform": e.platform, "digest": e.digest,
+        "platforms": [{"platform": e.platform, "digest": e.digest, "attestation": attested.get(e.platform, ""),
                        **built.get(e.platform, {"rust_target": "not rebuilt (index reused)", "rust_flavour": ""})}
                       for e in platforms_in_index],
+        # What `inv rebuild` needs to build the same images again (None when this run reused an index).
+        "build": built_by,
+        "engine": engine_record(engine),
+        "crossdock": suite_revision(),
         "tags": {repo: list(plans[repo].tags) for repo in repos},
         "base_images": base_image_digests(engine, settings),
         "smoke": smoke_results,

@@ -26,7 +26,7 @@ class BuildRequest:
     platforms: tuple[Platform, ...]
     repository: str  # registry/image, e.g. 127.0.0.1:5000/hello-crossdock
     tag: str
-    output: str  # "push" | "load"
+    output: str  # "push" | "load" | "oci" (an OCI archive per platform in run_dir, nothing pushed: rebuilds)
     driver: str  # buildx driver of the builder
     builder: str  # "" = current builder
     build_args: Mapping[str, str]
@@ -97,6 +97,9 @@ def plan_arch(request: BuildRequest, platform: Platform) -> ArchBuild:
     if request.output == "load":
         tag = load_tag(request.tag, platform)
         output = ("--tag", f"{request.repository}:{tag}", "--load")
+    elif request.output == "oci":
+        archive = request.run_dir / f"{platform.suffix}.oci.tar"
+        output = ("--output", f"type=oci,dest={archive}{rewrite}")
     elif request.push_by_digest:
         output = ("--output", f"type=image,name={request.repository},push-by-digest=true,name-canonical=true,"
                               f"push=true{rewrite}")
@@ -144,7 +147,8 @@ def skopeo_push(archive: Path, ref: str) -> tuple[str, ...]:
 
 def plan_build(request: BuildRequest) -> BuildPlan:
     arches = tuple(plan_arch(request, p) for p in request.platforms)
-    manifest_ref = "" if request.output == "load" else f"{request.repository}:{request.manifest_tag or request.tag}"
+    manifest_ref = "" if request.output in ("load", "oci") else \
+        f"{request.repository}:{request.manifest_tag or request.tag}"
     notes = []
     if request.output == "push" and not request.push_by_digest:
         notes.append(f"builder driver {request.driver!r} cannot push by digest: each arch is pushed under "

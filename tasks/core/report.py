@@ -61,6 +61,8 @@ class BuildResult:
     seconds: float = 0.0
     repository: str = ""  # registry/image the arches were pushed to
     tag: str = ""  # the tag of the manifest list (joined now, or later by `inv merge`)
+    provenance: str = "off"  # the provenance attestation mode every platform was built with
+    reproducible: bool = False  # timestamps rewritten to SOURCE_DATE_EPOCH
 
     @property
     def ok(self) -> bool:
@@ -90,6 +92,8 @@ class BuildResult:
             "repository": self.repository,
             "tag": self.tag,
             "settings": image_settings(self.build_args),
+            "provenance": self.provenance,
+            "reproducible": self.reproducible,
             "seconds": round(self.seconds, 1),
             "platforms": [a.to_json() for a in self.arches],
         }

@@ -74,7 +74,7 @@ class Engine:
         self.c = c
         self.builder = builder
         self._info: EngineInfo | None = None
-        self._capabilities: list[Capability] | None = None
+        self._facts: EngineFacts | None = None
 
     @property
     def dry(self) -> bool:
@@ -145,10 +145,13 @@ class Engine:
 
     def capabilities(self) -> list[Capability]:
         """What this engine and builder can do (attestations, timestamp rewriting, ...), probed once per run."""
-        if self._capabilities is None:
-            info = self.info()
-            self._capabilities = capabilities(self.facts(info, self.engine_facts()))
-        return self._capabilities
+        return capabilities(self.current_facts())
+
+    def current_facts(self) -> EngineFacts:
+        """Engine version, BuildKit version, driver and image store of this engine and builder (once per run)."""
+        if self._facts is None:
+            self._facts = self.facts(self.info(), self.engine_facts())
+        return self._facts
 
     @staticmethod
     def facts(info: EngineInfo, docker_info: dict) -> EngineFacts:

@@ -73,3 +73,29 @@ def probe_vcs(path: Path) -> VcsInfo | None:
         head_tags=tags,
         remote_url=remote,
     )
+
+
+def project_in_repository(path: Path) -> str:
+    """The project's directory relative to the root of its git repository ('.' at the root; '' outside git)."""
+    import git
+
+    try:
+        root = git.Repo(path, search_parent_directories=True).working_tree_dir
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return ""
+    return str(Path(path).resolve().relative_to(Path(root).resolve())) if root else ""
+
+
+def checkout(path: Path, commit: str, into: Path) -> None:
+    """A detached work tree of ``commit`` of the repository holding ``path``, at ``into`` (a clone that shares
+    the repository's objects: the original work tree and its index are untouched). ``ValueError`` when
+    the commit is not there."""
+    import git
+
+    repo = git.Repo(path, search_parent_directories=True)
+    try:
+        repo.commit(commit)
+    except (ValueError, git.BadName) as e:
+        raise ValueError(f"commit {commit} is not in {repo.working_tree_dir} ({e}): fetch it first") from None
+    clone = repo.clone(str(into), shared=True, no_checkout=True)
+    clone.git.checkout("--detach", commit)
