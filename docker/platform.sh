@@ -8,7 +8,10 @@
 #   platform.sh toolchain  install the host Rust toolchain (Debian flavour: rustc-web, cargo-web)
 #   platform.sh install    install what the target needs (cross gcc, libc, Rust std for the target)
 #   platform.sh deps       the project's build tools (host) and build packages (target architecture)
-#   platform.sh build      cargo build --release for the target and copy the binary to $OUT_DIR
+#   platform.sh cook       compile the recipe tree in the working directory (the dependency layers) into
+#                          CARGO_TARGET_DIR; a failure leaves the rest to `build`
+#   platform.sh build      cargo build --release for the target and copy the binary to $OUT_DIR (a target
+#                          dir that never built starts as a copy of $COOKED_DIR, the cooked layers')
 #   platform.sh rootfs     the runtime's root filesystem for $RUNTIME (slim|minimal|static) in $ROOTFS:
 #                          users, runtime packages (target .debs unpacked natively), CA bundle, dpkg status
 #   platform.sh sbom       the SBOM's inputs in $SBOM_DIR: cargo metadata for the target, Cargo.lock,
@@ -186,22 +189,66 @@ cmd_install() {
   [ -d "/usr/lib/rustlib/$RUST_TARGET/lib" ] || die "$std did not provide /usr/lib/rustlib/$RUST_TARGET"
 }
 
-# cargo decides freshness by mtime, but a cached COPY layer comes back with the mtimes of the build
-# that created it: sources reverted to older content would look older than the artifacts built from
-# the newer content. Give every file whose content differs from the last successful build (per the
-# record in the target dir) the current time; with no record, every file.
+# cargo decides freshness of the project's own crates by mtime, but the sources a build sees come from COPY
+# layers, with whatever mtimes the checkout (or a cached layer, or another runner) gave them. So every
+# target dir keeps a record of the sources (sha256) of its last build, and a stamp file dated when that
+# build's sources were dated. Before cargo runs, every file whose content differs from the record is dated
+# now, and every other file newer than the stamp is dated far in the past (OLD_MTIME): cargo then rebuilds
+# exactly the crates whose sources are not the ones their artifacts came from, whatever the checkout's
+# mtimes. With no record every file is new (and, in a target dir with no artifacts, nothing needs a date).
+# Vendored crates (directories with a .cargo-checksum.json) are judged by cargo by their checksum, not by
+# mtime: the record holds their checksum file only, and nothing in them is touched.
+OLD_MTIME=946684800  # 2000-01-01T00:00:00Z
+
+# The files under . that can matter to cargo's mtime checks, one per line.
+source_files() {
+  find . -path ./target -prune -o -name .cargo-checksum.json -type f -print \
+    | sed 's|/\.cargo-checksum\.json$||' | grep -vx '\.' >"$1.vendored" || :
+  find . -path ./target -prune -o -type f -print | awk -v list="$1.vendored" '
+    BEGIN { while ((getline d < list) > 0) skip[d] = 1 }
+    /\/\.cargo-checksum\.json$/ { print; next }
+    { p = $0; while (sub(/\/[^\/]*$/, "", p)) if (p in skip) next; print }'
+  rm -f "$1.vendored"
+}
+
 restamp_changed_sources() {
   record=$1
-  find . -path ./target -prune -o -type f -print | LC_ALL=C sort | while IFS= read -r f; do
-    sha256sum "$f"
-  done >"$record.new"
+  source_files "$record" | tr '\n' '\0' | xargs -0 -r sha256sum | LC_ALL=C sort >"$record.new"
   if [ -f "$record" ]; then
     LC_ALL=C sort "$record" >"$record.old"
-    LC_ALL=C sort "$record.new" | comm -13 "$record.old" - | cut -c67-
+    LC_ALL=C comm -13 "$record.old" "$record.new" >"$record.changed"
+    LC_ALL=C comm -12 "$record.old" "$record.new" | cut -c67- | tr '\n' '\0' >"$record.same"
     rm -f "$record.old"
+    if [ -f "$record.stamp" ]; then
+      xargs -0 -r sh -c 'find "$@" -maxdepth 0 -newer "$0" -print0' "$record.stamp" <"$record.same"
+    else
+      cat "$record.same"
+    fi | xargs -0 -r touch -h -d "@$OLD_MTIME"
+    rm -f "$record.same"
   else
-    cut -c67- "$record.new"
-  fi | while IFS= read -r f; do touch "$f"; done
+    cp "$record.new" "$record.changed"
+  fi
+  if [ -f "$record" ] || [ -d "${target_dir:-target}/${RUST_TARGET:-none}" ]; then
+    cut -c67- "$record.changed" | tr '\n' '\0' | xargs -0 -r touch -h
+  fi
+  touch "$record.stamp.next"  # every artifact of this build is newer
+}
+
+# After cargo: its exit status in $1. Success: this build's sources are the record. Failure: the files
+# that changed are recorded with a hash nothing has, so the next build dates them new again.
+finish_sources() {
+  record=$2
+  mv "$record.stamp.next" "$record.stamp"
+  if [ "$1" = 0 ]; then
+    mv "$record.new" "$record"
+  else
+    { if [ -f "$record" ]; then LC_ALL=C sort "$record" | LC_ALL=C comm -12 - "$record.new"; fi
+      sed 's/^[0-9a-f]*/0000000000000000000000000000000000000000000000000000000000000000/' "$record.changed"
+    } | LC_ALL=C sort >"$record.next"
+    mv "$record.next" "$record"
+    rm -f "$record.new"
+  fi
+  rm -f "$record.changed"
 }
 
 # CARGO_SHARED_CACHE (a cache mount shared by every build): link cargo's downloads and its package-cache
@@ -245,10 +292,11 @@ take_compile_slot() {
   done
 }
 
-cmd_build() {
+# The compile's environment (linker, C compilers, pkg-config for the target, static flags) and target dir:
+# shared by `cook` and `build`, so the cooked layers' artifacts carry the fingerprints the build expects.
+cargo_setup() {
   compute
-  : "${BIN:?platform.sh build: BIN (the binary name) is required}"
-  out=${OUT_DIR:-/out}
+  : "${BIN:?platform.sh: BIN (the binary name) is required}"
   profile=${CARGO_PROFILE:-release}
   export "CARGO_TARGET_${triple_env}_LINKER=$LINKER" "CC_${triple_cc}=$LINKER" \
          "CXX_${triple_cc}=$GNU_TYPE-g++" "AR_${triple_cc}=$GNU_TYPE-ar" \
@@ -262,20 +310,63 @@ cmd_build() {
     export "CARGO_TARGET_${triple_env}_RUSTFLAGS=-C target-feature=+crt-static" PKG_CONFIG_ALL_STATIC=1 \
            OPENSSL_STATIC=1
   fi
-  set -- build --profile "$profile" --target "$RUST_TARGET" --bin "$BIN"
-  if [ -n "${PACKAGE:-}" ]; then set -- "$@" --package "$PACKAGE"; fi
-  if [ -f Cargo.lock ]; then set -- "$@" --locked; fi
   target_dir=${CARGO_TARGET_DIR:-target}
   mkdir -p "$target_dir"
   share_cargo_downloads
-  # One build at a time per target dir (two builds of the same project and arch may run at once): the
-  # source record and the artifacts must describe the same build.
+}
+
+# One build at a time per target dir (two builds of the same project and arch may run at once): the
+# source record and the artifacts must describe the same build.
+lock_target_dir() {
   if command -v flock >/dev/null 2>&1; then exec 9>"$target_dir/.crossdock.lock" && flock 9; fi
+}
+
+# The dependency layers (docker/Dockerfile's cook stage, tasks/core/recipe.py): compile what the recipe
+# tree in the working directory holds, into CARGO_TARGET_DIR (inside the layer, so that it is cached and
+# exported like any layer). A failure is not the build's: the layer keeps what compiled and the build
+# step compiles the rest (and reports any real error).
+cmd_cook() {
+  cargo_setup
+  set -- build --profile "$profile" --target "$RUST_TARGET" --bin "$BIN"
+  if [ -n "${PACKAGE:-}" ]; then set -- "$@" --package "$PACKAGE"; fi
+  if [ -f Cargo.lock ]; then set -- "$@" --locked; fi
+  lock_target_dir
+  record="$target_dir/.crossdock-sources.sha256"
+  restamp_changed_sources "$record"
+  if [ -f "$record" ] && [ ! -s "$record.changed" ]; then
+    echo "platform.sh: cook: no source differs from the layer below: nothing to compile" >&2
+    finish_sources 0 "$record"
+    return 0
+  fi
   take_compile_slot
-  restamp_changed_sources "$target_dir/.crossdock-sources.sha256"
+  echo "platform.sh: cook: cargo $* (flavour $FLAVOUR, linker $LINKER, target dir $target_dir)" >&2
+  status=0
+  cargo "$@" || status=$?
+  finish_sources "$status" "$record"
+  [ "$status" = 0 ] || warn "cook: cargo exited $status: this layer keeps what compiled; the build step compiles the rest"
+}
+
+cmd_build() {
+  cargo_setup
+  out=${OUT_DIR:-/out}
+  set -- build --profile "$profile" --target "$RUST_TARGET" --bin "$BIN"
+  if [ -n "${PACKAGE:-}" ]; then set -- "$@" --package "$PACKAGE"; fi
+  if [ -f Cargo.lock ]; then set -- "$@" --locked; fi
+  lock_target_dir
+  take_compile_slot
+  record="$target_dir/.crossdock-sources.sha256"
+  # A target dir that never built (a fresh runner, a new checkout directory) starts from the cooked layers'
+  # (COOKED_DIR): the dependencies, and the workspace's other crates, are compiled there already.
+  if [ ! -f "$record" ] && [ -n "${COOKED_DIR:-}" ] && [ -f "$COOKED_DIR/.crossdock-sources.sha256" ]; then
+    echo "platform.sh: target dir $target_dir starts from the dependency layers ($COOKED_DIR)" >&2
+    cp -a "$COOKED_DIR/." "$target_dir/"
+  fi
+  restamp_changed_sources "$record"
   echo "platform.sh: cargo $* (flavour $FLAVOUR, linker $LINKER, target dir $target_dir)" >&2
-  cargo "$@"
-  mv "$target_dir/.crossdock-sources.sha256.new" "$target_dir/.crossdock-sources.sha256"
+  status=0
+  cargo "$@" || status=$?
+  finish_sources "$status" "$record"
+  [ "$status" = 0 ] || exit "$status"
   dir=$profile
   if [ "$profile" = dev ] || [ "$profile" = test ]; then dir=debug; fi
   bin_path="$target_dir/$RUST_TARGET/$dir/$BIN"
@@ -479,8 +570,9 @@ case "${1:-}" in
   toolchain) cmd_toolchain ;;
   install) cmd_install ;;
   deps) cmd_deps ;;
+  cook) cmd_cook ;;
   build) cmd_build ;;
   rootfs) cmd_rootfs ;;
   sbom) cmd_sbom ;;
-  *) echo "usage: platform.sh env|toolchain|install|deps|build|rootfs|sbom" >&2; exit 2 ;;
+  *) echo "usage: platform.sh env|toolchain|install|deps|cook|build|rootfs|sbom" >&2; exit 2 ;;
 esac

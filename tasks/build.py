@@ -23,6 +23,7 @@ from .core import buildx
 from .core.capabilities import Features, decide
 from .core.errors import CrossdockError
 from .core.project import Target, check_lockfile, choose_target, probe_project
+from .core.recipe import probe_recipe, write_recipe
 from .core.references import join_repository, manifest_size, pushed_platform
 from .core.report import ArchResult, BuildResult, human_seconds, summary_table
 from .core.settings import SUITE_ROOT, Settings, flag_help
@@ -34,8 +35,10 @@ DOCKER_DIR = SUITE_ROOT / "docker"
 STATUS_EVERY = 20.0  # seconds between progress lines while builds run
 LOG_TAIL = 60  # lines of a failed arch's log printed on the console
 
-def stage_build_files(project: Path) -> Path:
-    """Copy the Dockerfile and platform.sh into <project>/target/crossdock with a merged ignore file."""
+def stage_build_files(project: Path, *, package: str = "") -> Path:
+    """Copy the Dockerfile and platform.sh into <project>/target/crossdock with a merged ignore file, and
+    the dependency recipe for the binary of cargo package ``package`` ("" = the root package)."""
+    write_recipe(project, probe_recipe(project, package=package))
     staged = project / buildx.STAGED_DIR
     staged.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(DOCKER_DIR / "Dockerfile", staged / "Dockerfile")
@@ -339,7 +342,7 @@ def execute_build(engine: Engine, settings: Settings, *, dry: bool, no_cache: bo
         say(f"dry run: would stage docker/Dockerfile, docker/platform.sh and Dockerfile.dockerignore into "
             f"{settings.project / buildx.STAGED_DIR}")
     else:
-        stage_build_files(settings.project)
+        stage_build_files(settings.project, package=target.cargo_package)
         request.run_dir.mkdir(parents=True, exist_ok=True)
     results = run_plan(engine, plan, jobs=settings.jobs, dry=dry)
     if dry:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .platforms import Platform
+from .recipe import LAYERS as RECIPE_LAYERS
+from .recipe import RECIPE_DIR
 
 # buildx drivers that can push an image by digest alone (no tag). The default `docker` driver
 # answers "push-by-digest is currently not implemented for docker driver".
@@ -239,6 +241,21 @@ def merge_dockerignore(user_rules: str) -> str:
     if user_rules.strip():
         lines += ["", "# --- the project's .dockerignore ---", user_rules.rstrip()]
     lines += ["", "# --- crossdock: build output, VCS data and secrets never reach the builder ---",
-              "target/*", "**/target/*", ".git", "**/.git", ".env", "**/.env", ".env.*", "**/.env.*",
+              "target/*", "**/target/*",
+              "# the dependency recipe (tasks/core/recipe.py) is sent, with the project's rules applied to it too",
+              f"!{RECIPE_DIR}", *recipe_rules(user_rules),
+              ".git", "**/.git", ".env", "**/.env", ".env.*", "**/.env.*",
               f"!{STAGED_DIR}/platform.sh", ""]
     return "\n".join(lines)
+
+
+def recipe_rules(user_rules: str) -> list[str]:
+    """The project's ignore rules again, for the recipe's trees (copies of the project's files)."""
+    rules = []
+    for line in user_rules.splitlines():
+        rule = line.strip()
+        if not rule or rule.startswith("#"):
+            continue
+        negated, pattern = rule.startswith("!"), rule.lstrip("!").strip().lstrip("/")
+        rules += [f"{'!' if negated else ''}{RECIPE_DIR}/{layer}/{pattern}" for layer in RECIPE_LAYERS]
+    return rules
