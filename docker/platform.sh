@@ -373,6 +373,16 @@ cmd_build() {
   [ -f "$bin_path" ] || die "cargo finished but $bin_path does not exist: does the project build a binary named '$BIN'?"
   mkdir -p "$out"
   cp "$bin_path" "$out/$BIN"
+  date_tree "$out"
+}
+
+# Every file of DIR dated SOURCE_DATE_EPOCH (the commit's time): what goes into the image then has the
+# same timestamps whenever and wherever it was built, cached or not. (BuildKit's rewrite-timestamp only
+# clamps times newer than the epoch: a layer cached from an earlier build would keep older ones.)
+date_tree() {
+  if [ -n "${SOURCE_DATE_EPOCH:-}" ] && [ "$SOURCE_DATE_EPOCH" != 0 ]; then
+    find "$1" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+  fi
 }
 
 # Download the .debs that installing "$@" (package names, for architecture $arch) would bring onto a
@@ -543,6 +553,7 @@ cmd_rootfs() {
     ca_bundle
   fi
   [ -s "$ROOTFS/var/lib/dpkg/status" ] || rm -f "$ROOTFS/var/lib/dpkg/status"
+  date_tree "$ROOTFS"
 }
 
 # What the SBOM is assembled from (by crossdock, outside the build): the crates cargo resolves for this

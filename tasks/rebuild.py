@@ -12,6 +12,7 @@ by which invocation it was made, so it differs by design; the images it is about
 from __future__ import annotations
 
 import json
+import shlex
 import tarfile
 import tempfile
 import time
@@ -144,6 +145,8 @@ def rebuild(c: Context, record=None, project=None, compile_slots=None, out_dir=N
             row = {"platform": arch.platform.docker, "recorded": recorded, "rebuilt": "", "log": str(arch.log_file)}
             say(f"{arch.platform.docker}: rebuild started (log: {arch.log_file})")
             with open(arch.log_file, "w") as log:
+                log.write(f"$ {shlex.join(arch.argv)}\n")
+                log.flush()
                 r = engine.build(arch.argv, log)
             try:
                 if not r.ok:
@@ -153,8 +156,10 @@ def rebuild(c: Context, record=None, project=None, compile_slots=None, out_dir=N
             except (OSError, ValueError, KeyError, tarfile.TarError) as e:
                 row["result"], row["error"] = "failed", str(e)
             finally:
-                if arch.archive is not None:
+                if arch.archive is not None and row.get("result") == "match":
                     arch.archive.unlink(missing_ok=True)
+                elif arch.archive is not None and arch.archive.exists():
+                    row["archive"] = str(arch.archive)  # kept: compare it with the released image
             row["seconds"] = round(time.monotonic() - started, 1)
             say(f"{arch.platform.docker}: {row['result']}")
             return row
@@ -172,5 +177,6 @@ def rebuild(c: Context, record=None, project=None, compile_slots=None, out_dir=N
     bad = [r for r in rows if r["result"] != "match"]
     if bad:
         raise RebuildError(f"not reproduced: {', '.join(r['platform'] + ' ' + r['result'] for r in bad)} "
-                           f"(logs under {out})")
+                           f"(logs and the rebuilt OCI archives under {out}: compare them with the released images, "
+                           f"e.g. with diffoscope)")
     say(f"reproduced: every platform's image is byte for byte the released one ({len(rows)} platform(s))")
