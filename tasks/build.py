@@ -20,7 +20,7 @@ from invoke import Context
 
 from .common import crossdock_task, load_settings, say, say_block
 from .core import buildx
-from .core.capabilities import Features, decide
+from .core.capabilities import Features, decide, require_cache_export
 from .core.errors import CrossdockError
 from .core.project import Target, check_lockfile, choose_target, probe_project
 from .core.recipe import probe_recipe, write_recipe
@@ -120,12 +120,15 @@ def gather(
         if problem:
             raise EngineError(problem)
         features = build_features(engine, settings, driver)
+        if settings.cache != "off":
+            require_cache_export(engine.capabilities(), cache=settings.cache)
     for warning in emulator_warning(platforms):
         say(warning)
+    repository = join_repository(settings.registry, settings.image or target.bin)
     request = buildx.BuildRequest(
         project=settings.project,
         platforms=platforms,
-        repository=join_repository(settings.registry, settings.image or target.bin),
+        repository=repository,
         tag=settings.tag,
         output=settings.output,
         driver=driver,
@@ -137,6 +140,8 @@ def gather(
         manifest_tag=manifest_tag,
         provenance=features.provenance,
         rewrite_timestamps=features.rewrite_timestamps,
+        cache_repository={"off": "", "on": repository}.get(settings.cache) or join_repository(settings.registry,
+                                                                                             settings.cache),
     )
     return buildx.plan_build(request), target, vcs
 
@@ -298,7 +303,7 @@ def run_plan(engine: Engine, plan: buildx.BuildPlan, *, jobs: int, dry: bool) ->
     help=flag_help("platforms", "project", "bin", "package", "registry", "image", "tag", "output", "jobs",
                    "compile_slots", "builder", "builder_image", "runtime_image", "runtime", "build_packages",
                    "build_tools", "runtime_packages", "cargo_profile", "port", "out_dir", "provenance",
-                   "reproducible",
+                   "reproducible", "cache",
                    no_cache="Ignore BuildKit's layer cache (cargo's cache mounts are kept): rebuild every step.",
                    join="Join the arches into the manifest list (default). --no-join: push the arches only and "
                         "write the report, for `inv merge` to join with arches built on other machines."),
@@ -306,8 +311,8 @@ def run_plan(engine: Engine, plan: buildx.BuildPlan, *, jobs: int, dry: bool) ->
 def build(c: Context, platforms=None, project=None, bin=None, package=None, registry=None, image=None,
           tag=None, output=None, jobs=None, compile_slots=None, builder=None, builder_image=None,
           runtime_image=None, runtime=None, build_packages=None, build_tools=None, runtime_packages=None,
-          cargo_profile=None, port=None, out_dir=None, provenance=None, reproducible=None, no_cache=False,
-          join=True):
+          cargo_profile=None, port=None, out_dir=None, provenance=None, reproducible=None, cache=None,
+          no_cache=False, join=True):
     """Cross-compile the Rust project for every platform and join the images into one manifest list."""
     dry = bool(c.config.run.dry)
     settings = load_settings(
@@ -315,7 +320,7 @@ def build(c: Context, platforms=None, project=None, bin=None, package=None, regi
         tag=tag, output=output, jobs=jobs, compile_slots=compile_slots, builder=builder,
         builder_image=builder_image, runtime_image=runtime_image, runtime=runtime, build_packages=build_packages,
         build_tools=build_tools, runtime_packages=runtime_packages, cargo_profile=cargo_profile, port=port,
-        out_dir=out_dir, provenance=provenance, reproducible=reproducible)
+        out_dir=out_dir, provenance=provenance, reproducible=reproducible, cache=cache)
     result = execute_build(Engine(c, builder=settings.builder), settings, dry=dry, no_cache=no_cache, join=join)
     if result is not None and not result.ok:
         raise CrossdockError(f"build failed for {', '.join(result.failed)} (logs under {settings.out_dir / 'build'})")

@@ -158,3 +158,14 @@ def test_a_builder_that_pushes_by_digest_rewrites_timestamps_in_its_own_exporter
     out = plan.arches[0].argv[plan.arches[0].argv.index("--output") + 1]
     assert out.endswith("push=true,rewrite-timestamp=true") and "push-by-digest=true" in out
     assert plan.arches[0].push_argv == () and "mode=min" in plan.arches[0].argv
+
+
+def test_registry_cache_per_arch_imported_and_exported_with_every_layer():
+    plan = buildx.plan_build(request(cache_repository="reg:5000/app"))
+    for arch, suffix in zip(plan.arches, ("arm64", "armv7"), strict=True):
+        argv = list(arch.argv)
+        ref = f"reg:5000/app:buildcache-{suffix}"
+        assert argv[argv.index("--cache-from") + 1] == f"type=registry,ref={ref}"
+        assert argv[argv.index("--cache-to") + 1] == f"type=registry,ref={ref},mode=max"
+        assert argv.index("--cache-to") < argv.index(str(Path("/p")))  # options before the context
+    assert not any("--cache-from" in a.argv or "--cache-to" in a.argv for a in buildx.plan_build(request()).arches)

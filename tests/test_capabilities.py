@@ -69,3 +69,18 @@ def test_auto_takes_what_the_engine_can_and_an_explicit_request_it_cannot_is_ref
         decide(old, provenance="max", reproducible="off")
     with pytest.raises(CapabilityError, match="reproducible=on: .*BuildKit 0.13"):
         decide(old, provenance="off", reproducible="on")
+
+
+def test_a_cache_asked_for_where_the_builder_cannot_export_one_is_refused_naming_the_fix():
+    import pytest
+
+    from tasks.core.capabilities import CapabilityError, require_cache_export
+
+    classic = capabilities(EngineFacts("20.10.24", "v0.8", "docker", CLASSIC_STORE))
+    with pytest.raises(CapabilityError) as e:
+        require_cache_export(classic, cache="on")
+    assert "cannot export a build cache" in str(e.value) and "containerd image store" in str(e.value)
+    assert "docker-container" in str(e.value) and "set cache to off" in str(e.value)
+    require_cache_export(classic, cache="off")  # nothing asked, nothing refused
+    containerd = capabilities(EngineFacts("26.1.5", "v0.13.2", "docker", CONTAINERD_STORE))
+    require_cache_export(containerd, cache="team/cache")

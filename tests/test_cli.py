@@ -47,6 +47,17 @@ def test_dry_build_prints_one_buildx_command_per_platform_and_the_imagetools_com
     assert "build started" not in r.stdout  # nothing ran
 
 
+def test_dry_build_with_the_registry_cache_names_one_cache_per_arch():
+    r = run_inv("--dry", "build", "--platforms=arm64,arm", "--cache=on", "--image=team/app", env=NO_ENGINE)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for line, suffix in zip(build_lines(r.stdout), ("arm64", "armv7"), strict=True):
+        ref = f"127.0.0.1:5000/team/app:buildcache-{suffix}"
+        assert f"--cache-from type=registry,ref={ref} " in line
+        assert f"--cache-to type=registry,ref={ref},mode=max " in line
+    r = run_inv("--dry", "build", "--platforms=arm64", "--cache=ci/cache", env=NO_ENGINE)
+    assert "ref=127.0.0.1:5000/ci/cache:buildcache-arm64," in r.stdout, r.stdout + r.stderr
+
+
 def test_aliases_and_duplicates_collapse_to_one_build():
     r = run_inv("--dry", "build", "--platforms=arm,arm/v7,armv7,armhf", env=NO_ENGINE)
     assert r.returncode == 0, r.stderr

@@ -87,6 +87,8 @@ BAD_VALUES = [
     ("smoke_timeout", "inf", "a number of seconds > 0"),
     ("sign_key", "ftp://keys/cosign.key", "a cosign private key file"),
     ("provenance", "full", "'auto' or 'max' or 'min' or 'off'"),
+    ("cache", "Team/Cache", "off, on .* or the repository to keep it in"),
+    ("cache", "app:latest", "off, on .* or the repository to keep it in"),
     ("reproducible", "yes", "'auto' or 'on' or 'off'"),
 ]
 
@@ -191,3 +193,10 @@ def test_project_metadata_is_read_from_the_workspace_the_root_package_and_the_me
     assert crossdock_metadata(tmp_path, package="app") == {"port": 1, "tag": "app"}
     assert crossdock_metadata(tmp_path / "nowhere") == {}
     assert crossdock_metadata(EXAMPLE_PROJECT)["health-path"] == "/healthz"
+
+
+def test_cache_is_off_by_default_and_takes_on_or_a_repository(tmp_path):
+    assert resolve(cwd=tmp_path).cache == "off"
+    assert resolve(environ={"CROSSDOCK_CACHE": "on"}, cwd=tmp_path).cache == "on"
+    assert resolve(cli={"cache": "team/app-cache"}, cwd=tmp_path).cache == "team/app-cache"
+    assert resolve(cli={"cache": "ghcr.io/team/app-cache"}, cwd=tmp_path).cache == "ghcr.io/team/app-cache"

@@ -38,6 +38,7 @@ class BuildRequest:
     manifest_tag: str = ""  # tag of the manifest list, when it differs from `tag` (release staging)
     provenance: str = "off"  # max | min | off: the SLSA provenance attestation of every platform
     rewrite_timestamps: bool = False  # every file's mtime -> SOURCE_DATE_EPOCH (reproducible digests)
+    cache_repository: str = ""  # registry build cache: --cache-from/--cache-to <repo>:buildcache-<arch> ("" = none)
 
     @property
     def push_by_digest(self) -> bool:
@@ -125,12 +126,27 @@ def plan_arch(request: BuildRequest, platform: Platform) -> ArchBuild:
                        "--metadata-file", str(metadata)]
     if request.no_cache:
         args.append("--no-cache")
+    args += cache_args(request.cache_repository, platform)
     for key, value in request.build_args.items():
         args += ["--build-arg", f"{key}={value}"]
     args += [*output, str(request.project)]
     return ArchBuild(platform=platform, triple=platform.triple_for(request.flavour), tag=tag,
                      metadata_file=metadata, log_file=request.run_dir / f"{platform.suffix}.log",
                      argv=tuple(args), push_argv=push, archive=archive)
+
+
+def cache_ref(repository: str, platform: Platform) -> str:
+    """Where one platform's registry build cache lives: one tag per arch, shared by every build of it."""
+    return f"{repository}:buildcache-{platform.suffix}"
+
+
+def cache_args(repository: str, platform: Platform) -> tuple[str, ...]:
+    """Import the platform's registry cache and export every layer of this build to it (``mode=max``: the
+    toolchain and dependency layers too, not only the final image's), for runners that start empty."""
+    if not repository:
+        return ()
+    ref = cache_ref(repository, platform)
+    return ("--cache-from", f"type=registry,ref={ref}", "--cache-to", f"type=registry,ref={ref},mode=max")
 
 
 # Registries Docker talks plain HTTP to without configuration (its default insecure set): skopeo is told.

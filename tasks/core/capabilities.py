@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from .errors import CrossdockError
 
 CONTAINERD_STORE = "containerd"
+CACHE_EXPORT = "cache export (--cache-to)"
 CLASSIC_STORE = "classic"
 NON_DOCKER_DRIVERS = ("docker-container", "remote", "kubernetes")
 ATTESTATIONS = "attestations (provenance)"
@@ -82,7 +83,7 @@ def capabilities(f: EngineFacts) -> list[Capability]:
         Capability("multi-platform in one build", not docker_driver or containerd,
                    f"driver {f.driver}, {f.image_store} image store",
                    "" if not docker_driver or containerd else other_builder),
-        Capability("cache export (--cache-to)", not docker_driver or containerd,
+        Capability(CACHE_EXPORT, not docker_driver or containerd,
                    f"driver {f.driver}, {f.image_store} image store",
                    "" if not docker_driver or containerd else other_builder),
         Capability(ATTESTATIONS, bk >= (0, 11) and (not docker_driver or containerd),
@@ -100,6 +101,15 @@ def capabilities(f: EngineFacts) -> list[Capability]:
 
 class CapabilityError(CrossdockError):
     """A feature was asked for explicitly that the engine and builder in use cannot give."""
+
+
+def require_cache_export(rows: list[Capability], *, cache: str) -> None:
+    """The registry build cache asked for (``cache`` not off) on a builder that cannot export one: a
+    ``CapabilityError`` naming the fix, before anything is built."""
+    export = available(rows, CACHE_EXPORT)
+    if cache != "off" and not export.available:
+        raise CapabilityError(f"cache={cache}: this builder cannot export a build cache ({export.detail}). Fix: "
+                              f"{export.fix}; or set cache to off")
 
 
 def available(rows: list[Capability], name: str) -> Capability:

@@ -156,6 +156,21 @@ def image_names(value: str) -> str:
     return value
 
 
+def cache_setting(value: str) -> str:
+    """The registry build cache: off, on (the image's own repository) or the repository to keep it in."""
+    if value in ("off", "on"):
+        return value
+    accepted = ("off, on (a cache in the image's repository, tags buildcache-<arch>), or the repository to keep "
+                "it in (e.g. team/app-cache, or registry.example.com/team/app-cache)")
+    if not value or "," in value:
+        raise BadValue(accepted)
+    try:
+        image_names(value)
+    except BadValue:
+        raise BadValue(accepted) from None
+    return value
+
+
 def tag(value: str) -> str:
     if not is_tag(value):
         raise BadValue(TAG_RULE)
@@ -302,6 +317,10 @@ KNOBS: tuple[Knob, ...] = (
     Knob("reproducible", "auto", "Rewrite every file's timestamp to SOURCE_DATE_EPOCH (the commit's time) so the same "
          "commit gives the same image digests: on, off, or auto (on where BuildKit can rewrite timestamps).",
          choice("auto", "on", "off")),
+    Knob("cache", "off", "Registry build cache for runners that start empty (CI): on keeps it in the image's "
+         "repository under buildcache-<arch> tags (--cache-from and --cache-to type=registry, mode=max), or name "
+         "another repository for it; off: BuildKit's local cache only. Needs a builder that can export a cache "
+         "(the containerd image store, or a docker-container builder).", cache_setting),
     Knob("sign_key", "", "cosign private key (file or KMS URI) `inv release` signs the published index, its "
          "platforms and their SBOM attestations with, offline (no transparency log). Its password: COSIGN_PASSWORD "
          "in .env or the environment. Empty: no signing.", key_reference),
@@ -364,6 +383,7 @@ class Settings:
     smoke_timeout: float
     provenance: str
     reproducible: str
+    cache: str
     sign_key: str
 
 
