@@ -79,8 +79,19 @@ def test_release_publishes_the_tested_index_under_every_tag(engine, tmp_path):
     assert len(set(digests.values())) == 1 and next(iter(digests.values())).startswith("sha256:")
     index_digest = digests["latest"]
     _, index = manifest(image, "latest")
-    assert sorted(m["platform"]["architecture"] + m["platform"].get("variant", "") for m in index["manifests"]) == [
+    images = [m for m in index["manifests"] if m["platform"]["os"] != "unknown"]
+    assert sorted(m["platform"]["architecture"] + m["platform"].get("variant", "") for m in images) == [
         "amd64", "arm64", "armv7"]
+    # Docker 26.1 with the containerd store: every platform keeps its SLSA provenance attestation, and the
+    # audit said it checked them.
+    about = {m["annotations"]["vnd.docker.reference.digest"]: m["digest"] for m in index["manifests"]
+             if m.get("annotations", {}).get("vnd.docker.reference.type") == "attestation-manifest"}
+    assert sorted(about) == sorted(m["digest"] for m in images)
+    for attestation in about.values():
+        _, statement = manifest(image, attestation)
+        assert any(layer["annotations"]["in-toto.io/predicate-type"].startswith("https://slsa.dev/provenance/")
+                   for layer in statement["layers"]), statement
+    assert "audit: every platform keeps its SLSA provenance attestation" in r.stdout
     out = r.stdout
     assert out.index("smoke-testing") < out.index("publishing")  # tested before anything was tagged
     record = json.loads((tmp_path / "out" / "releases" / "1.2.3.json").read_text())
@@ -88,6 +99,10 @@ def test_release_publishes_the_tested_index_under_every_tag(engine, tmp_path):
     assert sorted(record["tags"][f"{REGISTRY}/{image}"]) == sorted(tags)
     assert {p["platform"] for p in record["platforms"]} == {"linux/amd64", "linux/arm64", "linux/arm/v7"}
     assert all(p["digest"].startswith("sha256:") for p in record["platforms"])
+    assert {p["digest"]: p["attestation"] for p in record["platforms"]} == about
+    assert record["engine"]["docker"].startswith("26.1") and record["engine"]["image_store"] == "containerd"
+    assert record["build"]["args"]["BUILDER_IMAGE"].startswith(f"{REGISTRY}/crossdock/debian:bookworm@sha256:")
+    assert record["build"]["provenance"] == "max" and record["build"]["reproducible"] is True
     assert record["base_images"]["runtime"]["linux/arm64"].startswith("sha256:")
     assert record["smoke"] == {"linux/amd64": "ok", "linux/arm64": "ok", "linux/arm/v7": "ok"}
     # The per-arch pushes used staging tags only.

@@ -1,0 +1,140 @@
+"""Current engines, for real: reproducible images and `inv rebuild` on Docker 26.1 (containerd store), and the
+compatibility job's build + smoke + release on whatever engine runs (.ci/run runs the `compat` ones again on
+Docker 20.10 after the whole suite ran on 26.1)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LOCAL_WORLD, git, make_project, manifest, registry_get, run_inv, unique_image
+
+pytestmark = pytest.mark.real
+ID = ["-c", "user.email=t@example.invalid", "-c", "user.name=t"]
+
+
+def engine_version() -> str:
+    return subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
+                          text=True).stdout.strip()
+
+
+def build(project: Path, image: str, tag: str, out: Path, *args: str) -> dict:
+    r = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=amd64,arm64", f"--project={project}",
+                f"--image={image}", f"--tag={tag}", f"--out-dir={out}", *args)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    return json.loads((out / "build-report.json").read_text())
+
+
+def layers(image: str, digest: str) -> list[tarfile.TarFile]:
+    _, m = manifest(image, digest)
+    found = []
+    for layer in m["layers"]:
+        status, _, body = registry_get(f"/v2/{image}/blobs/{layer['digest']}")
+        assert status == 200
+        found.append(tarfile.open(fileobj=io.BytesIO(gzip.decompress(body))))
+    return found
+
+
+def file_in_image(image: str, digest: str, path: str) -> bytes:
+    content = b""
+    for tar in layers(image, digest):  # the last layer holding the path wins, as in the image
+        try:
+            member = tar.extractfile(path)
+        except KeyError:
+            continue
+        if member is not None:
+            content = member.read()
+    assert content, f"{path} not in {image}@{digest}"
+    return content
+
+
+def test_two_clean_builds_of_one_commit_give_the_same_digests(engine, tmp_path):
+    """Same commit, two checkouts (so two cargo target dirs), the second without any layer cache, minutes
+    apart: the same per-arch image digests and the same index digest. Provenance is off here because a
+    provenance statement records its own build time by design (see test_rebuild_from_the_release_record)."""
+    assert engine_version().startswith("26."), "needs Docker 26.1 (CROSSDOCK_ENGINE=26.1, the default)"
+    first = make_project(tmp_path / "a" / "hello")
+    second = tmp_path / "b" / "hello"
+    git(first, "clone", "-q", str(first), str(second))
+    image = unique_image("repro")
+    a = build(first, image, "a", tmp_path / "out-a", "--provenance=off")
+    b = build(second, image, "b", tmp_path / "out-b", "--provenance=off", "--no-cache")
+    assert a["settings"]["SOURCE_DATE_EPOCH"] == b["settings"]["SOURCE_DATE_EPOCH"]
+    assert [p["digest"] for p in a["platforms"]] == [p["digest"] for p in b["platforms"]]
+    assert a["manifest"]["digest"] == b["manifest"]["digest"]
+    # No timestamp leaks: every file crossdock adds on top of the runtime base is dated the commit's time.
+    epoch = int(a["settings"]["SOURCE_DATE_EPOCH"])
+    _, base = manifest("crossdock/debian", "bookworm")
+    base_layers = len(manifest("crossdock/debian", base["manifests"][0]["digest"])[1]["layers"])
+    for tar in layers(image, a["platforms"][1]["digest"])[base_layers:]:
+        times = {m.name: m.mtime for m in tar.getmembers()}
+        assert times and all(t == epoch for t in times.values()), {n: t for n, t in times.items() if t != epoch}
+
+
+def test_rebuild_from_the_release_record(engine, tmp_path):
+    """A release on 26.1 (provenance on), then `inv rebuild` of its record from clean caches: every
+    platform's image is the released one; a record naming another digest is reported as a mismatch."""
+    assert engine_version().startswith("26."), "needs Docker 26.1 (CROSSDOCK_ENGINE=26.1, the default)"
+    project = make_project(tmp_path / "hello", tag="v0.1.0")
+    image = unique_image("rebuild")
+    out = tmp_path / "out"
+    r = run_inv("-f", str(LOCAL_WORLD), "release", "--platforms=amd64,arm64", f"--project={project}",
+                f"--image={image}", f"--out-dir={out}")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    path = out / "releases" / "0.1.0.json"
+    record = json.loads(path.read_text())
+    assert all(p["attestation"] for p in record["platforms"])
+    r = run_inv("-f", str(LOCAL_WORLD), "rebuild", f"--record={path}", f"--project={project}",
+                f"--out-dir={tmp_path / 'rebuilt'}")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    report = json.loads((tmp_path / "rebuilt" / "rebuild-report.json").read_text())
+    assert [(p["platform"], p["result"]) for p in report["platforms"]] == [("linux/amd64", "match"),
+                                                                          ("linux/arm64", "match")]
+    assert [p["rebuilt"] for p in report["platforms"]] == [p["digest"] for p in record["platforms"]]
+    assert "--no-cache" in (tmp_path / "rebuilt" / "rebuild" / "amd64.log").read_text().splitlines()[0]
+    # The check can fail: a record whose amd64 digest is another one is not reproduced (exit 1, kept archive).
+    record["platforms"] = [dict(record["platforms"][0], digest="sha256:" + "0" * 64)]
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps(record))
+    r = run_inv("-f", str(LOCAL_WORLD), "rebuild", f"--record={wrong}", f"--project={project}",
+                f"--out-dir={tmp_path / 'wrong'}")
+    assert r.returncode == 1 and "not reproduced: linux/amd64 MISMATCH" in r.stderr, r.stdout + r.stderr
+    assert (tmp_path / "wrong" / "rebuild" / "amd64.oci.tar").is_file()
+
+
+@pytest.mark.compat
+def test_compat_build_smoke_release_and_bit_identical_binaries(engine, tmp_path):
+    """The compatibility job: the example's build, smoke test and release on the engine that runs (20.10 in
+    .ci/run's second phase, where attestations and timestamp rewriting are off with a note), and two builds
+    of one commit whose binaries are bit-identical."""
+    wanted = os.environ.get("CROSSDOCK_ENGINE", "26.1")
+    assert engine_version().startswith(wanted + "."), f"expected Docker {wanted}, found {engine_version()}"
+    project = make_project(tmp_path / "a" / "hello", tag="v0.1.0")
+    again = tmp_path / "b" / "hello"
+    git(project, "clone", "-q", str(project), str(again))
+    image = unique_image("compat")
+    a = build(project, image, "a", tmp_path / "out-a")
+    smoke = run_inv("-f", str(LOCAL_WORLD), "smoke", f"--out-dir={tmp_path / 'out-a'}", cwd=project)
+    assert smoke.returncode == 0, smoke.stdout[-3000:] + smoke.stderr
+    b = build(again, image, "b", tmp_path / "out-b", "--no-cache")
+    for pa, pb in zip(a["platforms"], b["platforms"], strict=True):
+        bins = [file_in_image(image, p["digest"], "usr/local/bin/hello-crossdock") for p in (pa, pb)]
+        assert hashlib.sha256(bins[0]).hexdigest() == hashlib.sha256(bins[1]).hexdigest(), pa["platform"]
+    if wanted == "20.10":
+        assert all(not p["attestation"] for p in a["platforms"]) and a["provenance"] == "off"
+    r = run_inv("-f", str(LOCAL_WORLD), "release", "--platforms=amd64,arm64", f"--project={project}",
+                f"--image={image}", f"--out-dir={tmp_path / 'rel'}")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    record = json.loads((tmp_path / "rel" / "releases" / "0.1.0.json").read_text())
+    assert record["engine"]["docker"].startswith(wanted + ".")
+    _, index = manifest(image, "0.1.0")
+    assert sorted(m["platform"]["architecture"] for m in index["manifests"] if m["platform"]["os"] == "linux") == [
+        "amd64", "arm64"]
