@@ -372,6 +372,10 @@ def run_release(engine: Engine, client: Client, plan: ReleasePlan, *, user: str,
     if provenance:
         say("audit: every platform keeps its SLSA provenance attestation")
     attested = attestation_digests(index)
+    bare = [platform for platform, digest in attested.items() if not digest]
+    if bare:
+        say(f"audit: {len(bare)} of {len(attested)} platform(s) carry no attestation ({', '.join(bare)}): "
+            f"provenance was {'off' if not provenance else 'asked for'} for this build")
 
     # What each build really used (platform.sh's report); a re-run that reused an index did not build: what
     # the first run recorded, if its record is here, else "not rebuilt" rather than a guess.
