@@ -373,15 +373,15 @@ cmd_build() {
   [ -f "$bin_path" ] || die "cargo finished but $bin_path does not exist: does the project build a binary named '$BIN'?"
   mkdir -p "$out"
   cp "$bin_path" "$out/$BIN"
-  date_tree "$out"
 }
 
-# Every file of DIR dated SOURCE_DATE_EPOCH (the commit's time): what goes into the image then has the
-# same timestamps whenever and wherever it was built, cached or not. (BuildKit's rewrite-timestamp only
-# clamps times newer than the epoch: a layer cached from an earlier build would keep older ones.)
-date_tree() {
+# Every file of $TREE (what the runtime stage adds: root filesystem and binary) dated SOURCE_DATE_EPOCH,
+# the commit's time: the image's files then have the same timestamps whenever and wherever they were
+# built. (BuildKit's rewrite-timestamp only clamps times newer than the epoch.)
+cmd_tree() {
+  : "${TREE:?platform.sh tree: TREE (the directory to date) is required}"
   if [ -n "${SOURCE_DATE_EPOCH:-}" ] && [ "$SOURCE_DATE_EPOCH" != 0 ]; then
-    find "$1" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+    find "$TREE" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
   fi
 }
 
@@ -553,7 +553,6 @@ cmd_rootfs() {
     ca_bundle
   fi
   [ -s "$ROOTFS/var/lib/dpkg/status" ] || rm -f "$ROOTFS/var/lib/dpkg/status"
-  date_tree "$ROOTFS"
 }
 
 # What the SBOM is assembled from (by crossdock, outside the build): the crates cargo resolves for this
@@ -584,6 +583,7 @@ case "${1:-}" in
   cook) cmd_cook ;;
   build) cmd_build ;;
   rootfs) cmd_rootfs ;;
+  tree) cmd_tree ;;
   sbom) cmd_sbom ;;
-  *) echo "usage: platform.sh env|toolchain|install|deps|cook|build|rootfs|sbom" >&2; exit 2 ;;
+  *) echo "usage: platform.sh env|toolchain|install|deps|cook|build|rootfs|tree|sbom" >&2; exit 2 ;;
 esac
