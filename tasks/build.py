@@ -125,6 +125,7 @@ def gather(
     for warning in emulator_warning(platforms):
         say(warning)
     repository = join_repository(settings.registry, settings.image or target.bin)
+    cache = buildx.plan_cache(settings.cache, repository=repository, registry=settings.registry)
     request = buildx.BuildRequest(
         project=settings.project,
         platforms=platforms,
@@ -140,8 +141,8 @@ def gather(
         manifest_tag=manifest_tag,
         provenance=features.provenance,
         rewrite_timestamps=features.rewrite_timestamps,
-        cache_repository={"off": "", "on": repository}.get(settings.cache) or join_repository(settings.registry,
-                                                                                             settings.cache),
+        cache_repository=cache[0],
+        cache_export=cache[1],
     )
     return buildx.plan_build(request), target, vcs
 

@@ -166,6 +166,22 @@ def test_registry_cache_per_arch_imported_and_exported_with_every_layer():
         argv = list(arch.argv)
         ref = f"reg:5000/app:buildcache-{suffix}"
         assert argv[argv.index("--cache-from") + 1] == f"type=registry,ref={ref}"
-        assert argv[argv.index("--cache-to") + 1] == f"type=registry,ref={ref},mode=max"
+        assert argv[argv.index("--cache-to") + 1] == f"type=registry,ref={ref},mode=max,compression=zstd"
         assert argv.index("--cache-to") < argv.index(str(Path("/p")))  # options before the context
     assert not any("--cache-from" in a.argv or "--cache-to" in a.argv for a in buildx.plan_build(request()).arches)
+
+
+def test_cache_setting_to_repository_and_export():
+    def plan(setting: str, registry: str = "reg:5000") -> tuple[str, bool]:
+        return buildx.plan_cache(setting, repository="reg:5000/app", registry=registry)
+
+    assert plan("off") == ("", False)
+    assert plan("on") == ("reg:5000/app", True)
+    assert plan("read") == ("reg:5000/app", False)  # import only: a pull request cannot poison the cache
+    assert plan("team/cache") == ("reg:5000/team/cache", True)
+    assert plan("read:team/cache") == ("reg:5000/team/cache", False)
+    assert plan("ghcr.io/team/cache") == ("ghcr.io/team/cache", True)
+    assert plan("localhost:5000/c") == ("localhost:5000/c", True)
+    assert plan("team/cache", registry="") == ("team/cache", True)
+    arch = buildx.plan_build(request(cache_repository="reg:5000/app", cache_export=False)).arches[0]
+    assert "--cache-from" in arch.argv and "--cache-to" not in arch.argv

@@ -53,7 +53,7 @@ def test_dry_build_with_the_registry_cache_names_one_cache_per_arch():
     for line, suffix in zip(build_lines(r.stdout), ("arm64", "armv7"), strict=True):
         ref = f"127.0.0.1:5000/team/app:buildcache-{suffix}"
         assert f"--cache-from type=registry,ref={ref} " in line
-        assert f"--cache-to type=registry,ref={ref},mode=max " in line
+        assert f"--cache-to type=registry,ref={ref},mode=max,compression=zstd " in line
     r = run_inv("--dry", "build", "--platforms=arm64", "--cache=ci/cache", env=NO_ENGINE)
     assert "ref=127.0.0.1:5000/ci/cache:buildcache-arm64," in r.stdout, r.stdout + r.stderr
 

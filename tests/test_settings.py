@@ -89,6 +89,7 @@ BAD_VALUES = [
     ("provenance", "full", "'auto' or 'max' or 'min' or 'off'"),
     ("cache", "Team/Cache", "off, on .* or the repository to keep it in"),
     ("cache", "app:latest", "off, on .* or the repository to keep it in"),
+    ("cache", "read:", "off, on .* read or read:<repository>"),
     ("reproducible", "yes", "'auto' or 'on' or 'off'"),
 ]
 
@@ -200,3 +201,5 @@ def test_cache_is_off_by_default_and_takes_on_or_a_repository(tmp_path):
     assert resolve(environ={"CROSSDOCK_CACHE": "on"}, cwd=tmp_path).cache == "on"
     assert resolve(cli={"cache": "team/app-cache"}, cwd=tmp_path).cache == "team/app-cache"
     assert resolve(cli={"cache": "ghcr.io/team/app-cache"}, cwd=tmp_path).cache == "ghcr.io/team/app-cache"
+    assert resolve(cli={"cache": "read"}, cwd=tmp_path).cache == "read"
+    assert resolve(cli={"cache": "read:team/c"}, cwd=tmp_path).cache == "read:team/c"

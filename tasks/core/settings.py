@@ -157,15 +157,18 @@ def image_names(value: str) -> str:
 
 
 def cache_setting(value: str) -> str:
-    """The registry build cache: off, on (the image's own repository) or the repository to keep it in."""
-    if value in ("off", "on"):
+    """The registry build cache: off, on (in the image's own repository) or the repository to keep it in;
+    ``read`` / ``read:<repository>`` import it without exporting (e.g. for pull requests)."""
+    repository = value.removeprefix("read:") if value.startswith("read:") else value
+    if repository in ("off", "on", "read") and repository == value:
         return value
     accepted = ("off, on (a cache in the image's repository, tags buildcache-<arch>), or the repository to keep "
-                "it in (e.g. team/app-cache, or registry.example.com/team/app-cache)")
-    if not value or "," in value:
+                "it in (e.g. team/app-cache, or registry.example.com/team/app-cache); read or read:<repository> "
+                "to import it only")
+    if not repository or "," in repository or repository in ("off", "on", "read"):
         raise BadValue(accepted)
     try:
-        image_names(value)
+        image_names(repository)
     except BadValue:
         raise BadValue(accepted) from None
     return value
@@ -318,9 +321,10 @@ KNOBS: tuple[Knob, ...] = (
          "commit gives the same image digests: on, off, or auto (on where BuildKit can rewrite timestamps).",
          choice("auto", "on", "off")),
     Knob("cache", "off", "Registry build cache for runners that start empty (CI): on keeps it in the image's "
-         "repository under buildcache-<arch> tags (--cache-from and --cache-to type=registry, mode=max), or name "
-         "another repository for it; off: BuildKit's local cache only. Needs a builder that can export a cache "
-         "(the containerd image store, or a docker-container builder).", cache_setting),
+         "repository under buildcache-<arch> tags (--cache-from, and --cache-to type=registry, mode=max), or name "
+         "another repository for it; read (or read:<repository>) imports it without exporting, e.g. for pull "
+         "requests; off: BuildKit's local cache only. Needs a builder that can export a cache (the containerd "
+         "image store, or a docker-container builder).", cache_setting),
     Knob("sign_key", "", "cosign private key (file or KMS URI) `inv release` signs the published index, its "
          "platforms and their SBOM attestations with, offline (no transparency log). Its password: COSIGN_PASSWORD "
          "in .env or the environment. Empty: no signing.", key_reference),
