@@ -83,6 +83,7 @@ class Row:
     peak_rss: int = 0
     compile: list[float] = field(default_factory=list)  # BuildKit's time for the cargo step (slowest arch)
     toolchain: list[float] = field(default_factory=list)  # BuildKit's time for the toolchain install steps
+    cook: list[float] = field(default_factory=list)  # BuildKit's time for the dependency layers' steps
 
     @property
     def median(self) -> float:
@@ -386,6 +387,72 @@ def write_fixed_cost(out: Path, info: dict, rows: dict[str, Row]) -> str:
     return text
 
 
+FRESH_RUNNER_GOAL = 0.25  # a one-line change built with the registry cache, of a cold build
+COOK_STEP = re.compile(r"crossdock-platform cook")
+FRESH_RUNNER_ROWS = (  # (row, what the build does, cache setting; every row starts right after a prune)
+    ("cold, no cache", "the heavy workspace on an empty builder, no registry cache", "off"),
+    ("cold, exporting the cache", "the same, writing the registry cache (--cache=on)", "on"),
+    ("one-line change, importing the cache", "after a one-line change in the binary crate, reading the cache "
+     "the build above wrote (--cache=read: --cache-from only)", "read"),
+    ("one-line change, importing and exporting", "the same with --cache=on (--cache-from and --cache-to), as a "
+     "main-branch CI job runs it", "on"),
+)
+
+
+def measure_fresh_runner(work: Path, *, items: int, platforms: str, log_dir: Path,
+                         prune: Callable[[], None] = prune_build_cache) -> dict[str, Row]:
+    """The heavy workspace on runners that start empty, one build each after `docker buildx prune -af` (no
+    layer, cache mount or toolchain left), side by side: cold without and with exporting the registry cache,
+    then a one-line change in the binary crate built from that cache."""
+    project = fresh_copy(generate(work / "heavy-source", items=items), work)
+    cache = f"bench/fresh-runner-{uuid.uuid4().hex[:8]}"  # a repository no earlier run wrote a cache to
+    build_logs = work / "out" / "build"
+    rows: dict[str, Row] = {}
+    for name, _, setting in FRESH_RUNNER_ROWS:
+        if name.startswith("one-line") and not any(n.startswith("one-line") for n in rows):
+            one_line_change(project, Path("crates/app/src/main.rs"), 1)
+            subprocess.run(["git", "-C", str(project), "-c", "user.email=b@example.invalid", "-c", "user.name=bench",
+                            "commit", "-qam", "one-line change"], check=True, capture_output=True)
+        prune()
+        for old in build_logs.glob("*.log"):
+            old.unlink()
+        log = log_dir / f"fresh-runner-{re.sub(r'[^a-z0-9]+', '-', name)}.log"
+        cache_flag = "--cache=off" if setting == "off" else f"--cache={'read:' if setting == 'read' else ''}{cache}"
+        seconds, rss = timed(inv_build(project, platforms, work, extra=(cache_flag,)), log=log)
+        texts = [log.read_text(errors="replace")] + [f.read_text(errors="replace") for f in build_logs.glob("*.log")]
+        row = rows.setdefault(name, Row())
+        row.seconds.append(seconds)
+        row.peak_rss = max(row.peak_rss, rss)
+        row.compile.append(max(step_seconds(t, COMPILE_STEP) for t in texts))
+        row.toolchain.append(max(step_seconds(t, TOOLCHAIN_STEP) for t in texts))
+        row.cook.append(max(step_seconds(t, COOK_STEP) for t in texts))
+        print(f"  fresh runner {name:42} {seconds:7.1f}s  compile step {row.compile[-1]:6.1f}s  "
+              f"dependency layers {row.cook[-1]:6.1f}s  toolchain {row.toolchain[-1]:6.1f}s", flush=True)
+    return rows
+
+
+def write_fresh_runner(out: Path, info: dict, rows: dict[str, Row], *, platforms: str, lines: int) -> str:
+    cold = rows["cold, no cache"].median
+    text = [f"Fresh runner, measured {info['date']} on {info['cores']} cores ({info['machine']}), Docker engine "
+            f"{info['engine']}, {info['buildx']}, the heavy workspace ({lines} lines of Rust) for {platforms} "
+            "(`.venv/bin/python benchmarks/run.py --fresh-runner`): each build right after `docker buildx prune "
+            "-af`, so no layer, cargo cache mount or toolchain is left, as on a CI runner that starts empty; "
+            "the registry cache is on the local registry. The step columns are BuildKit's times for the steps that "
+            "ran (0: cached or imported), waits for the compile slot included.", "",
+            "| build after a prune | seconds | of cold | goal | compile step | dependency layers | toolchain |",
+            "|---|---|---|---|---|---|---|"]
+    for name, what, _ in FRESH_RUNNER_ROWS:
+        row = rows[name]
+        ratio = row.median / cold
+        goal = (f"<= {FRESH_RUNNER_GOAL:.2f} ({'met' if ratio <= FRESH_RUNNER_GOAL else 'missed'})"
+                if name == "one-line change, importing the cache" else "")
+        text.append(f"| {name}: {what} | {row.median:.1f} s | {ratio:.2f} | {goal} | {row.compile[0]:.1f} s | "
+                    f"{row.cook[0]:.1f} s | {row.toolchain[0]:.1f} s |")
+    result = "\n".join(text)
+    (out / "fresh-runner.md").write_text(result + "\n")
+    return result
+
+
 SIZE_GOALS = {"minimal": 1 / 3, "static": 1 / 8}  # of slim
 
 
@@ -439,6 +506,14 @@ def main() -> None:
                              "image-sizes.md")
     parser.add_argument("--fixed-cost", action="store_true",
                         help="only crossdock's own cost per run (no-change rebuild vs sh, --dry), into fixed-cost.md")
+    parser.add_argument("--fresh-runner", action="store_true",
+                        help="only the fresh-runner rows (heavy workspace, each build after `docker buildx prune "
+                             "-af`: cold, cold exporting the registry cache, a one-line change importing it), "
+                             "into fresh-runner.md. Empties the builder's whole cache")
+    parser.add_argument("--fresh-runner-platforms", default="arm64", help="platforms of the fresh-runner rows")
+    parser.add_argument("--rehearse", action="store_true",
+                        help="with --fresh-runner: run every step but the prunes and write nothing (checks the "
+                             "benchmark itself; the numbers are not a fresh runner's)")
     args = parser.parse_args()
     # A user's Python caches compiled modules; this machine's environment may say not to write them.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(SUITE / "tasks"), str(SUITE / "tasks.py")],
@@ -446,6 +521,19 @@ def main() -> None:
     if args.sizes:
         work = Path(tempfile.mkdtemp(prefix="crossdock-bench-"))
         print("\n" + write_sizes(args.out, versions(), measure_sizes(work)))
+        return
+    if args.fresh_runner:
+        work = Path(tempfile.mkdtemp(prefix="crossdock-bench-"))
+        (work / "logs").mkdir()
+        info = versions()
+        print(f"fresh runner, {info['date']}: logs under {work / 'logs'}", flush=True)
+        rows = measure_fresh_runner(work, items=args.heavy_items, platforms=args.fresh_runner_platforms,
+                                    log_dir=work / "logs", prune=(lambda: None) if args.rehearse else prune_build_cache)
+        lines = line_count(work / "heavy-source")
+        text = write_fresh_runner(work if args.rehearse else args.out, info, rows,
+                                  platforms=args.fresh_runner_platforms, lines=lines)
+        print("\n" + text + ("\n\n(rehearsal: nothing was pruned; not written to benchmarks/)" if args.rehearse
+                             else ""))
         return
     if args.fixed_cost:
         work = Path(tempfile.mkdtemp(prefix="crossdock-bench-"))
