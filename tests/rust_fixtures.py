@@ -145,3 +145,25 @@ def build_tool_project(dest: Path, *, runtime_packages: str = "") -> Path:
     (dest / "src" / "main.rs").write_text('fn main() {\n    println!("{} {} built with {}", env!("CARGO_PKG_NAME"), '
                                           'env!("CARGO_PKG_VERSION"), env!("JQ_VERSION"));\n}\n')
     return commit(dest)
+
+
+def workspace_project(dest: Path) -> Path:
+    """A virtual workspace: a library crate using a crate vendored from Debian (itoa), and the binary crate
+    using the library. Its output names both crates' work: ``ws-app 42 MARK-0``."""
+    (dest / "crates" / "numfmt" / "src").mkdir(parents=True)
+    (dest / "crates" / "app" / "src").mkdir(parents=True)
+    (dest / "Cargo.toml").write_text('[workspace]\nresolver = "2"\nmembers = ["crates/*"]\n')
+    (dest / "crates" / "numfmt" / "Cargo.toml").write_text(
+        '[package]\nname = "numfmt"\nversion = "0.1.0"\nedition = "2021"\npublish = false\n\n'
+        '[dependencies]\nitoa = "1"\n')
+    (dest / "crates" / "numfmt" / "src" / "lib.rs").write_text(
+        "pub fn show(n: u64) -> String {\n    itoa::Buffer::new().format(n).to_string()\n}\n")
+    (dest / "crates" / "app" / "Cargo.toml").write_text(
+        '[package]\nname = "ws-app"\nversion = "0.1.0"\nedition = "2021"\npublish = false\n\n'
+        '[dependencies]\nnumfmt = { path = "../numfmt" }\n')
+    (dest / "crates" / "app" / "src" / "main.rs").write_text(
+        'fn main() {\n    println!("ws-app {} MARK-0", numfmt::show(42));\n}\n')
+    (dest / ".cargo").mkdir()
+    (dest / ".cargo" / "config.toml").write_text(CARGO_CONFIG)
+    debian_crates("librust-itoa-dev", dest / "vendor")
+    return commit(dest)

@@ -1,0 +1,129 @@
+"""The real tier of the dependency layers and the registry build cache (#14 part 2).
+
+One small workspace (a library crate using a crate vendored from Debian, and the binary crate), built for
+arm64 several times: a change in the binary's crate re-runs neither dependency layer, a change in the library
+re-runs only the workspace layer, a new checkout directory starts its target dir from the layers, and the
+registry cache carries the compiled dependencies to the registry and back. (A build after `docker buildx
+prune -af`, a runner that really starts empty, is benchmarks/run.py --fresh-runner: the suite never empties
+the builder's cache, which other tests and builds share.)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LOCAL_WORLD, REGISTRY, git, manifest, registry_get, run_inv, unique_image
+from tests.rust_fixtures import ID, workspace_project
+
+pytestmark = pytest.mark.real
+
+TRIPLE = "aarch64-unknown-linux-gnu"
+DEPS_STEP, WORKSPACE_STEP = "cook 3/5", "cook 5/5"  # the two RUNs of docker/Dockerfile's cook stage
+
+
+@pytest.fixture(scope="session")
+def workspace(engine, tmp_path_factory) -> tuple[Path, str]:
+    return workspace_project(tmp_path_factory.mktemp("cache") / "ws"), unique_image("ws")
+
+
+def build(project: Path, image: str, out: Path, *flags: str) -> str:
+    """`inv build` for arm64; the arch's BuildKit log."""
+    r = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=arm64", f"--project={project}", f"--image={image}",
+                "--tag=t", f"--out-dir={out}", *flags)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return (out / "build" / "arm64.log").read_text()
+
+
+def ran(log: str, step: str) -> bool:
+    """Whether a step of the build ran (False: BuildKit took it from its cache)."""
+    ids = re.findall(rf"^#(\d+) \[{re.escape(step)}\] ", log, re.M)
+    assert ids, f"no step [{step}] in the log"
+    return not any(re.search(rf"^#{i} CACHED$", log, re.M) for i in ids)
+
+
+def compiled(log: str) -> set[str]:
+    return set(re.findall(r" Compiling (\S+) v", log))
+
+
+def run_image(image: str) -> str:
+    r = subprocess.run(["docker", "run", "--rm", "--pull", "always", "--platform", "linux/arm64",
+                        f"{REGISTRY}/{image}:t"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def edit(project: Path, rel: str, old: str, new: str) -> None:
+    path = project / rel
+    path.write_text(path.read_text().replace(old, new))
+    git(project, *ID, "commit", "-qam", f"edit {rel}")
+
+
+def test_a_change_rebuilds_only_what_it_touches(workspace, tmp_path):
+    project, image = workspace
+    build(project, image, tmp_path / "out1")
+    assert run_image(image) == "ws-app 42 MARK-0"
+
+    edit(project, "crates/app/src/main.rs", "MARK-0", "MARK-1")  # the binary's own crate
+    log = build(project, image, tmp_path / "out2")
+    assert not ran(log, DEPS_STEP) and not ran(log, WORKSPACE_STEP)  # both dependency layers CACHED
+    assert compiled(log) == {"ws-app"}
+    assert run_image(image) == "ws-app 42 MARK-1"  # the real crate, not the stub, was compiled
+
+    edit(project, "crates/numfmt/src/lib.rs", "itoa::Buffer::new().format(n).to_string()",
+         'format!("n={}", itoa::Buffer::new().format(n))')  # the workspace's library
+    log = build(project, image, tmp_path / "out3")
+    assert not ran(log, DEPS_STEP) and ran(log, WORKSPACE_STEP)
+    assert "itoa" not in compiled(log) and "numfmt" in compiled(log)
+    assert run_image(image) == "ws-app n=42 MARK-1"
+
+    # A new checkout directory (a new cargo target dir, as on a runner that starts empty): the target dir
+    # starts from the layers, so only the binary's crate compiles.
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
+    log = build(clone, image, tmp_path / "out4")
+    assert "starts from the dependency layers" in log
+    assert compiled(log) == {"ws-app"}
+    assert run_image(image) == "ws-app n=42 MARK-1"
+
+
+def layer_members(repo: str, layer: dict) -> list[str]:
+    status, _, blob = registry_get(f"/v2/{repo}/blobs/{layer['digest']}")
+    assert status == 200
+    if layer["mediaType"].endswith("+zstd"):
+        blob = subprocess.run(["zstd", "-dc"], input=blob, capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as tar:
+        return tar.getnames()
+
+
+def test_registry_cache_round_trip(workspace, tmp_path):
+    project, image = workspace
+    log = build(project, image, tmp_path / "out1", "--cache=on")
+    assert "exporting cache to registry" in log and "writing cache manifest" in log
+    digest, index = manifest(image, "buildcache-arm64")
+    assert digest, "no cache in the registry"
+    layers = [m for m in index["manifests"] if "layer" in m["mediaType"]]
+    assert any(m["mediaType"].endswith("+zstd") for m in layers)  # new layers; the base image's stay gzip
+    # The dependency layers travel: the compiled vendored crate and the workspace's library are in the cache.
+    members = [name for m in layers if m["size"] < 50 * 2**20 for name in layer_members(image, m)]
+    rlibs = [n for n in members if n.startswith(f"cook/target/{TRIPLE}/release/deps/") and n.endswith(".rlib")]
+    assert any("/libitoa-" in n for n in rlibs) and any("/libnumfmt-" in n for n in rlibs), rlibs
+
+    # Another checkout reads the cache back (--cache=read: imported, not exported).
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
+    log = build(clone, image, tmp_path / "out2", "--cache=read")
+    argv = log.splitlines()[0]
+    assert f"--cache-from type=registry,ref={REGISTRY}/{image}:buildcache-arm64" in argv
+    assert "--cache-to" not in argv and "exporting cache to registry" not in log
+    imported = re.search(rf"^#(\d+) importing cache manifest from {re.escape(REGISTRY)}/{re.escape(image)}:"
+                         rf"buildcache-arm64$", log, re.M)
+    assert imported and not re.search(rf"^#{imported.group(1)} ERROR", log, re.M), log[-3000:]
+    report = json.loads((tmp_path / "out2" / "build-report.json").read_text())
+    assert report["ok"]
