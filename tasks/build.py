@@ -75,6 +75,7 @@ def build_args(settings: Settings, target: Target, vcs: VcsInfo | None, *, versi
         "LICENSES": pkg.license,
         "CACHE_KEY": cache_key(settings.project, target.bin),
         "COMPILE_SLOTS": str(settings.compile_slots),
+        "COMPILE_TOKENS": settings.compile_tokens,
         "RUNTIME": settings.runtime,
         "BUILD_TOOLS": ",".join(settings.build_tools),
         "BUILD_PACKAGES": ",".join(settings.build_packages),
@@ -302,26 +303,27 @@ def run_plan(engine: Engine, plan: buildx.BuildPlan, *, jobs: int, dry: bool) ->
 
 @crossdock_task(
     help=flag_help("platforms", "project", "bin", "package", "registry", "image", "tag", "output", "jobs",
-                   "compile_slots", "builder", "builder_image", "runtime_image", "runtime", "build_packages",
-                   "build_tools", "runtime_packages", "cargo_profile", "port", "out_dir", "provenance",
-                   "reproducible", "cache",
+                   "compile_slots", "compile_tokens", "builder", "builder_image", "runtime_image", "runtime",
+                   "build_packages", "build_tools", "runtime_packages", "cargo_profile", "port", "out_dir",
+                   "provenance", "reproducible", "cache",
                    no_cache="Ignore BuildKit's layer cache (cargo's cache mounts are kept): rebuild every step.",
                    join="Join the arches into the manifest list (default). --no-join: push the arches only and "
                         "write the report, for `inv merge` to join with arches built on other machines."),
 )
 def build(c: Context, platforms=None, project=None, bin=None, package=None, registry=None, image=None,
-          tag=None, output=None, jobs=None, compile_slots=None, builder=None, builder_image=None,
-          runtime_image=None, runtime=None, build_packages=None, build_tools=None, runtime_packages=None,
-          cargo_profile=None, port=None, out_dir=None, provenance=None, reproducible=None, cache=None,
-          no_cache=False, join=True):
+          tag=None, output=None, jobs=None, compile_slots=None, compile_tokens=None, builder=None,
+          builder_image=None, runtime_image=None, runtime=None, build_packages=None, build_tools=None,
+          runtime_packages=None, cargo_profile=None, port=None, out_dir=None, provenance=None, reproducible=None,
+          cache=None, no_cache=False, join=True):
     """Cross-compile the Rust project for every platform and join the images into one manifest list."""
     dry = bool(c.config.run.dry)
     settings = load_settings(
         c, platforms=platforms, project=project, bin=bin, package=package, registry=registry, image=image,
-        tag=tag, output=output, jobs=jobs, compile_slots=compile_slots, builder=builder,
-        builder_image=builder_image, runtime_image=runtime_image, runtime=runtime, build_packages=build_packages,
-        build_tools=build_tools, runtime_packages=runtime_packages, cargo_profile=cargo_profile, port=port,
-        out_dir=out_dir, provenance=provenance, reproducible=reproducible, cache=cache)
+        tag=tag, output=output, jobs=jobs, compile_slots=compile_slots, compile_tokens=compile_tokens,
+        builder=builder, builder_image=builder_image, runtime_image=runtime_image, runtime=runtime,
+        build_packages=build_packages, build_tools=build_tools, runtime_packages=runtime_packages,
+        cargo_profile=cargo_profile, port=port, out_dir=out_dir, provenance=provenance, reproducible=reproducible,
+        cache=cache)
     result = execute_build(Engine(c, builder=settings.builder), settings, dry=dry, no_cache=no_cache, join=join)
     if result is not None and not result.ok:
         raise CrossdockError(f"build failed for {', '.join(result.failed)} (logs under {settings.out_dir / 'build'})")

@@ -83,18 +83,19 @@ def compare_table(rows: list[dict]) -> str:
 
 
 @crossdock_task(
-    help=flag_help("project", "compile_slots", "out_dir",
+    help=flag_help("project", "compile_slots", "compile_tokens", "out_dir",
                    record="The release record to rebuild (out/releases/<version>.json of `inv release`).",
                    project="+ Any directory of the git repository holding the recorded commit (default: the "
                            "bundled example's)."),
 )
-def rebuild(c: Context, record=None, project=None, compile_slots=None, out_dir=None):
+def rebuild(c: Context, record=None, project=None, compile_slots=None, compile_tokens=None, out_dir=None):
     """Rebuild a release from its record, from clean caches, and report per platform whether the image
     digests match (exit 1 on any mismatch)."""
     t0 = time.monotonic()
     if not record:
         raise RebuildError("--record is required: the release record to rebuild (out/releases/<version>.json)")
-    settings = load_settings(c, project=project, compile_slots=compile_slots, out_dir=out_dir)
+    settings = load_settings(c, project=project, compile_slots=compile_slots, compile_tokens=compile_tokens,
+                             out_dir=out_dir)
     rec = read_record(Path(record))
     build = rec["build"]
     try:
@@ -131,7 +132,8 @@ def rebuild(c: Context, record=None, project=None, compile_slots=None, out_dir=N
         stage_build_files(project)
         args = {k: str(v) for k, v in build["args"].items() if k not in MACHINE_ARGS}
         # An empty cargo target dir of its own (a cache mount nobody used) and no layer cache: a clean build.
-        args.update(CACHE_KEY=f"rebuild-{uuid.uuid4().hex[:12]}", COMPILE_SLOTS=str(settings.compile_slots))
+        args.update(CACHE_KEY=f"rebuild-{uuid.uuid4().hex[:12]}", COMPILE_SLOTS=str(settings.compile_slots),
+                    COMPILE_TOKENS=settings.compile_tokens)
         request = buildx.BuildRequest(
             project=project, platforms=platforms, repository="rebuild", tag=str(rec.get("version", "rebuild")),
             output="oci", driver=facts.driver, builder=settings.builder, build_args=args, run_dir=out,

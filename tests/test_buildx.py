@@ -115,6 +115,9 @@ def test_current_step_ignores_brackets_in_output_and_shows_cargo_progress():
             "#9 12.4 [u8]\n")
     assert buildx.current_step(log) == "build 3/3: compiling hello v0.1.0"
     assert buildx.current_step("#4 [runtime-base 1/1] FROM x\n#4 0.3 [u8]\n") == "runtime-base 1/1"
+    tokens = ("#9 [build 3/3] RUN crossdock-platform build\n"
+              "#9 0.3 platform.sh: waiting for a compile token (2 in all, COMPILE_TOKENS)\n")
+    assert buildx.current_step(tokens) == "build 3/3: waiting for a compile token"
 
 
 def test_merged_dockerignore_keeps_project_rules_and_ends_with_crossdock_rules():

@@ -23,7 +23,7 @@ def test_defaults_apply_when_nothing_is_set(tmp_path):
     s = resolve(cwd=tmp_path)
     assert s.platforms == parse_platforms(DEFAULTS["platforms"]) and s.tag == "dev" and s.output == "push"
     assert s.jobs == 0 and s.port == 8080 and s.smoke_timeout == 180.0 and s.smoke_command == ("--version",)
-    assert s.compile_slots == 1
+    assert s.compile_slots == 1 and s.compile_tokens == "0"
     assert s.project == EXAMPLE_PROJECT
     assert s.out_dir == tmp_path / "out"
 
@@ -65,6 +65,8 @@ BAD_VALUES = [
     ("jobs", "many", "a whole number >= 0"),
     ("compile_slots", "-2", "a whole number >= 0"),
     ("compile_slots", "all", "a whole number >= 0"),
+    ("compile_tokens", "-1", "0: no jobserver"),
+    ("compile_tokens", "all", "or auto"),
     ("builder", "my builder", "buildx builder name"),
     ("builder_image", "Rust:1", "repository in lowercase"),
     ("runtime_image", "debian:bookworm:slim", "repository in lowercase"),
@@ -203,3 +205,8 @@ def test_cache_is_off_by_default_and_takes_on_or_a_repository(tmp_path):
     assert resolve(cli={"cache": "ghcr.io/team/app-cache"}, cwd=tmp_path).cache == "ghcr.io/team/app-cache"
     assert resolve(cli={"cache": "read"}, cwd=tmp_path).cache == "read"
     assert resolve(cli={"cache": "read:team/c"}, cwd=tmp_path).cache == "read:team/c"
+
+
+@pytest.mark.parametrize("value, parsed", [("0", "0"), ("auto", "auto"), ("4", "4"), ("04", "4")])
+def test_compile_tokens_are_off_auto_or_a_count(value, parsed, tmp_path):
+    assert resolve(cli={"compile_tokens": value}, cwd=tmp_path).compile_tokens == parsed

@@ -237,7 +237,7 @@ _CARGO_PROGRESS = re.compile(r"^#(\d+) [\d.]+\s+(Compiling|Building|Finished|Dow
 def current_step(log_text: str) -> str:
     """What an arch is doing, from a ``--progress plain`` log: the last BuildKit step that started (e.g.
     ``build 4/4``; never a bracketed word from a step's own output), and inside it cargo's own progress
-    (the crate it compiles) or that it waits for a compile slot."""
+    (the crate it compiles) or that it waits for a compile slot or a jobserver token."""
     step_id, step = "", "starting"
     detail = ""
     for line in log_text.splitlines():
@@ -255,6 +255,8 @@ def current_step(log_text: str) -> str:
             detail = "waiting for a compile slot"
         elif "platform.sh: got compile slot" in line:
             detail = "got a compile slot"
+        elif "platform.sh: waiting for a compile token" in line:
+            detail = "waiting for a compile token"
     return f"{step}: {detail}" if detail else step
 
 

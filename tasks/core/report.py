@@ -100,8 +100,9 @@ class BuildResult:
 
 
 # Build arguments that do not shape the image: where this machine keeps cargo's target dir, how many
-# compiles it runs at once. Every other argument must be the same for arches built on different machines.
-MACHINE_ARGS = ("CACHE_KEY", "COMPILE_SLOTS")
+# compiles it runs at once (slots or jobserver tokens). Every other argument must be the same for arches built
+# on different machines.
+MACHINE_ARGS = ("CACHE_KEY", "COMPILE_SLOTS", "COMPILE_TOKENS")
 
 
 def image_settings(build_args: Mapping[str, str]) -> dict[str, str]:

@@ -96,6 +96,20 @@ def count(value: str) -> int:
     return number
 
 
+def token_count(value: str) -> str:
+    """The jobserver's tokens: 0 (off), auto (the build machine's cores, counted where cargo runs) or a
+    number of jobs; as the build argument carries it."""
+    if value.strip() == "auto":
+        return "auto"
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise BadValue("a whole number >= 0 (0: no jobserver) or auto (the build machine's cores)")
+    return str(number)
+
+
 def port(value: str) -> int:
     try:
         number = int(value)
@@ -286,7 +300,10 @@ KNOBS: tuple[Knob, ...] = (
          "load: load one local image per arch tagged <tag>-<arch>, no registry needed.", choice("push", "load")),
     Knob("jobs", "0", "How many architectures build (or smoke-test) at once. 0: all of them.", count),
     Knob("compile_slots", "1", "How many cargo compile steps may run at once on one build daemon (each uses "
-         "all its cores; the other build steps always overlap). 0: no limit.", count),
+         "all its cores; the other build steps always overlap). 0: no limit. Not used with compile-tokens.", count),
+    Knob("compile_tokens", "0", "One jobserver per build daemon, shared by every cargo of every arch and project: "
+         "all compiles together run at most this many jobs, and a core one compile leaves idle is taken by "
+         "another. auto: the build machine's cores; 0: off (compile-slots applies).", token_count),
     Knob("builder", "", "buildx builder name (docker buildx ls). Empty: the current builder.", builder_name),
     Knob("builder_image", "docker.io/library/rust:1-bookworm",
          "Image of the native compile stage: a rustup image, or a plain Debian (uses Debian's rustc-web).",
@@ -371,6 +388,7 @@ class Settings:
     output: str
     jobs: int
     compile_slots: int
+    compile_tokens: str
     builder: str
     builder_image: str
     runtime_image: str
