@@ -8,9 +8,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 venv=${CROSSDOCK_VENV:-.venv}
 bash scripts/provision-local.sh
 # Housekeeping on a long-lived machine: every test builds fresh project copies, whose cargo target dirs
-# and layers accumulate in BuildKit's cache. Keep the most recently used 15 GB per engine (two data roots here; the toolchain layers
-# are used by every run, so they stay). The images earlier runs pulled or loaded (smoke tests pull every
-# platform; with the containerd store each is also unpacked) are not needed again: tests pull their own.
+# and layers accumulate in BuildKit's cache. Keep the most recently used 15 GB per engine (two engines'
+# data roots share this disk; the toolchain layers are used by every run, so they stay). The images
+# earlier runs pulled or loaded (smoke tests pull every platform; with the containerd store each is
+# also unpacked) are not needed again: tests pull their own.
 docker builder prune --force --keep-storage 15GB >/dev/null
 docker image prune --all --force >/dev/null
 shellcheck scripts/provision-local.sh scripts/test.sh .ci/run
