@@ -494,6 +494,169 @@ def write_sizes(out: Path, info: dict, sizes: dict[str, dict[str, int]]) -> str:
     return text
 
 
+# --- compile slots against the jobserver (issue 15) -----------------------------------------------------
+
+JOBSERVER_MODES = (  # (mode, inv build flags): today's two modes and the jobserver, side by side
+    ("1 slot", ("--compile-slots=1", "--compile-tokens=0")),
+    ("no limit", ("--compile-slots=0", "--compile-tokens=0")),
+    ("jobserver", ("--compile-tokens=auto",)),
+)
+JOBSERVER_GOAL = 0.90  # the jobserver's median, of the better of the two slot modes' medians
+JOBSERVER_WORKLOADS = {  # name: what it is
+    "heavy": "the generated heavy workspace (benchmarks/workload.py), release profile as generated",
+    "heavy-lto": "the same with lto = true and codegen-units = 1 in its release profile",
+    "crates": "a CLI on clap (derive), regex, serde (derive) and serde_json vendored from Debian's librust-*-dev "
+              "packages, lto = true and codegen-units = 1",
+}
+WAITED = re.compile(r"waited ([0-9.]+)s for a compile (?:token|slot)")
+
+
+@dataclass
+class ModeRow:
+    seconds: list[float] = field(default_factory=list)
+    compile: dict[str, list[float]] = field(default_factory=dict)  # arch: the compile steps' own time per run
+    waited: dict[str, list[float]] = field(default_factory=dict)  # arch: time waiting for a token or slot per run
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds) if self.seconds else float("nan")
+
+
+def cold_copy(source: Path, work: Path) -> Path:
+    """A new directory with every Rust file and manifest naming it, vendored crates left as they are (their
+    checksums): no dependency layer and no target dir of an earlier copy fits it, so its build is cold."""
+    name = f"copy-{uuid.uuid4().hex[:8]}"
+    dest = work / name
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("target", "vendor"))
+    for path in [*dest.rglob("*.rs"), *dest.rglob("Cargo.toml")]:
+        path.write_text(path.read_text() + ("// " if path.suffix == ".rs" else "# ") + name + "\n")
+    if (source / "vendor").is_dir():
+        shutil.copytree(source / "vendor", dest / "vendor")
+    (dest / ".gitignore").write_text("target/\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
+                 ["-c", "user.email=b@example.invalid", "-c", "user.name=bench", "commit", "-q", "-m", "bench"]):
+        subprocess.run(["git", "-C", str(dest), *args], check=True, capture_output=True)
+    return dest
+
+
+def arch_compile_seconds(log_text: str) -> tuple[float, float]:
+    """(the compile steps' own time, the time they waited for a token or slot) in one arch's build log: the
+    dependency layers' and the build's cargo steps as BuildKit timed them, less the waits platform.sh
+    printed."""
+    waited = sum(float(m.group(1)) for m in WAITED.finditer(log_text))
+    steps = step_seconds(log_text, COMPILE_STEP) + step_seconds(log_text, COOK_STEP)
+    return max(steps - waited, 0.0), waited
+
+
+def jobserver_source(workload: str, work: Path, *, items: int) -> tuple[Path, str]:
+    from benchmarks.real_crates import CRATES_BIN, crates_project, lto_workspace
+
+    if workload == "heavy":
+        return generate(work / "heavy-source", items=items), HEAVY_BIN
+    if workload == "heavy-lto":
+        return lto_workspace(work / "heavy-lto-source", items=items), HEAVY_BIN
+    if workload == "crates":
+        return crates_project(work / "crates-source", vendor_cache=work / "debian-crates"), CRATES_BIN
+    raise SystemExit(f"unknown jobserver workload {workload!r}: {', '.join(JOBSERVER_WORKLOADS)}")
+
+
+def measure_jobserver(work: Path, *, workloads: list[str], platforms: str, repeat: int, items: int,
+                      log_dir: Path) -> dict[str, dict[str, ModeRow]]:
+    """Each workload cold (a new copy: no dependency layer, no target dir) for ``platforms`` at once, in each
+    mode; the modes' order turns with every repetition, so drift of the machine spreads over all of them."""
+    build_logs = work / "out" / "build"
+    result: dict[str, dict[str, ModeRow]] = {}
+    for workload in workloads:
+        source, _ = jobserver_source(workload, work, items=items)
+        timed(inv_build(cold_copy(source, work), platforms, work))  # toolchain layers warm, not timed
+        rows = result.setdefault(workload, {})
+        for i in range(repeat):
+            modes = JOBSERVER_MODES[i % len(JOBSERVER_MODES):] + JOBSERVER_MODES[:i % len(JOBSERVER_MODES)]
+            for mode, flags in modes:
+                for old in build_logs.glob("*.log"):
+                    old.unlink()
+                log = log_dir / f"jobserver-{workload}-{mode.replace(' ', '-')}-{i}.log"
+                seconds, _ = timed(inv_build(cold_copy(source, work), platforms, work, extra=flags), log=log)
+                row = rows.setdefault(mode, ModeRow())
+                row.seconds.append(seconds)
+                for arch_log in sorted(build_logs.glob("*.log")):
+                    own, waited = arch_compile_seconds(arch_log.read_text(errors="replace"))
+                    row.compile.setdefault(arch_log.stem, []).append(own)
+                    row.waited.setdefault(arch_log.stem, []).append(waited)
+                print(f"  jobserver {workload:9} {mode:9} {seconds:7.1f}s  compile "
+                      + ", ".join(f"{a} {v[-1]:.0f}s" for a, v in row.compile.items()) + "  waited "
+                      + ", ".join(f"{a} {v[-1]:.0f}s" for a, v in row.waited.items()), flush=True)
+    return result
+
+
+def jobserver_table(rows: dict[str, dict[str, ModeRow]]) -> tuple[str, list[dict]]:
+    lines = ["| workload | mode | runs | median | of the better slot mode | goal | compile steps' own time per arch "
+             "(median) | waited for a token or slot per arch (median) |", "|---|---|---|---|---|---|---|---|"]
+    data = []
+    for workload, modes in rows.items():
+        best = min(modes[m].median for m in ("1 slot", "no limit") if m in modes)
+        for mode, row in modes.items():
+            ratio = row.median / best
+            goal = (f"<= {JOBSERVER_GOAL:.2f} ({'met' if ratio <= JOBSERVER_GOAL else 'missed'})"
+                    if mode == "jobserver" else "")
+            compile_s = ", ".join(f"{a} {statistics.median(v):.1f} s" for a, v in row.compile.items())
+            waited = ", ".join(f"{a} {statistics.median(v):.1f} s" for a, v in row.waited.items())
+            lines.append(f"| {workload} | {mode} | {len(row.seconds)} | {row.median:.1f} s | {ratio:.2f} | {goal} | "
+                         f"{compile_s} | {waited} |")
+            data.append({"workload": workload, "mode": mode, "seconds": row.seconds, "median": row.median,
+                         "of_best_slot_mode": round(ratio, 4), "compile_own": row.compile, "waited": row.waited})
+    return "\n".join(lines), data
+
+
+def write_jobserver(out: Path, info: dict, rows: dict[str, dict[str, ModeRow]], *, platforms: str,
+                    lines_of_rust: dict[str, int]) -> str:
+    table_text, data = jobserver_table(rows)
+    header = (f"Compile slots against the jobserver, measured {info['date']} on {info['cores']} cores / "
+              f"{info['memory']} ({info['machine']}), Docker engine {info['engine']}, {info['buildx']} "
+              f"(`{' '.join(['.venv/bin/python benchmarks/run.py', *sys.argv[1:]])}`): each workload cold for "
+              f"{platforms} at once, with one compile step at a time (`--compile-slots=1`, today's default), every "
+              "compile step at once (`--compile-slots=0`) and one jobserver of as many tokens as cores "
+              "(`--compile-tokens=auto`); the modes take turns going first. Seconds: the whole `inv build`. "
+              "Compile steps' own time: BuildKit's time for an arch's cargo steps (dependency layers and build) "
+              "less what they waited for a token or slot. Workloads: "
+              + "; ".join(f"{w} ({lines_of_rust.get(w, 0)} lines of Rust of its own): {JOBSERVER_WORKLOADS[w]}"
+                          for w in rows) + ".")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "jobserver.md").write_text(header + "\n\n" + table_text + "\n")
+    (out / "jobserver.json").write_text(json.dumps({"info": info, "platforms": platforms, "rows": data}, indent=2)
+                                        + "\n")
+    return header + "\n\n" + table_text
+
+
+def run_jobserver(args: argparse.Namespace, *, out: Path, info: dict | None = None) -> str:
+    """The jobserver rows alone (``--jobserver``) or after the full run; written to ``out``/jobserver.md."""
+    work = Path(tempfile.mkdtemp(prefix="crossdock-bench-jobserver-"))
+    (work / "logs").mkdir()
+    info = info or versions()
+    workloads = args.jobserver_workloads.split(",")
+    print(f"jobserver rows, {info['date']}: {', '.join(workloads)} for {args.jobserver_platforms}, "
+          f"{args.repeat} run(s) per mode; logs under {work / 'logs'}", flush=True)
+    rows = measure_jobserver(work, workloads=workloads, platforms=args.jobserver_platforms, repeat=args.repeat,
+                             items=args.heavy_items, log_dir=work / "logs")
+    lines_of_rust = {w: line_count(work / f"{w}-source") for w in workloads if (work / f"{w}-source").is_dir()}
+    return write_jobserver(out, info, rows, platforms=args.jobserver_platforms, lines_of_rust=lines_of_rust)
+
+
+def add_jobserver_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobserver", action="store_true",
+                        help="only the jobserver rows: each jobserver workload cold for three platforms with "
+                             "--compile-slots=1, --compile-slots=0 and --compile-tokens=auto, side by side, into "
+                             "jobserver.md (the full run adds them too, unless --no-jobserver)")
+    parser.add_argument("--no-jobserver", dest="with_jobserver", action="store_false",
+                        help="the full run without the jobserver rows")
+    parser.add_argument("--jobserver-workloads", default=",".join(JOBSERVER_WORKLOADS),
+                        help=f"jobserver workloads (default: {','.join(JOBSERVER_WORKLOADS)})")
+    parser.add_argument("--jobserver-platforms", default="amd64,arm64,arm", help="platforms of the jobserver rows")
+    parser.add_argument("--jobserver-rehearse", action="store_true",
+                        help="with --jobserver: write jobserver.md into the work directory, not --out (a check of "
+                             "the benchmark itself, e.g. --repeat 1 --jobserver-workloads crates)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median); default 3")
@@ -519,10 +682,16 @@ def main() -> None:
     parser.add_argument("--rehearse", action="store_true",
                         help="with --fresh-runner: run every step but the prunes and write nothing (checks the "
                              "benchmark itself; the numbers are not a fresh runner's)")
+    add_jobserver_options(parser)
     args = parser.parse_args()
     # A user's Python caches compiled modules; this machine's environment may say not to write them.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(SUITE / "tasks"), str(SUITE / "tasks.py")],
                    check=True, capture_output=True)
+    if args.jobserver:
+        out = Path(tempfile.mkdtemp(prefix="crossdock-bench-rehearsal-")) if args.jobserver_rehearse else args.out
+        print("\n" + run_jobserver(args, out=out) + (f"\n\n(rehearsal: written to {out}, not benchmarks/)"
+                                                    if args.jobserver_rehearse else ""))
+        return
     if args.sizes:
         work = Path(tempfile.mkdtemp(prefix="crossdock-bench-"))
         print("\n" + write_sizes(args.out, versions(), measure_sizes(work)))
@@ -569,6 +738,11 @@ def main() -> None:
                                      emulated_repeat=args.emulated_repeat, log_dir=log_dir, done=partial,
                                      fully_cold=args.fully_cold and workload == "heavy")
     print("\n" + write_results(args.out, info, lines_of_rust, all_rows, final=True))
+    if args.with_jobserver and not args.quick:
+        text = run_jobserver(args, out=args.out, info=info)
+        with (args.out / "results.md").open("a") as results:
+            results.write("\n" + text + "\n")
+        print("\n" + text)
     shutil.rmtree(work / "heavy-source", ignore_errors=True)
 
 
