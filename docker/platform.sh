@@ -9,7 +9,7 @@
 #   platform.sh install    install what the target needs (cross gcc, libc, Rust std for the target)
 #   platform.sh deps       the project's build tools (host) and build packages (target architecture)
 #   platform.sh cook       compile the recipe tree in the working directory (the dependency layers) into
-#                          CARGO_TARGET_DIR; a failure leaves the rest to `build`
+#                          CARGO_TARGET_DIR; a failure leaves the rest to `build`; COOK_WORKSPACE=0: nothing
 #   platform.sh build      cargo build --release for the target and copy the binary to $OUT_DIR (a target
 #                          dir that never built starts as a copy of $COOKED_DIR, the cooked layers')
 #   platform.sh rootfs     the runtime's root filesystem for $RUNTIME (slim|minimal|static) in $ROOTFS:
@@ -241,6 +241,10 @@ finish_sources() {
   record=$2
   mv "$record.stamp.next" "$record.stamp"
   if [ "$1" = 0 ]; then
+    if [ -f Cargo.lock ] && ! grep -q '  \./Cargo\.lock$' "$record.new"; then  # cargo wrote a lock file
+      sha256sum ./Cargo.lock >>"$record.new"
+      LC_ALL=C sort -o "$record.new" "$record.new"
+    fi
     mv "$record.new" "$record"
   else
     { if [ -f "$record" ]; then LC_ALL=C sort "$record" | LC_ALL=C comm -12 - "$record.new"; fi
@@ -450,6 +454,10 @@ lock_target_dir() {
 # step compiles the rest (and reports any real error).
 cmd_cook() {
   cargo_setup
+  if [ "${COOK_WORKSPACE:-1}" = 0 ]; then
+    echo "platform.sh: cook: workspace layer off (COOK_WORKSPACE=0, no registry cache): the build step compiles the workspace's crates in its target dir" >&2
+    return 0
+  fi
   set -- build --profile "$profile" --target "$RUST_TARGET" --bin "$BIN"
   if [ -n "${PACKAGE:-}" ]; then set -- "$@" --package "$PACKAGE"; fi
   if [ -f Cargo.lock ]; then set -- "$@" --locked; fi

@@ -75,6 +75,7 @@ def build_args(settings: Settings, target: Target, vcs: VcsInfo | None, *, versi
         "LICENSES": pkg.license,
         "CACHE_KEY": cache_key(settings.project, target.bin),
         "COMPILE_SLOTS": str(settings.compile_slots),
+        "COOK_WORKSPACE": "0" if settings.cache == "off" else "1",  # docker/Dockerfile's workspace layer
         "COMPILE_TOKENS": settings.compile_tokens,
         "RUNTIME": settings.runtime,
         "BUILD_TOOLS": ",".join(settings.build_tools),

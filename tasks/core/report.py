@@ -100,9 +100,10 @@ class BuildResult:
 
 
 # Build arguments that do not shape the image: where this machine keeps cargo's target dir, how many
-# compiles it runs at once (slots or jobserver tokens). Every other argument must be the same for arches built
+# compiles it runs at once (slots or jobserver tokens), whether it compiles the workspace's crates in a layer of
+# their own for a registry cache (COOK_WORKSPACE). Every other argument must be the same for arches built
 # on different machines.
-MACHINE_ARGS = ("CACHE_KEY", "COMPILE_SLOTS", "COMPILE_TOKENS")
+MACHINE_ARGS = ("CACHE_KEY", "COMPILE_SLOTS", "COMPILE_TOKENS", "COOK_WORKSPACE")
 
 
 def image_settings(build_args: Mapping[str, str]) -> dict[str, str]:
