@@ -580,6 +580,7 @@ def measure_jobserver(work: Path, *, workloads: list[str], platforms: str, repea
                 row = rows.setdefault(mode, ModeRow())
                 row.seconds.append(seconds)
                 for arch_log in sorted(build_logs.glob("*.log")):
+                    shutil.copyfile(arch_log, log.with_name(f"{log.stem}-{arch_log.name}"))  # kept for a look later
                     own, waited = arch_compile_seconds(arch_log.read_text(errors="replace"))
                     row.compile.setdefault(arch_log.stem, []).append(own)
                     row.waited.setdefault(arch_log.stem, []).append(waited)
