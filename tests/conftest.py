@@ -81,6 +81,17 @@ def manifest(repo: str, ref: str) -> tuple[str, dict]:
     return headers.get("Docker-Content-Digest", ""), json.loads(body)
 
 
+def images_of(index: dict) -> list[dict]:
+    """The platform entries of an index (BuildKit's attestation manifests, ``unknown/unknown``, left out)."""
+    return [m for m in index.get("manifests", []) if m.get("platform", {}).get("os") != "unknown"]
+
+
+def attestations_of(index: dict) -> dict[str, str]:
+    """``{image digest: attestation manifest digest}`` of an index."""
+    return {m["annotations"]["vnd.docker.reference.digest"]: m["digest"] for m in index.get("manifests", [])
+            if m.get("annotations", {}).get("vnd.docker.reference.type") == "attestation-manifest"}
+
+
 def _engine_problem() -> str:
     if shutil.which("docker") is None:
         return "no docker CLI"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tasks.core.platforms import lookup
-from tests.conftest import LOCAL_WORLD, REGISTRY, git, make_project, manifest, run_inv, unique_image
+from tests.conftest import LOCAL_WORLD, REGISTRY, git, images_of, make_project, manifest, run_inv, unique_image
 
 pytestmark = pytest.mark.real
 
@@ -43,7 +43,7 @@ def test_manifest_list_has_exactly_the_three_platforms(built_example):
     assert report["ok"] and report["manifest"]["digest"] == digest
     assert report["manifest"]["reference"] == built_example.ref
     by_platform = {m["platform"]["architecture"] + m["platform"].get("variant", ""): m["digest"]
-                   for m in index["manifests"]}
+                   for m in images_of(index)}
     for p in report["platforms"]:  # the index points at exactly the per-arch digests the build reported
         assert by_platform[lookup(p["name"]).suffix] == p["digest"]
         assert p["size"] > 1_000_000 and p["rust_target"] == lookup(p["name"]).rust_triple

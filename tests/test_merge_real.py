@@ -8,7 +8,17 @@ import subprocess
 
 import pytest
 
-from tests.conftest import LOCAL_WORLD, REGISTRY, git, make_project, manifest, run_inv, unique_image
+from tests.conftest import (
+    LOCAL_WORLD,
+    REGISTRY,
+    attestations_of,
+    git,
+    images_of,
+    make_project,
+    manifest,
+    run_inv,
+    unique_image,
+)
 
 pytestmark = pytest.mark.real
 ID = ["-c", "user.email=t@example.invalid", "-c", "user.name=t"]
@@ -36,12 +46,17 @@ def test_per_arch_jobs_merge_into_one_index_and_a_mismatch_tags_nothing(engine, 
                 f"--out-dir={tmp_path / 'out-merge'}")
     assert r.returncode == 0, r.stdout + r.stderr
     digest, index = manifest(image, "merged")
-    assert sorted(m["platform"]["architecture"] for m in index["manifests"]) == ["amd64", "arm64"]
+    assert sorted(m["platform"]["architecture"] for m in images_of(index)) == ["amd64", "arm64"]
     merged = json.loads((tmp_path / "out-merge" / "build-report.json").read_text())
     assert merged["manifest"] == {"reference": f"{REGISTRY}/{image}:merged", "digest": digest}
     per_arch = {json.loads((tmp_path / f"out-{a}" / "build-report.json").read_text())["platforms"][0]["digest"]
                 for a in ("amd64", "arm64")}
-    assert {m["digest"] for m in index["manifests"]} == per_arch
+    assert {m["digest"] for m in images_of(index)} == per_arch
+    # each job's provenance attestation (Docker 26.1, containerd store) survives the merge
+    jobs = [json.loads((tmp_path / f"out-{a}" / "build-report.json").read_text())["platforms"][0]
+            for a in ("amd64", "arm64")]
+    assert attestations_of(index) == {p["digest"]: p["attestation"] for p in jobs} and all(
+        p["attestation"] for p in jobs)
     # the merged report is what `inv smoke` tests
     s = run_inv("-f", str(LOCAL_WORLD), "smoke", f"--out-dir={tmp_path / 'out-merge'}")
     assert s.returncode == 0, s.stdout[-3000:] + s.stderr
@@ -83,7 +98,7 @@ def test_release_from_per_arch_jobs_publishes_the_jobs_digests(engine, tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert "build started" not in r.stdout  # nothing was built for the image: the jobs' digests are published
     digest, index = manifest(image, "9.1.0")
-    assert {m["digest"] for m in index["manifests"]} == digests
+    assert {m["digest"] for m in images_of(index)} == digests
     assert manifest(image, "latest")[0] == digest and manifest(image, "9.1")[0] == digest
     record = json.loads((tmp_path / "out-release" / "releases" / "9.1.0.json").read_text())
     assert record["index_digest"] == digest and {p["digest"] for p in record["platforms"]} == digests
