@@ -13,6 +13,7 @@ from tests.conftest import (
     EXAMPLE,
     INV,
     LOCAL_WORLD,
+    MANIFEST_ACCEPT,
     PASSWORD,
     REGISTRY,
     WRONG,
@@ -235,9 +236,9 @@ def test_registry_stopped_while_publishing_then_rerun_completes(engine, tmp_path
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr
         final = tag_digests(image, ["latest", "4.0.0", "4.0", "4"], registry=reg.address)
         assert len(set(final.values())) == 1 and final["latest"] != old
-        index = json.loads(subprocess.run(
-            ["curl", "-s", "-H", "Accept: application/vnd.docker.distribution.manifest.list.v2+json",
-             f"http://{reg.address}/v2/{image}/manifests/latest"], capture_output=True, text=True).stdout)
+        index = json.loads(subprocess.run(  # an OCI index: the platforms' attestations came along
+            ["curl", "-s", "-H", f"Accept: {MANIFEST_ACCEPT}", f"http://{reg.address}/v2/{image}/manifests/latest"],
+            capture_output=True, text=True).stdout)
         assert sorted(m["platform"]["architecture"] for m in images_of(index)) == ["amd64", "arm64"]
         if after["4.0.0"]:  # the version tag made it before the stop: the re-run reuses that tested index
             assert "reusing that index, no rebuild" in r.stdout and final["latest"] == after["4.0.0"]
