@@ -37,6 +37,11 @@ def test_readme_shows_the_latest_fixed_cost_measurement():
     assert fixed in README, "README's Fixed cost section must show benchmarks/fixed-cost.md as it is"
 
 
+def test_readme_shows_the_latest_fresh_runner_measurement():
+    fresh = (SUITE_ROOT / "benchmarks" / "fresh-runner.md").read_text().strip()
+    assert fresh in README, "README's Fresh runner section must show benchmarks/fresh-runner.md as it is"
+
+
 def test_readme_shows_the_latest_image_sizes():
     sizes = (SUITE_ROOT / "benchmarks" / "image-sizes.md").read_text().strip()
     assert sizes in README, "README's Runtime flavours section must show benchmarks/image-sizes.md as it is"
