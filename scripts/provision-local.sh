@@ -283,6 +283,9 @@ running_engine() {
     awk '$1 != "" { print $1, ($2 ~ /snapshotter/ ? "containerd" : "classic") }'; } || true
 }
 
+# The running engine ("VERSION STORE", from running_engine) is the one asked for.
+is_wanted() { case "$1" in "$ENGINE".*" $STORE") return 0 ;; *) return 1 ;; esac; }
+
 stop_dockerd() {  # DESCRIPTION
   local pid=""
   [ -f "$DOCKERD_PIDFILE" ] && pid=$(cat "$DOCKERD_PIDFILE")
@@ -307,9 +310,7 @@ step_dockerd() {
   esac
   have=$(running_engine)
   if [ -n "$have" ]; then
-    case "$have" in
-      "$ENGINE".*" $STORE") log "dockerd: running (Docker ${have% *}, $STORE image store)"; return ;;
-    esac
+    if is_wanted "$have"; then log "dockerd: running (Docker ${have% *}, $STORE image store)"; return; fi
     stop_dockerd "Docker ${have% *} with the ${have#* } image store"
   fi
   engine_binaries
@@ -327,9 +328,7 @@ step_dockerd() {
   for _ in $(seq 1 60); do
     have=$(running_engine)
     if [ -n "$have" ]; then
-      case "$have" in
-        "$ENGINE".*" $STORE") log "dockerd: ready (Docker ${have% *}, $STORE image store)"; return ;;
-      esac
+      if is_wanted "$have"; then log "dockerd: ready (Docker ${have% *}, $STORE image store)"; return; fi
       die "dockerd answered as $have, not $want (log: $DOCKERD_LOG)"
     fi
     sleep 1

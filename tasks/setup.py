@@ -10,7 +10,7 @@ nothing and says so.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from invoke import Context
@@ -191,10 +191,11 @@ def check_registry(engine: Engine, settings: Settings) -> list[Row]:
 def engine_capabilities(engine: Engine) -> list[Capability]:
     """What the engine and builder can do (`docker info`, `docker buildx inspect --bootstrap`)."""
     inspect = engine.inspect_builder(bootstrap=True)
-    info = EngineInfo(server_version="", builder=engine.builder, driver=inspect_field(inspect.stdout, "Driver"),
-                      buildkit=inspect_field(inspect.stdout, "BuildKit version", "BuildKit"))
     docker_info = engine.engine_facts()
-    facts = engine.facts(replace(info, server_version=str(docker_info.get("ServerVersion", ""))), docker_info)
+    info = EngineInfo(server_version=str(docker_info.get("ServerVersion", "")), builder=engine.builder,
+                      driver=inspect_field(inspect.stdout, "Driver"),
+                      buildkit=inspect_field(inspect.stdout, "BuildKit version", "BuildKit"))
+    facts = engine.facts(info, docker_info)
     say(f"engine {facts.engine_version or '?'}, BuildKit {facts.buildkit_version or '?'}, builder driver "
         f"{facts.driver or '?'}, {facts.image_store} image store")
     return capabilities(facts)
