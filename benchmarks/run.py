@@ -181,14 +181,18 @@ def one_line_change(project: Path, edit_file: Path, i: int) -> None:
         "fn main() -> ExitCode {", f"fn main() -> ExitCode {{ // edit {i}", 1))
 
 
-def prune_build_cache() -> None:
+def prune_build_cache(*, cache_mounts_only: bool = False) -> None:
     """Every layer and cache mount the builder `inv build` uses holds (toolchains, apt caches, cargo target
-    dirs) goes: every project's build cache on that builder, not only the benchmark's."""
+    dirs) goes: every project's build cache on that builder, not only the benchmark's. With
+    ``cache_mounts_only`` the layers stay (toolchains warm) and only the cache mounts go: the target dirs that
+    cold builds of new copies leave behind, which nothing reads again (a run of the jobserver rows would
+    otherwise fill the disk)."""
     from dotenv import dotenv_values  # as tasks.py reads it: the environment first, then the suite's .env
 
     builder = os.environ.get("CROSSDOCK_BUILDER") or dotenv_values(SUITE / ".env").get("CROSSDOCK_BUILDER") or ""
-    subprocess.run(["docker", "buildx", "prune", "-af", *(["--builder", builder] if builder else [])],
-                   check=True, capture_output=True)
+    subprocess.run(["docker", "buildx", "prune", "-f",
+                    *(["--filter", "type=exec.cachemount"] if cache_mounts_only else ["-a"]),
+                    *(["--builder", builder] if builder else [])], check=True, capture_output=True)
 
 
 def versions() -> dict[str, str]:
@@ -575,6 +579,7 @@ def measure_jobserver(work: Path, *, workloads: list[str], platforms: str, repea
             for mode, flags in modes:
                 for old in build_logs.glob("*.log"):
                     old.unlink()
+                prune_build_cache(cache_mounts_only=True)
                 log = log_dir / f"jobserver-{workload}-{mode.replace(' ', '-')}-{i}.log"
                 seconds, _ = timed(inv_build(cold_copy(source, work), platforms, work, extra=flags), log=log)
                 row = rows.setdefault(mode, ModeRow())
@@ -615,7 +620,8 @@ def write_jobserver(out: Path, info: dict, rows: dict[str, dict[str, ModeRow]], 
     header = (f"Compile slots against the jobserver, measured {info['date']} on {info['cores']} cores / "
               f"{info['memory']} ({info['machine']}), Docker engine {info['engine']}, {info['buildx']} "
               f"(`{' '.join(['.venv/bin/python benchmarks/run.py', *sys.argv[1:]])}`): each workload cold for "
-              f"{platforms} at once, with one compile step at a time (`--compile-slots=1`, today's default), every "
+              f"{platforms} at once (a new copy of it, the builder's cache mounts pruned before each build, "
+              "toolchain layers warm), with one compile step at a time (`--compile-slots=1`, today's default), every "
               "compile step at once (`--compile-slots=0`) and one jobserver of as many tokens as cores "
               "(`--compile-tokens=auto`); the modes take turns going first. Seconds: the whole `inv build`. "
               "Compile steps' own time: BuildKit's time for an arch's cargo steps (dependency layers and build) "
