@@ -99,7 +99,11 @@ def gather(
 
     def engine_then_base_image() -> tuple[str, str, dict[str, str]]:  # no registry lookup without an engine
         driver = engine.info().driver
-        return driver, base_image_problem(engine, settings.runtime_image, platforms), pin_base_images(engine, settings)
+        indexes = {image: engine.index_digest(image)  # each base image's index read once (usually one image)
+                   for image in dict.fromkeys((settings.builder_image, settings.runtime_image))}
+        offered = [e.platform for e in indexes[settings.runtime_image][1]]
+        return (driver, base_image_problem(settings.runtime_image, offered, platforms),
+                pin_base_images(settings, {image: digest for image, (digest, _) in indexes.items()}))
 
     # git and the engine are independent and mostly wait on other processes: ask both at once.
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="crossdock-probe") as pool:
@@ -149,17 +153,15 @@ def gather(
     return buildx.plan_build(request), target, vcs
 
 
-def pin_base_images(engine: Engine, settings: Settings) -> dict[str, str]:
-    """BUILDER_IMAGE and RUNTIME_IMAGE pinned to the digest their tags point at now (``name:tag@sha256:...``):
-    the build, its report and the release record name exactly what was built on, so a rebuild can use the
-    same. An image already given by digest, or unreadable here (the build then reports it), stays as it is."""
+def pin_base_images(settings: Settings, digests: dict[str, str]) -> dict[str, str]:
+    """BUILDER_IMAGE and RUNTIME_IMAGE pinned to the digest their tags point at now (``name:tag@sha256:...``,
+    ``digests``: image -> what the registry answered): the build, its report and the release record name
+    exactly what was built on, so a rebuild can use the same. An image already given by digest, or unreadable
+    here (the build then reports it), stays as it is."""
     pins = {}
     for arg, image in (("BUILDER_IMAGE", settings.builder_image), ("RUNTIME_IMAGE", settings.runtime_image)):
-        if "@" in image:
-            continue
-        digest, _ = engine.index_digest(image)
-        if digest:
-            pins[arg] = f"{image}@{digest}"
+        if "@" not in image and digests.get(image):
+            pins[arg] = f"{image}@{digests[image]}"
     return pins
 
 

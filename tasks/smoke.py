@@ -383,7 +383,7 @@ def run_smoke(engine: Engine, settings: Settings, *, image: str, expect: Expecta
               platforms: tuple[Platform, ...] | None = None) -> SmokeResult:
     """Smoke-test every (or every requested) platform of `image`; writes the JUnit and JSON reports."""
     engine.info()
-    entries, error = engine.image_index(image)
+    entries, attested, error = engine.index_with_attestations(image)
     if entries is None:
         raise SmokeError(f"cannot read image {image}: {error}; check the reference and that the registry answers")
     if not entries:
@@ -415,7 +415,6 @@ def run_smoke(engine: Engine, settings: Settings, *, image: str, expect: Expecta
                                   checks=(Check("smoke", False, f"{type(e).__name__}: {e}"),))
             say(f"{r.label}: {'ok' if r.ok else 'FAILED'} ({human_seconds(r.seconds)})")
             results.append(r)
-    attested = engine.attestations_of(image)
     results = [replace(r, attestation=attested.get(r.digest, "")) for r in results]
     result = SmokeResult(image=image, platforms=tuple(results))
     print()

@@ -8,7 +8,12 @@ from invoke import MockContext, Result
 from tasks.engine.docker import EngineError, probe_engine
 from tasks.engine.docker import _default_builder_is_current as REAL_DEFAULT_BUILDER_CHECK
 
-VERSION = "docker version --format '{{.Server.Version}}'"
+INFO = "docker info --format '{{json .}}'"  # the version and the image store in one probe
+
+
+def engine_answers(version: str) -> Result:
+    return Result(f'{{"ServerVersion": "{version}", "Driver": "overlayfs", '
+                  f'"DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]]}}\n')
 
 
 @pytest.fixture(autouse=True)
@@ -22,11 +27,11 @@ def test_the_default_builder_needs_no_buildx_probe(monkeypatch):
 
     monkeypatch.setattr("tasks.engine.docker._default_builder_is_current", lambda: True)
     monkeypatch.setattr("tasks.engine.docker._buildx_plugin_present", lambda: True)
-    info = Engine(MockContext(run={VERSION: Result("26.1.5\n")}, repeat=False)).info()
+    info = Engine(MockContext(run={INFO: engine_answers("26.1.5")}, repeat=False)).info()
     assert (info.server_version, info.driver) == ("26.1.5", "docker")
     # without the plugin it asks buildx, and says what is missing
     monkeypatch.setattr("tasks.engine.docker._buildx_plugin_present", lambda: False)
-    c = MockContext(run={VERSION: Result("26.1.5\n"), INSPECT: Result("", stderr="not a command", exited=1),
+    c = MockContext(run={INFO: engine_answers("26.1.5"), INSPECT: Result("", stderr="not a command", exited=1),
                          BUILDX: Result("", stderr="not a command", exited=1)})
     with pytest.raises(EngineError, match="docker buildx is not installed"):
         Engine(c).info()
@@ -52,7 +57,7 @@ INSPECT = "docker buildx inspect"
 
 def test_probes_report_versions_and_driver():
     c = MockContext(run={
-        VERSION: Result("20.10.24\n"),
+        INFO: engine_answers("20.10.24"),
         INSPECT + " multi": Result("Name: multi\nDriver: docker-container\n"),
     })
     info = probe_engine(c, builder="multi")
@@ -60,7 +65,7 @@ def test_probes_report_versions_and_driver():
 
 
 def test_unreachable_engine_is_one_line_with_the_fix():
-    c = MockContext(run={VERSION: Result("", stderr="Client: ...\nCannot connect to the Docker daemon at "
+    c = MockContext(run={INFO: Result("", stderr="Client: ...\nCannot connect to the Docker daemon at "
                                          "unix:///var/run/docker.sock. Is the docker daemon running?\n", exited=1)})
     with pytest.raises(EngineError) as e:
         probe_engine(c)
@@ -70,14 +75,14 @@ def test_unreachable_engine_is_one_line_with_the_fix():
 
 def test_missing_buildx_names_the_plugin():
     not_a_command = "docker: 'buildx' is not a docker command.\n"
-    c = MockContext(run={VERSION: Result("20.10.24\n"), INSPECT: Result("", stderr=not_a_command, exited=1),
+    c = MockContext(run={INFO: engine_answers("20.10.24"), INSPECT: Result("", stderr=not_a_command, exited=1),
                          BUILDX: Result("", stderr=not_a_command, exited=1)})
     with pytest.raises(EngineError, match="docker buildx is not installed.*docker-buildx"):
         probe_engine(c)
 
 
 def test_missing_builder_says_how_to_create_it():
-    c = MockContext(run={VERSION: Result("20.10.24\n"), BUILDX: Result("buildx 0.13\n"),
+    c = MockContext(run={INFO: engine_answers("20.10.24"), BUILDX: Result("buildx 0.13\n"),
                          INSPECT + " gone": Result("", stderr="ERROR: no builder \"gone\" found\n", exited=1)})
     with pytest.raises(EngineError, match="docker buildx create --name gone"):
         probe_engine(c, builder="gone")
@@ -101,10 +106,11 @@ def test_every_buildx_command_goes_to_the_configured_builder():
 def test_engine_is_probed_once_per_run():
     from tasks.engine.docker import Engine
 
-    c = MockContext(run={VERSION: Result("26.1.5\n"), INSPECT: Result("Name: default\nDriver: docker\n")},
+    c = MockContext(run={INFO: engine_answers("26.1.5"), INSPECT: Result("Name: default\nDriver: docker\n")},
                     repeat=False)  # a second probe would find no answer left and fail
     engine = Engine(c)
     assert engine.info().driver == "docker" and engine.info().server_version == "26.1.5"
+    assert engine.current_facts().image_store == "containerd"  # from the same `docker info`
 
 
 class FakeEngine:
@@ -119,8 +125,8 @@ class FakeEngine:
 
         return EngineInfo("26.1.5", "", "docker")
 
-    def image_index(self, ref):
-        return (self.indexes[ref], "") if ref in self.indexes else (None, "not found")
+    def index_with_attestations(self, ref):
+        return (self.indexes[ref], {}, "") if ref in self.indexes else (None, {}, "not found")
 
 
 def test_smoke_refuses_a_platform_the_image_lacks_and_a_single_platform_image(tmp_path):

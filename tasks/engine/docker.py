@@ -65,6 +65,14 @@ class Ran:
         return last_line(self.stderr or self.stdout)
 
 
+def _json_object(text: str) -> dict:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _ran(r: Any) -> Ran:
     return Ran(ok=r.ok, stdout=r.stdout, stderr=r.stderr, exited=r.exited)
 
@@ -75,6 +83,7 @@ class Engine:
         self.builder = builder
         self._info: EngineInfo | None = None
         self._facts: EngineFacts | None = None
+        self._docker_info: dict | None = None  # what `docker info` said when info() asked
 
     @property
     def dry(self) -> bool:
@@ -121,11 +130,13 @@ class Engine:
         if shutil.which("docker") is None:
             raise EngineError("the docker CLI is not on PATH: install Docker (Debian: apt-get install docker.io; "
                               "this project's machines: scripts/provision-local.sh)")
-        r = self.probe(["docker", "version", "--format", "{{.Server.Version}}"])
-        if not r.ok or not r.stdout.strip():
+        r = self.probe(["docker", "info", "--format", "{{json .}}"])  # version and image store in one probe
+        docker_info = _json_object(r.stdout) if r.ok else {}
+        server = str(docker_info.get("ServerVersion") or "")
+        if not server:
             raise EngineError(f"cannot reach the Docker engine ({last_line(r.stderr)}): start dockerd "
                               f"(or scripts/provision-local.sh), or point DOCKER_HOST at a running engine")
-        server = r.stdout.strip()
+        self._docker_info = docker_info
         if not self.builder and _default_builder_is_current() and _buildx_plugin_present():
             # The engine's own builder (driver `docker`), which the engine just answered for: no need to
             # start buildx to ask (the slowest probe of a run).
@@ -150,7 +161,8 @@ class Engine:
     def current_facts(self) -> EngineFacts:
         """Engine version, BuildKit version, driver and image store of this engine and builder (once per run)."""
         if self._facts is None:
-            self._facts = self.facts(self.info(), self.engine_facts())
+            info = self.info()  # reads `docker info` too
+            self._facts = self.facts(info, self._docker_info if self._docker_info is not None else self.engine_facts())
         return self._facts
 
     @staticmethod
@@ -162,14 +174,9 @@ class Engine:
                                                    str(docker_info.get("Driver", ""))))
 
     def engine_facts(self) -> dict:
-        """`docker info` as JSON ({} when the engine does not answer)."""
-        import json
-
+        """`docker info` as JSON ({} when the engine does not answer), asked now."""
         r = self.probe(["docker", "info", "--format", "{{json .}}"])
-        try:
-            return json.loads(r.stdout) if r.ok else {}
-        except ValueError:
-            return {}
+        return _json_object(r.stdout) if r.ok else {}
 
     def versions(self) -> Ran:
         """``client server`` versions (for `inv setup`)."""
@@ -224,18 +231,17 @@ class Engine:
     def image_index(self, ref: str) -> tuple[list[IndexEntry] | None, str]:
         """The platforms of an image's manifest list (None and the error if unreadable; an empty list for a
         single-platform image)."""
+        entries, _, error = self.index_with_attestations(ref)
+        return entries, error
+
+    def index_with_attestations(self, ref: str) -> tuple[list[IndexEntry] | None, dict[str, str], str]:
+        """From one read of ``ref``: the platforms of its manifest list (None and the error if unreadable; an
+        empty list for a single-platform image) and ``{image digest: attestation manifest digest}``."""
         r = self.manifest_raw(ref)
         if not r.ok:
-            return None, last_line(r.stderr)
-        return parse_index(r.stdout), ""
-
-    def attestations_of(self, ref: str) -> dict[str, str]:
-        """``{image digest: attestation manifest digest}`` of the index at ``ref`` ({} if none or unreadable)."""
-        r = self.manifest_raw(ref)
-        try:
-            return attestations(json.loads(r.stdout)) if r.ok and r.stdout else {}
-        except ValueError:
-            return {}
+            return None, {}, last_line(r.stderr)
+        data = _json_object(r.stdout)
+        return parse_index(r.stdout), attestations(data) if data else {}, ""
 
     def index_digest(self, ref: str) -> tuple[str, list[IndexEntry]]:
         """The digest and platforms of the index a tag points at ('' and [] if unreadable)."""

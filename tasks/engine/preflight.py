@@ -30,12 +30,10 @@ def emulator_warning(platforms: tuple[Platform, ...]) -> list[str]:
     return [f"warning: {p} (the build itself does not need it; `inv smoke` will)" for p in probe_handlers(platforms)]
 
 
-def base_image_problem(engine: Engine, runtime_image: str, platforms: tuple[Platform, ...]) -> str:
-    """For `inv build`: the runtime image lacks a requested platform (checked before any build)."""
-    offered, _ = image_platforms(engine, runtime_image)
-    if not offered:  # unreadable or single-platform: let the build report it
-        return ""
-    missing = missing_platforms(offered, platforms)
+def base_image_problem(runtime_image: str, offered: list[str], platforms: tuple[Platform, ...]) -> str:
+    """For `inv build`: the runtime image lacks a requested platform (checked before any build). ``offered``:
+    the platforms its index lists (empty when unreadable or single-platform: the build then reports it)."""
+    missing = missing_platforms(offered, platforms) if offered else []
     if not missing:
         return ""
     return (f"the runtime image {runtime_image} has no {', '.join(p.docker for p in missing)} "
