@@ -372,7 +372,18 @@ def measure_fixed_cost(work: Path, *, repeat: int) -> dict[str, Row]:
         for name, argv in pair[::1 if i % 2 == 0 else -1]:
             run(name, argv)
         run("inv --dry build", inv_build(project, "amd64,arm64", work, dry=True))
+        for name, argv in FIXED_COST_FLOORS.items():
+            run(name, argv)
     return rows
+
+
+# What any `inv --dry build` pays before crossdock's own code runs: the interpreter with invoke imported, and
+# one engine probe (the docker CLI asking the engine). Measured beside the dry run, they show how much of it
+# is crossdock's.
+FIXED_COST_FLOORS = {
+    "floor: python -m invoke --version": [sys.executable, "-m", "invoke", "--version"],
+    "floor: docker info (one engine probe)": ["docker", "info", "--format", "{{json .}}"],
+}
 
 
 def write_fixed_cost(out: Path, info: dict, rows: dict[str, Row]) -> str:
@@ -391,6 +402,10 @@ def write_fixed_cost(out: Path, info: dict, rows: dict[str, Row]) -> str:
                          f"{'yes' if row.median <= goal[1] else 'no'} |")
         else:
             lines.append(f"| {name} | {row.median:.2f} s | | | |")
+    floor = sum(rows[name].median for name in FIXED_COST_FLOORS if name in rows)
+    if floor and "inv --dry build" in rows:
+        lines += ["", f"The two floors together: {floor:.2f} s of the dry run's {rows['inv --dry build'].median:.2f} s "
+                  f"(crossdock's own part: {rows['inv --dry build'].median - floor:.2f} s)."]
     text = "\n".join(lines)
     (out / "fixed-cost.md").write_text(text + "\n")
     return text
