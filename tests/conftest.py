@@ -29,6 +29,36 @@ LOCAL_WORLD = SUITE / "local-world.yaml"
 INV = [sys.executable, "-m", "invoke", "--search-root", str(SUITE)]
 
 
+PLATFORM_SH = SUITE / "docker" / "platform.sh"
+
+
+def stand_in_world(root: Path, fake_cargo: str, files: dict[str, str]) -> Path:
+    """Where platform.sh runs outside any build: ``bin/cargo`` (a stand-in script), the project's ``files``
+    under ``src/`` and an empty shared cache ``cache/``."""
+    (root / "bin").mkdir()
+    (root / "bin" / "cargo").write_text(fake_cargo)
+    (root / "bin" / "cargo").chmod(0o755)
+    for rel, text in files.items():
+        (root / "src" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / "src" / rel).write_text(text)
+    (root / "cache").mkdir()
+    return root
+
+
+def platform_sh(world: Path, command: str, *, popen: bool = False, **env: str):
+    """``sh platform.sh COMMAND`` in ``world/src`` for an amd64 target on an amd64 machine, Debian's Rust, the
+    stand-in cargo first on PATH; ``env`` adds to or overrides that environment. A finished run, or with
+    ``popen`` a running one (in a session of its own)."""
+    full = {"HOME": str(world), "PATH": f"{world / 'bin'}:/usr/bin:/bin", "TARGETARCH": "amd64", "BUILDARCH": "amd64",
+            "RUST_FLAVOUR": "debian", "BIN": "app", "CARGO_SHARED_CACHE": str(world / "cache"),
+            "CARGO_TARGET_DIR": str(world / "target"), "OUT_DIR": str(world / "out"), **env}
+    argv = ["sh", str(PLATFORM_SH), command]
+    if popen:
+        return subprocess.Popen(argv, cwd=world / "src", env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+    return subprocess.run(argv, cwd=world / "src", env=full, capture_output=True, text=True)
+
+
 def run_inv(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
             timeout: float = 1500) -> subprocess.CompletedProcess[str]:
     """Run `inv ARGS` the way a user does (invoke loads tasks.py from the suite)."""

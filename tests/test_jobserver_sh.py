@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "docker" / "platform.sh"
+from tests.conftest import platform_sh, stand_in_world
+
 FAKE_CARGO = r"""#!/bin/sh
 fifo=${CARGO_MAKEFLAGS#*fifo:}
 echo "fake-cargo start $(date +%s.%N) makeflags=${CARGO_MAKEFLAGS:-none}" >&2
@@ -33,24 +34,14 @@ mkdir -p "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release"
 
 @pytest.fixture
 def world(tmp_path):
-    (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "cargo").write_text(FAKE_CARGO)
-    (tmp_path / "bin" / "cargo").chmod(0o755)
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "main.rs").write_text("fn main() {}\n")
-    return tmp_path
+    return stand_in_world(tmp_path, FAKE_CARGO, {"main.rs": "fn main() {}\n"})
 
 
 def start(world: Path, name: str, *, tokens: str = "2", hold: float = 0.5, extra: int = 0) -> subprocess.Popen:
     (world / f"home-{name}").mkdir(exist_ok=True)
-    env = {"HOME": str(world / f"home-{name}"), "PATH": f"{world / 'bin'}:/usr/bin:/bin", "TARGETARCH": "amd64",
-           "BUILDARCH": "amd64", "RUST_FLAVOUR": "debian", "BIN": "app", "CARGO_SHARED_CACHE": str(world / "cache"),
-           "CARGO_TARGET_DIR": str(world / f"target-{name}"), "OUT_DIR": str(world / f"out-{name}"),
-           "COMPILE_TOKENS": tokens, "HOLD": str(hold), "EXTRA": str(extra) if extra else "",
-           "JOBSERVER_POLL": "0.1"}
-    (world / "cache").mkdir(exist_ok=True)
-    return subprocess.Popen(["sh", str(SCRIPT), "build"], cwd=world / "src", env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return platform_sh(world, "build", popen=True, HOME=str(world / f"home-{name}"),
+                       CARGO_TARGET_DIR=str(world / f"target-{name}"), OUT_DIR=str(world / f"out-{name}"),
+                       COMPILE_TOKENS=tokens, HOLD=str(hold), EXTRA=str(extra) if extra else "", JOBSERVER_POLL="0.1")
 
 
 def finish(proc: subprocess.Popen, timeout: float = 30) -> str:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "docker" / "platform.sh"
+from tests.conftest import platform_sh, stand_in_world
+
 OLD_MTIME = 946684800
 FAKE_CARGO = r"""#!/bin/sh
 echo "fake-cargo $*" >&2
@@ -31,25 +31,14 @@ mkdir -p "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release"
 
 @pytest.fixture
 def world(tmp_path):
-    (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "cargo").write_text(FAKE_CARGO)
-    (tmp_path / "bin" / "cargo").chmod(0o755)
-    src = tmp_path / "src"
-    files = {"Cargo.toml": "[package]\n", "src/main.rs": "fn main() {}\n", "src/util.rs": "// util\n",
-             "vendor/dep/.cargo-checksum.json": '{"package":"x"}', "vendor/dep/src/lib.rs": "// dep\n"}
-    for rel, text in files.items():
-        (src / rel).parent.mkdir(parents=True, exist_ok=True)
-        (src / rel).write_text(text)
-    (tmp_path / "cache").mkdir()
-    return tmp_path
+    return stand_in_world(tmp_path, FAKE_CARGO, {
+        "Cargo.toml": "[package]\n", "src/main.rs": "fn main() {}\n", "src/util.rs": "// util\n",
+        "vendor/dep/.cargo-checksum.json": '{"package":"x"}', "vendor/dep/src/lib.rs": "// dep\n"})
 
 
 def run(world: Path, command: str = "build", *, target: str = "target", check: bool = True, **extra: str) -> str:
-    env = {"HOME": str(world), "PATH": f"{world / 'bin'}:/usr/bin:/bin", "TARGETARCH": "amd64", "BUILDARCH": "amd64",
-           "RUST_FLAVOUR": "debian", "BIN": "app", "CARGO_SHARED_CACHE": str(world / "cache"), "COMPILE_SLOTS": "0",
-           "CARGO_TARGET_DIR": str(world / target), "OUT_DIR": str(world / "out"),
-           "WATCH": "src/main.rs src/util.rs vendor/dep/src/lib.rs", **extra}
-    r = subprocess.run(["sh", str(SCRIPT), command], cwd=world / "src", env=env, capture_output=True, text=True)
+    r = platform_sh(world, command, COMPILE_SLOTS="0", CARGO_TARGET_DIR=str(world / target),
+                    WATCH="src/main.rs src/util.rs vendor/dep/src/lib.rs", **extra)
     if check:
         assert r.returncode == 0, r.stderr
     return r.stderr
