@@ -189,6 +189,8 @@ def run_arch(engine: Engine, plan: buildx.BuildPlan, arch: buildx.ArchBuild, *, 
     base = dict(platform=arch.platform, triple=arch.triple, log=str(arch.log_file))
     if dry:
         engine.build(arch.argv)
+        if arch.push_argv:  # the OCI export's push (skopeo), as a real build runs it
+            engine.act(arch.push_argv)
         return ArchResult(ok=True, **base)
     say(f"{arch.platform.docker}: build started (log: {arch.log_file})")
     arch.metadata_file.unlink(missing_ok=True)
