@@ -129,8 +129,8 @@ def rebuild(c: Context, record=None, project=None, compile_slots=None, compile_t
         except ValueError as e:
             raise RebuildError(str(e)) from None
         project = Path(tmp) / "src" / (build.get("project") or ".")
-        stage_build_files(project)
         args = {k: str(v) for k, v in build["args"].items() if k not in MACHINE_ARGS}
+        stage_build_files(project, package=args.get("PACKAGE", ""))  # the recorded build's dependency recipe
         # An empty cargo target dir of its own (a cache mount nobody used) and no layer cache: a clean build.
         args.update(CACHE_KEY=f"rebuild-{uuid.uuid4().hex[:12]}", COMPILE_SLOTS=str(settings.compile_slots),
                     COMPILE_TOKENS=settings.compile_tokens)

@@ -76,7 +76,8 @@ def make_sboms(engine: Engine, settings: Settings, target: Target, vcs: VcsInfo 
     t0 = time.monotonic()
     folder = settings.out_dir / "sbom"
     folder.mkdir(parents=True, exist_ok=True)
-    stage_build_files(settings.project)  # a reused release built elsewhere: the same files, staged again
+    # a reused release built elsewhere: the same files and dependency recipe, staged again
+    stage_build_files(settings.project, package=target.cargo_package)
     args = build_args(settings, target, vcs, version=version)  # exactly the image build's: every stage cached
 
     def one(entry: IndexEntry) -> tuple[str, Path | str]:
