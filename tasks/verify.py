@@ -1,8 +1,10 @@
 """`inv verify IMAGE --key=cosign.pub [--record=out/releases/<version>.json]`: is this the image we released?
 
 Checks, for the index IMAGE resolves to: its cosign signature and every platform's, each platform's signed
-CycloneDX SBOM attestation (about that platform's digest, listing crates and Debian packages), and with a
-release record that the index and every platform digest are the recorded ones. Offline: the public key is
+CycloneDX SBOM attestation (about that platform's digest, listing crates and Debian packages), each
+platform's SLSA provenance attestation (BuildKit's, in the index; required when the record says the release
+carried it or when any platform has one), and with a release record that the index and every platform
+digest are the recorded ones. Offline: the public key is
 the whole trust (no transparency log). Exit 1 naming every check that failed. The release audit runs the
 same signature and SBOM checks (``supply_chain_problems``).
 """
@@ -17,12 +19,12 @@ from invoke import Context
 
 from .common import crossdock_task, say
 from .core.errors import CrossdockError
-from .core.references import IndexEntry, ReferenceError, parse_reference
+from .core.references import IndexEntry, ReferenceError, attestations, index_entries, parse_reference
 from .core.report import format_table
 from .core.sbom import PREDICATE_TYPE, contents
 from .engine.cosign import Cosign
 from .engine.docker import Engine, last_line
-from .engine.registry import Repo
+from .engine.registry import Client, Repo
 from .engine.secrets import credentials, private_docker_config, require_pair
 
 
@@ -65,6 +67,31 @@ def supply_chain_problems(cosign: Cosign, public_key: Path, repo: str, index_dig
     rows = [(what, kind, ok or "FAILED") for (what, _), (_, ok), kind in
             zip(jobs, results, ["signature"] + ["signature", "sbom"] * len(entries), strict=True)]
     return problems, rows
+
+
+SLSA_PROVENANCE = "https://slsa.dev/provenance/"  # BuildKit's predicate types: .../v0.2, .../v1
+
+
+def provenance_checks(client: Client, repo: Repo, index: dict) -> list[tuple[str, str]]:
+    """``(platform, problem or '')`` for every platform of ``index``: it must keep an attestation manifest
+    holding an SLSA provenance statement."""
+    found = attestations(index)
+    checks = []
+    for entry in index_entries(index):
+        digest = found.get(entry.digest)
+        if not digest:
+            checks.append((entry.platform, f"{entry.platform} has no attestation manifest"))
+            continue
+        layers = client.manifest(repo, digest).get("layers", [])
+        types = [layer.get("annotations", {}).get("in-toto.io/predicate-type", "") for layer in layers]
+        checks.append((entry.platform, "" if any(t.startswith(SLSA_PROVENANCE) for t in types) else
+                       f"{entry.platform}'s attestation {digest} holds no SLSA provenance (has {types})"))
+    return checks
+
+
+def provenance_problems(client: Client, repo: Repo, index: dict) -> list[str]:
+    """Every platform of ``index`` must keep an attestation manifest holding an SLSA provenance statement."""
+    return [problem for _, problem in provenance_checks(client, repo, index) if problem]
 
 
 def record_problems(record: dict, index_digest: str, entries: list[IndexEntry]) -> list[str]:
@@ -130,9 +157,20 @@ def verify(c: Context, image=None, key=None, record=None):
         say(f"verifying {image} -> {digest} with {public_key} (offline: no transparency log)")
         problems = record_problems(expected, digest, entries) if expected is not None else []
         found, rows = supply_chain_problems(cosign, public_key, ref.repository, digest, entries)
+        repo = Repo.parse(ref.repository)
+        client = Client(user, password)
+        checks = provenance_checks(client, repo, client.manifest(repo, digest))
     problems += found
+    # Provenance is required where the record says the release carried it, or where any platform has it
+    # (some attested and some not is not what a build does); an index without any is only reported.
+    recorded = str(((expected or {}).get("build") or {}).get("provenance", "off")) != "off"
+    required = recorded or any(not problem for _, problem in checks)
+    problems += [problem for _, problem in checks if problem and required]
+    rows += [(platform, "provenance", "provenance ok" if not problem else "FAILED" if required else "none")
+             for platform, problem in checks]
     print(format_table(("what", "check", "result"), rows))
     if problems:
         raise VerifyError(f"{image} does not verify:\n" + "\n".join(f"  {p}" for p in problems))
     say(f"{image} verified: signed index and platforms, an SBOM per platform"
+        + (", SLSA provenance per platform" if required else ", no provenance attestations")
         + (f", digests as recorded in {record}" if record else ""))
