@@ -30,8 +30,9 @@ def debian_crates(package: str, dest: Path) -> list[str]:
     sim = subprocess.run(["apt-get", "install", "-s", "--no-install-recommends", package], capture_output=True,
                          text=True, check=True).stdout
     names = [line.split()[1] for line in sim.splitlines() if line.startswith("Inst librust-")]
-    if package not in names and f"Inst {package} " not in sim:
+    if package not in names and f"{package} is already the newest version" in sim:
         names.append(package)  # already installed on this machine: apt simulates nothing for it
+    # (a name another package provides, such as librust-serde+derive-dev, is neither: the provider is in names)
     with tempfile.TemporaryDirectory(prefix="crossdock-crates-") as tmp:
         subprocess.run(["apt-get", "download", "-qq", *names], cwd=tmp, check=True, capture_output=True)
         for deb in Path(tmp).glob("*.deb"):
