@@ -448,6 +448,23 @@ lock_target_dir() {
   if command -v flock >/dev/null 2>&1; then exec 9>"$target_dir/.crossdock.lock" && flock 9; fi
 }
 
+# compile LABEL RECORD: cargo build of $BIN for the target (profile, package, lock file as configured) with
+# a jobserver token (COMPILE_TOKENS), then the sources' RECORD updated by its outcome; cargo's exit status
+# in $compiled (the function itself returns 0, so `set -e` still holds inside it).
+# The line it prints ("platform.sh: [LABEL]cargo ... (flavour F, ...") tells crossdock the flavour used.
+compile() {
+  label=$1 record=$2
+  set -- build --profile "$profile" --target "$RUST_TARGET" --bin "$BIN"
+  if [ -n "${PACKAGE:-}" ]; then set -- "$@" --package "$PACKAGE"; fi
+  if [ -f Cargo.lock ]; then set -- "$@" --locked; fi
+  join_jobserver || :
+  echo "platform.sh: ${label}cargo $* (flavour $FLAVOUR, linker $LINKER, target dir $target_dir)" >&2
+  compiled=0
+  cargo "$@" || compiled=$?
+  leave_jobserver
+  finish_sources "$compiled" "$record"
+}
+
 # The dependency layers (docker/Dockerfile's cook stage, tasks/core/recipe.py): compile what the recipe
 # tree in the working directory holds, into CARGO_TARGET_DIR (inside the layer, so that it is cached and
 # exported like any layer). A failure is not the build's: the layer keeps what compiled and the build
@@ -458,9 +475,6 @@ cmd_cook() {
     echo "platform.sh: cook: workspace layer off (COOK_WORKSPACE=0, no registry cache): the build step compiles the workspace's crates in its target dir" >&2
     return 0
   fi
-  set -- build --profile "$profile" --target "$RUST_TARGET" --bin "$BIN"
-  if [ -n "${PACKAGE:-}" ]; then set -- "$@" --package "$PACKAGE"; fi
-  if [ -f Cargo.lock ]; then set -- "$@" --locked; fi
   lock_target_dir
   record="$target_dir/.crossdock-sources.sha256"
   restamp_changed_sources "$record"
@@ -470,21 +484,13 @@ cmd_cook() {
     return 0
   fi
   take_compile_slot
-  join_jobserver || :
-  echo "platform.sh: cook: cargo $* (flavour $FLAVOUR, linker $LINKER, target dir $target_dir)" >&2
-  status=0
-  cargo "$@" || status=$?
-  leave_jobserver
-  finish_sources "$status" "$record"
-  [ "$status" = 0 ] || warn "cook: cargo exited $status: this layer keeps what compiled; the build step compiles the rest"
+  compile "cook: " "$record"
+  [ "$compiled" = 0 ] || warn "cook: cargo exited $compiled: this layer keeps what compiled; the build step compiles the rest"
 }
 
 cmd_build() {
   cargo_setup
   out=${OUT_DIR:-/out}
-  set -- build --profile "$profile" --target "$RUST_TARGET" --bin "$BIN"
-  if [ -n "${PACKAGE:-}" ]; then set -- "$@" --package "$PACKAGE"; fi
-  if [ -f Cargo.lock ]; then set -- "$@" --locked; fi
   lock_target_dir
   take_compile_slot
   record="$target_dir/.crossdock-sources.sha256"
@@ -495,13 +501,8 @@ cmd_build() {
     cp -a "$COOKED_DIR/." "$target_dir/"
   fi
   restamp_changed_sources "$record"
-  join_jobserver || :
-  echo "platform.sh: cargo $* (flavour $FLAVOUR, linker $LINKER, target dir $target_dir)" >&2
-  status=0
-  cargo "$@" || status=$?
-  leave_jobserver
-  finish_sources "$status" "$record"
-  [ "$status" = 0 ] || exit "$status"
+  compile "" "$record"
+  [ "$compiled" = 0 ] || exit "$compiled"
   dir=$profile
   if [ "$profile" = dev ] || [ "$profile" = test ]; then dir=debug; fi
   bin_path="$target_dir/$RUST_TARGET/$dir/$BIN"
