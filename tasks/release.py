@@ -426,9 +426,32 @@ def write_record(settings: Settings, record: dict) -> Path:
     return path
 
 
+def verify_recorded_signature(engine: Engine, client: Client, record: dict, record_path: Path,
+                              repo: str) -> tuple[Cosign | None, Path | None]:
+    """A signed release is promoted only while its index and platforms still verify with the key it was
+    signed with (the public key beside the record, as the release wrote it): checked before any tag moves.
+    (None, None) for an unsigned release."""
+    if not record.get("signature"):
+        return None, None
+    public_key = record_path.with_suffix(".pub")
+    if not public_key.is_file():
+        raise ReleaseError(f"{record_path} was signed, but its public key {public_key} is not beside it: put the "
+                           f"release's public key there (out/releases/<version>.pub), nothing was promoted")
+    cosign = Cosign(engine.c)
+    cosign.require()
+    entries = index_entries(client.manifest(Repo.parse(repo), record["index_digest"]))
+    problems, _ = supply_chain_problems(cosign, public_key, repo, record["index_digest"], entries)
+    if problems:
+        raise ReleaseError("the recorded index does not verify with its key, nothing was promoted:\n"
+                           + "\n".join(f"  {problem}" for problem in problems))
+    say(f"{repo}@{record['index_digest']}: signatures and SBOM attestations verify with {public_key}")
+    return cosign, public_key
+
+
 def promote(engine: Engine, settings: Settings, client: Client, record_path: Path, *, user: str,
             password: str) -> None:
-    """Republish a recorded release: every recorded tag -> the recorded index. No build, no guards."""
+    """Republish a recorded release: every recorded tag -> the recorded index. No build, no guards; a signed
+    release must still verify with its public key first."""
     try:
         record = json.loads(record_path.read_text())
         index_digest, version = record["index_digest"], record["version"]
@@ -442,6 +465,7 @@ def promote(engine: Engine, settings: Settings, client: Client, record_path: Pat
     repos = list(tags)
     plans = {repo: TagPlan(tags=tuple(tags[repo]), held_back=()) for repo in repos}
     say(f"promoting {version} ({index_digest}) from {record_path}")
+    cosign, public_key = verify_recorded_signature(engine, client, record, record_path, repos[0])
     print(format_table(("repository", "tag", "digest"), [(r, t, index_digest) for r in repos for t in tags[r]]))
     if user and not engine.dry:
         login(engine, [Repo.parse(r).host for r in repos], user, password)
@@ -452,7 +476,9 @@ def promote(engine: Engine, settings: Settings, client: Client, record_path: Pat
         return
     if failures:
         raise ReleaseError("publishing stopped: " + "; ".join(failures) + ": run the promotion again")
-    problems = audit(client, repos, plans, index_digest, expected)
+    provenance = str((record.get("build") or {}).get("provenance", "off")) != "off"
+    problems = audit(client, repos, plans, index_digest, expected, cosign=cosign, public_key=public_key,
+                     provenance=provenance)
     if problems:
         raise ReleaseError("audit failed: " + "; ".join(problems))
     say(f"promoted {version}: {', '.join(f'{r}:{t}' for r in repos for t in tags[r])} -> {index_digest}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,3 +156,26 @@ def test_inv_verify_accepts_the_release_and_refuses_a_wrong_key_and_a_moved_tag(
     assert "index: signature does not verify" in r.stderr
     problems = audit(Client(), [rel.repo], plans, index, list(PLATFORMS), cosign=cosign_, public_key=rel.public_key)
     assert problems == [f"{rel.repo}:latest resolves to {moved}, not {index}"]
+
+
+def test_promotion_of_a_signed_release_verifies_it_first(signed_release, tmp_path):
+    rel = signed_release
+    record = rel.out / "releases" / "7.1.0.json"
+    tags = ["7.1.0", "7.1", "7", "latest"]
+    forged = tmp_path / "releases"
+    forged.mkdir()
+    shutil.copy(record, forged / "7.1.0.json")
+    shutil.copy(rel.other_key, forged / "7.1.0.pub")  # beside the record: a key that did not sign it
+    before = tag_digests(rel.image, tags)
+    r = run_inv("release", f"--promote-from={forged / '7.1.0.json'}", f"--out-dir={tmp_path / 'out'}")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    assert "does not verify with its key, nothing was promoted" in r.stderr and "signature does not verify" in r.stderr
+    assert tag_digests(rel.image, tags) == before
+    (forged / "7.1.0.pub").unlink()
+    r = run_inv("release", f"--promote-from={forged / '7.1.0.json'}", f"--out-dir={tmp_path / 'out'}")
+    assert r.returncode == 1 and "is not beside it" in r.stderr and tag_digests(rel.image, tags) == before
+
+    ok = run_inv("release", f"--promote-from={record}", f"--out-dir={tmp_path / 'out'}")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert f"signatures and SBOM attestations verify with {record.with_suffix('.pub')}" in ok.stdout
+    assert tag_digests(rel.image, tags) == {tag: rel.record["index_digest"] for tag in tags}
