@@ -244,7 +244,7 @@ def measure(workload: str, source: Path, bin_name: str, package: str, edit_file:
         # The same three platforms with every compile step running at once (the default lets one cargo
         # compile at a time on the daemon, each using all cores; the other steps overlap either way).
         run("3 platforms, cold, no compile limit",
-            inv_build(fresh_copy(source, work), "amd64,arm64,arm", work, extra=("--compile-slots=0",)))
+            inv_build(fresh_copy(source, work), "amd64,arm64,arm", work, extra=("--compile-slots=0", "--compile-tokens=0")))
     for i in range(repeat):
         inv_project, shell_project = fresh_copy(source, work), fresh_copy(source, work)
         for k, state in enumerate(("cold", "no change")):
@@ -288,7 +288,7 @@ RATIOS = [
      "native amd64, warm (one-line change)"),
     ("3 platforms, cold, no compile limit", "3 platforms / native", "3 platforms, cold, no compile limit",
      "native amd64, cold"),
-    ("3 platforms, cold, no compile limit", "no limit / 1 slot", "3 platforms, cold, no compile limit",
+    ("3 platforms, cold, no compile limit", "no limit / jobserver", "3 platforms, cold, no compile limit",
      "3 platforms, cold"),
     ("emulated arm64, cold", "emulated / cross", "emulated arm64, cold", "cross arm64, cold"),
     ("emulated arm64, warm (one-line change)", "emulated / cross", "emulated arm64, warm (one-line change)",
@@ -636,7 +636,7 @@ def write_jobserver(out: Path, info: dict, rows: dict[str, dict[str, ModeRow]], 
               f"{info['memory']} ({info['machine']}), Docker engine {info['engine']}, {info['buildx']} "
               f"(`{' '.join(['.venv/bin/python benchmarks/run.py', *sys.argv[1:]])}`): each workload cold for "
               f"{platforms} at once (a new copy of it, the builder's cache mounts pruned before each build, "
-              "toolchain layers warm), with one compile step at a time (`--compile-slots=1`, today's default), every "
+              "toolchain layers warm), with one compile step at a time (`--compile-slots=1`, the default before the jobserver), every "
               "compile step at once (`--compile-slots=0`) and one jobserver of as many tokens as cores "
               "(`--compile-tokens=auto`); the modes take turns going first. Seconds: the whole `inv build`. "
               "Compile steps' own time: BuildKit's time for an arch's cargo steps (dependency layers and build) "

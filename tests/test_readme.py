@@ -45,3 +45,8 @@ def test_readme_shows_the_latest_fresh_runner_measurement():
 def test_readme_shows_the_latest_image_sizes():
     sizes = (SUITE_ROOT / "benchmarks" / "image-sizes.md").read_text().strip()
     assert sizes in README, "README's Runtime flavours section must show benchmarks/image-sizes.md as it is"
+
+
+def test_readme_shows_the_latest_jobserver_measurement():
+    table = (SUITE_ROOT / "benchmarks" / "jobserver.md").read_text().strip()
+    assert table in README, "README's compile slots and jobserver section must show benchmarks/jobserver.md as it is"

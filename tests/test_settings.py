@@ -23,7 +23,7 @@ def test_defaults_apply_when_nothing_is_set(tmp_path):
     s = resolve(cwd=tmp_path)
     assert s.platforms == parse_platforms(DEFAULTS["platforms"]) and s.tag == "dev" and s.output == "push"
     assert s.jobs == 0 and s.port == 8080 and s.smoke_timeout == 180.0 and s.smoke_command == ("--version",)
-    assert s.compile_slots == 1 and s.compile_tokens == "0"
+    assert s.compile_slots == 1 and s.compile_tokens == "auto"
     assert s.project == EXAMPLE_PROJECT
     assert s.out_dir == tmp_path / "out"
 

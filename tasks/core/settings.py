@@ -299,11 +299,12 @@ KNOBS: tuple[Knob, ...] = (
     Knob("output", "push", "push: push each arch and join them into one manifest list; "
          "load: load one local image per arch tagged <tag>-<arch>, no registry needed.", choice("push", "load")),
     Knob("jobs", "0", "How many architectures build (or smoke-test) at once. 0: all of them.", count),
-    Knob("compile_slots", "1", "How many cargo compile steps may run at once on one build daemon (each uses "
-         "all its cores; the other build steps always overlap). 0: no limit. Not used with compile-tokens.", count),
-    Knob("compile_tokens", "0", "One jobserver per build daemon, shared by every cargo of every arch and project: "
-         "all compiles together run at most this many jobs, and a core one compile leaves idle is taken by "
-         "another. auto: the build machine's cores; 0: off (compile-slots applies).", token_count),
+    Knob("compile_slots", "1", "Only with compile-tokens=0 (the jobserver off): how many cargo compile steps may "
+         "run at once on one build daemon (each uses all its cores; the other build steps always overlap). "
+         "0: no limit.", count),
+    Knob("compile_tokens", "auto", "One jobserver per build daemon, shared by every cargo of every arch and "
+         "project: all compiles together run at most this many jobs, and a core one compile leaves idle is taken "
+         "by another. auto: the build machine's cores; 0: off (compile-slots applies).", token_count),
     Knob("builder", "", "buildx builder name (docker buildx ls). Empty: the current builder.", builder_name),
     Knob("builder_image", "docker.io/library/rust:1-bookworm",
          "Image of the native compile stage: a rustup image, or a plain Debian (uses Debian's rustc-web).",
