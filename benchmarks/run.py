@@ -145,12 +145,19 @@ def raw_script(project: Path, platforms: str, work: Path) -> Path:
     out = subprocess.run(inv_build(project, platforms, work, dry=True), capture_output=True, text=True,
                          check=True).stdout
     builds = [line for line in out.splitlines() if line.startswith("docker buildx build ")]
+    pushes = [line for line in out.splitlines() if line.startswith("skopeo copy ")]
     join = next(line for line in out.splitlines() if line.startswith("docker buildx imagetools create "))
     script = work / f"raw-{uuid.uuid4().hex[:6]}.sh"
     lines = ["#!/bin/sh", "set -e", "cd " + str(project)]
     logs = work / "out" / "build"
     lines.append(f"mkdir -p {logs}")
-    lines += [f"({b}) >{logs}/sh-{i}.log 2>&1 &" for i, b in enumerate(builds)] + ["wait"]
+    # A build that exports an OCI archive (timestamps rewritten with the docker driver) is pushed by the
+    # skopeo command that names its archive, as `inv build` runs it.
+    for i, b in enumerate(builds):
+        archive = b.split("type=oci,dest=")[1].split(",")[0] if "type=oci,dest=" in b else ""
+        push = next((f" && {p}" for p in pushes if archive and f"oci-archive:{archive} " in p), "")
+        lines.append(f"({b}{push}) >{logs}/sh-{i}.log 2>&1 &")
+    lines.append("wait")
     # The digests come from the metadata files, as crossdock reads them.
     lines.append("join=" + json.dumps(join))
     for b in builds:
