@@ -321,7 +321,8 @@ def test_compile_slots_bound_parallel_compiles_on_the_daemon(engine, tmp_path, s
         '    println!("cargo:warning=build-script-end={:.3}", now());\n'
         "}\n")
     r = run_inv("-f", str(LOCAL_WORLD), "build", f"--platforms={','.join(arches)}", f"--project={project}",
-                f"--compile-slots={slots}", "--compile-tokens=0", f"--image={unique_image('slots')}", f"--out-dir={tmp_path / 'out'}")
+                f"--compile-slots={slots}", "--compile-tokens=0", f"--image={unique_image('slots')}",
+                f"--out-dir={tmp_path / 'out'}")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     logs = [(tmp_path / "out" / "build" / f"{lookup(a).suffix}.log").read_text() for a in arches]
     waited = [log for log in logs if f"waiting for one of {slots} compile slot(s)" in log]
