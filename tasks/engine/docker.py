@@ -161,8 +161,8 @@ class Engine:
     def current_facts(self) -> EngineFacts:
         """Engine version, BuildKit version, driver and image store of this engine and builder (once per run)."""
         if self._facts is None:
-            info = self.info()  # reads `docker info` too
-            self._facts = self.facts(info, self._docker_info if self._docker_info is not None else self.engine_facts())
+            info = self.info()  # reads `docker info` too, and keeps it
+            self._facts = self.facts(info, self._docker_info or {})
         return self._facts
 
     @staticmethod
