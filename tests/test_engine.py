@@ -17,6 +17,12 @@ def engine_answers(version: str) -> Result:
 
 
 @pytest.fixture(autouse=True)
+def cli_only(monkeypatch):
+    """These tests check the commands the CLI is asked (the engine socket answers the same; test_engines_real)."""
+    monkeypatch.setattr("tasks.engine.docker.Engine.api_socket", lambda self: "")
+
+
+@pytest.fixture(autouse=True)
 def ask_buildx(monkeypatch):
     """These tests check what buildx is asked: no shortcut for the engine's default builder."""
     monkeypatch.setattr("tasks.engine.docker._default_builder_is_current", lambda: False)

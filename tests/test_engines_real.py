@@ -140,3 +140,18 @@ def test_compat_build_smoke_release_and_bit_identical_binaries(engine, tmp_path)
     _, index = manifest(image, "0.1.0")
     assert sorted(m["platform"]["architecture"] for m in index["manifests"] if m["platform"]["os"] == "linux") == [
         "amd64", "arm64"]
+
+
+def test_the_engine_socket_and_the_cli_report_the_same_engine(engine):
+    """The probe reads /info from the engine's socket; the CLI's `docker info` is the fallback."""
+    from invoke import Context
+
+    from tasks.engine.docker import Engine
+
+    through_socket = Engine(Context())
+    assert through_socket.api_socket()
+    through_cli = Engine(Context())
+    through_cli.api_socket = lambda: ""  # as for a remote engine
+    assert through_socket._info_from_api()["ServerVersion"]
+    assert through_cli._info_from_api() == {}
+    assert through_socket.current_facts() == through_cli.current_facts()

@@ -1,4 +1,4 @@
-"""GitPython code against real temporary repositories."""
+"""The git probe against real temporary repositories."""
 
 from __future__ import annotations
 
@@ -48,3 +48,36 @@ def test_untagged_version_marks_the_commit():
 def test_public_url_drops_credentials():
     assert public_url("https://user:s3cret@git.example.com/o/r.git") == "https://git.example.com/o/r.git"
     assert public_url("git@github.com:o/r.git") == "git@github.com:o/r.git"
+
+
+def test_annotated_tags_count_at_head_and_a_modified_or_staged_file_is_dirty(tmp_path):
+    repo = make_project(tmp_path / "p")
+    git(repo, "tag", "-a", "v2.0.0", "-m", "release")
+    git(repo, "tag", "v2.0.0-alias")
+    assert probe_vcs(repo).head_tags == ("v2.0.0", "v2.0.0-alias")
+    (repo / "Cargo.toml").write_text((repo / "Cargo.toml").read_text() + "\n")
+    assert probe_vcs(repo).dirty
+    git(repo, "add", "Cargo.toml")
+    assert probe_vcs(repo).dirty  # staged only
+
+
+def test_a_repository_without_commits_has_no_info_and_the_remote_loses_its_credentials(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    git(empty, "init", "-q")
+    assert probe_vcs(empty) is None
+    assert probe_vcs(tmp_path / "no-such-dir") is None
+    repo = make_project(tmp_path / "p")
+    git(repo, "remote", "add", "origin", "https://user:s3cret@git.example.com/o/r.git")
+    git(repo, "remote", "add", "mirror", "https://mirror.example.com/o/r.git")
+    assert probe_vcs(repo).remote_url == "https://git.example.com/o/r.git"
+
+
+def test_project_in_repository_is_relative_to_the_root(tmp_path):
+    from tasks.engine.vcs import project_in_repository
+
+    repo = make_project(tmp_path / "p")
+    (repo / "crates" / "app").mkdir(parents=True)
+    assert project_in_repository(repo) == "."
+    assert project_in_repository(repo / "crates" / "app") == "crates/app"
+    assert project_in_repository(tmp_path) == ""

@@ -130,8 +130,10 @@ class Engine:
         if shutil.which("docker") is None:
             raise EngineError("the docker CLI is not on PATH: install Docker (Debian: apt-get install docker.io; "
                               "this project's machines: scripts/provision-local.sh)")
-        r = self.probe(["docker", "info", "--format", "{{json .}}"])  # version and image store in one probe
-        docker_info = _json_object(r.stdout) if r.ok else {}
+        docker_info = self._info_from_api()  # version and image store in one probe
+        if not docker_info.get("ServerVersion"):
+            r = self.probe(["docker", "info", "--format", "{{json .}}"])
+            docker_info = _json_object(r.stdout) if r.ok else {}
         server = str(docker_info.get("ServerVersion") or "")
         if not server:
             raise EngineError(f"cannot reach the Docker engine ({last_line(r.stderr)}): start dockerd "
@@ -153,6 +155,18 @@ class Engine:
                               f"CROSSDOCK_BUILDER")
         return EngineInfo(server_version=server, builder=self.builder, driver=parse_driver(r.stdout),
                           buildkit=inspect_field(r.stdout, "BuildKit version", "BuildKit"))
+
+    def _info_from_api(self) -> dict:
+        """``GET /info`` from the engine's socket when the CLI would talk to that engine (what ``docker info``
+        prints as JSON, without starting the CLI: ~0.05 s of every run); {} when there is no such socket or
+        it does not answer (then the CLI asks, and its error is the one reported)."""
+        if not self.api_socket():
+            return {}
+        try:
+            status, _, body = self._api_request("GET", "/info", timeout=30)
+        except EngineError:
+            return {}
+        return _json_object(body.decode(errors="replace")) if status == 200 else {}
 
     def capabilities(self) -> list[Capability]:
         """What this engine and builder can do (attestations, timestamp rewriting, ...), probed once per run."""
