@@ -21,6 +21,7 @@ and cargo run under QEMU; it gets a target dir cache mount too, so its warm row 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -103,8 +104,10 @@ def step_seconds(log_text: str, pattern: re.Pattern[str]) -> float:
                if m.group(1) in ids)
 
 
-def timed(argv: list[str], *, log: Path | None = None) -> tuple[float, int]:
-    with PeakRss() as rss:
+def timed(argv: list[str], *, log: Path | None = None, sample_rss: bool = True) -> tuple[float, int]:
+    """Seconds and the peak RSS of a command; ``sample_rss=False`` for sub-second commands, whose time the
+    sampler's scans of /proc (on the same two cores) would be part of."""
+    with PeakRss() if sample_rss else contextlib.nullcontext(PeakRss()) as rss:
         t0 = time.monotonic()
         r = subprocess.run(argv, capture_output=True, text=True)
         seconds = time.monotonic() - t0
@@ -251,7 +254,8 @@ def measure(workload: str, source: Path, bin_name: str, package: str, edit_file:
         # The same three platforms with every compile step running at once (the default lets one cargo
         # compile at a time on the daemon, each using all cores; the other steps overlap either way).
         run("3 platforms, cold, no compile limit",
-            inv_build(fresh_copy(source, work), "amd64,arm64,arm", work, extra=("--compile-slots=0", "--compile-tokens=0")))
+            inv_build(fresh_copy(source, work), "amd64,arm64,arm", work,
+                      extra=("--compile-slots=0", "--compile-tokens=0")))
     for i in range(repeat):
         inv_project, shell_project = fresh_copy(source, work), fresh_copy(source, work)
         for k, state in enumerate(("cold", "no change")):
@@ -345,7 +349,9 @@ def write_results(out: Path, info: dict, lines_of_rust: dict, all_rows: dict[str
               + f". Command: `{' '.join(['.venv/bin/python benchmarks/run.py', *sys.argv[1:]])}`."
               + ("" if final else " PARTIAL: the run was still going when this was written."))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.md").write_text(header + "\n\n" + text + "\n")
+    fixed_cost = out / "fixed-cost.md"
+    body = header + "\n\n" + text + "\n"
+    (out / "results.md").write_text(with_fixed_cost(body, fixed_cost.read_text()) if fixed_cost.exists() else body)
     (out / "results.json").write_text(json.dumps({"info": info, "lines_of_rust": lines_of_rust, "final": final,
                                                   "rows": data}, indent=2) + "\n")
     return header + "\n\n" + text
@@ -361,7 +367,7 @@ def measure_fixed_cost(work: Path, *, repeat: int) -> dict[str, Row]:
     rows: dict[str, Row] = {}
 
     def run(name: str, argv: list[str]) -> None:
-        seconds, rss = timed(argv)
+        seconds, rss = timed(argv, sample_rss=False)
         row = rows.setdefault(name, Row())
         row.seconds.append(seconds)
         row.compile.append(0.0)
@@ -378,18 +384,19 @@ def measure_fixed_cost(work: Path, *, repeat: int) -> dict[str, Row]:
                 ("same commands from sh, no change", ["sh", str(script)])]
         for name, argv in pair[::1 if i % 2 == 0 else -1]:
             run(name, argv)
-        run("inv --dry build", inv_build(project, "amd64,arm64", work, dry=True))
-        for name, argv in FIXED_COST_FLOORS.items():
-            run(name, argv)
+        for _ in range(DRY_RUNS_PER_ROUND):  # sub-second: more samples against the machine's noise
+            run("inv --dry build", inv_build(project, "amd64,arm64", work, dry=True))
+            for name, argv in FIXED_COST_FLOORS.items():
+                run(name, argv)
     return rows
 
 
-# What any `inv --dry build` pays before crossdock's own code runs: the interpreter with invoke imported, and
-# one engine probe (the docker CLI asking the engine). Measured beside the dry run, they show how much of it
-# is crossdock's.
+DRY_RUNS_PER_ROUND = 3
+# What any `inv --dry build` pays before crossdock's own code runs: the interpreter with invoke imported.
+# Measured beside the dry run, it shows how much of it is crossdock's (the engine is asked over its socket
+# and git by its CLI inside that part).
 FIXED_COST_FLOORS = {
     "floor: python -m invoke --version": [sys.executable, "-m", "invoke", "--version"],
-    "floor: docker info (one engine probe)": ["docker", "info", "--format", "{{json .}}"],
 }
 
 
@@ -411,11 +418,26 @@ def write_fixed_cost(out: Path, info: dict, rows: dict[str, Row]) -> str:
             lines.append(f"| {name} | {row.median:.2f} s | | | |")
     floor = sum(rows[name].median for name in FIXED_COST_FLOORS if name in rows)
     if floor and "inv --dry build" in rows:
-        lines += ["", f"The two floors together: {floor:.2f} s of the dry run's {rows['inv --dry build'].median:.2f} s "
-                  f"(crossdock's own part: {rows['inv --dry build'].median - floor:.2f} s)."]
+        dry = rows["inv --dry build"]
+        lines += ["", f"The floor is {floor:.2f} s of the dry run's {dry.median:.2f} s (crossdock's own part: "
+                  f"{dry.median - floor:.2f} s); the dry run's {len(dry.seconds)} runs took "
+                  f"{min(dry.seconds):.2f}-{max(dry.seconds):.2f} s."]
     text = "\n".join(lines)
     (out / "fixed-cost.md").write_text(text + "\n")
+    results = out / "results.md"
+    if results.exists():
+        results.write_text(with_fixed_cost(results.read_text(), text))
     return text
+
+
+FIXED_COST_MARK = "**Fixed cost against its goals** (the latest `--fixed-cost` run, `benchmarks/fixed-cost.md`):"
+
+
+def with_fixed_cost(results: str, fixed_cost: str) -> str:
+    """results.md with its closing fixed-cost section replaced by (or given) ``fixed_cost``: the full run's
+    table and the two fixed-cost goals in one place, each with its own date and engine."""
+    head = results.split(FIXED_COST_MARK)[0].rstrip()
+    return f"{head}\n\n{FIXED_COST_MARK}\n\n{fixed_cost.strip()}\n"
 
 
 FRESH_RUNNER_GOAL = 0.25  # a one-line change built with the registry cache, of a cold build
@@ -643,7 +665,8 @@ def write_jobserver(out: Path, info: dict, rows: dict[str, dict[str, ModeRow]], 
               f"{info['memory']} ({info['machine']}), Docker engine {info['engine']}, {info['buildx']} "
               f"(`{' '.join(['.venv/bin/python benchmarks/run.py', *sys.argv[1:]])}`): each workload cold for "
               f"{platforms} at once (a new copy of it, the builder's cache mounts pruned before each build, "
-              "toolchain layers warm), with one compile step at a time (`--compile-slots=1`, the default before the jobserver), every "
+              "toolchain layers warm), with one compile step at a time (`--compile-slots=1`, the default before the "
+            "jobserver), every "
               "compile step at once (`--compile-slots=0`) and one jobserver of as many tokens as cores "
               "(`--compile-tokens=auto`); the modes take turns going first. Seconds: the whole `inv build`. "
               "Compile steps' own time: BuildKit's time for an arch's cargo steps (dependency layers and build) "
