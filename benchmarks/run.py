@@ -403,7 +403,8 @@ FIXED_COST_FLOORS = {
 def write_fixed_cost(out: Path, info: dict, rows: dict[str, Row]) -> str:
     lines = [f"Fixed cost, measured {info['date']} on {info['cores']} cores ({info['machine']}), Docker engine "
              f"{info['engine']}, with the example (`.venv/bin/python benchmarks/run.py --fixed-cost`): medians of "
-             f"{len(next(iter(rows.values())).seconds)} runs, `inv` and `sh` alternating.", "",
+             f"{len(next(iter(rows.values())).seconds)} runs, `inv` and `sh` alternating (the dry run and its "
+             f"floor: {DRY_RUNS_PER_ROUND} in each of those rounds).", "",
              "| measurement | median | measured | goal | met |", "|---|---|---|---|---|"]
     for name, row in rows.items():
         goal = FIXED_COST_GOALS.get(name)

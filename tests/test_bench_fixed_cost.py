@@ -20,7 +20,7 @@ def test_the_table_says_which_goal_is_met_and_results_md_carries_it_once(tmp_pat
     text = write_fixed_cost(tmp_path, INFO, rows)
     assert "| inv build amd64,arm64, no change | 4.10 s | inv / sh 1.02 | <= 1.10 | yes |" in text
     assert "| inv --dry build | 0.31 s | 0.31 s | <= 0.30 s | no |" in text
-    assert "crossdock's own part: 0.13 s" in text and "0.29-0.33 s" in text
+    assert "crossdock's own part: 0.13 s" in text and "0.29-0.33 s" in text and "3 in each" in text
     assert (tmp_path / "fixed-cost.md").read_text().strip() == text
     results = (tmp_path / "results.md").read_text()
     assert results.startswith("Measured earlier.\n\n| workload | measurement |") and text in results
