@@ -28,16 +28,16 @@ def say_block(text: str) -> None:
         print(text, flush=True)
 
 
-def load_settings(c: Context, **cli: Any) -> Settings:
+def load_settings(c: Context, *, warn: bool = True, **cli: Any) -> Settings:
     """Defaults < the project's Cargo metadata < config file (c.config.crossdock) < environment/.env <
     CLI flags; warns about names that are no setting (a typo in a config key, a Cargo metadata key or a
-    CROSSDOCK_* variable)."""
+    CROSSDOCK_* variable) unless ``warn`` is false (settings read only to find where to read them again)."""
     config = dict(c.config.get("crossdock", {}) or {})
     layers = dict(config=config, environ=os.environ, cli=cli)
     project = project_dir(raw_value("project", **layers))
     metadata = crossdock_metadata(project, package=raw_value("package", **layers))
     for warning in unknown_names(config=config, environ=os.environ, metadata=metadata,
-                                 manifest=str(project / "Cargo.toml")):
+                                 manifest=str(project / "Cargo.toml")) if warn else ():
         say(warning)
     return resolve(**layers, metadata=metadata)
 

@@ -341,13 +341,16 @@ def smoke(c: Context, image=None, platforms=None, command=None, expect=None, hea
     the service."""
     flags = dict(smoke_command=command, smoke_expect=expect, health_path=health_path, port=port,
                  smoke_timeout=timeout, jobs=jobs, out_dir=out_dir)
-    settings = load_settings(c, **flags)
+    settings = load_settings(c, warn=image is not None, **flags)
     wanted = parse_flag("--platforms", platforms, platform_list) if platforms is not None else None
     recorded = Expectations()
-    if image is None:
-        image, recorded, project = last_build(settings.out_dir)
-        if project and project != settings.project:  # the built project's own metadata (its smoke settings)
-            settings = load_settings(c, project=str(project), **flags)
+    if image is None:  # settings read twice: said once, for the project the last build built
+        try:
+            image, recorded, project = last_build(settings.out_dir)
+        except SmokeError:
+            load_settings(c, **flags)  # its warnings (a mistyped CROSSDOCK_OUT_DIR?) before the error
+            raise
+        settings = load_settings(c, **({"project": str(project)} if project else {}), **flags)
     else:
         parse_flag("--image", image, image_reference)
     result = run_smoke(Engine(c), settings, image=image, expect=recorded, platforms=wanted)

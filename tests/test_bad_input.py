@@ -140,3 +140,21 @@ def test_bad_input_leaves_the_registry_exactly_as_it_was(engine, tmp_path):
         r = run_inv("-f", str(LOCAL_WORLD), *args, env=env, cwd=tmp_path)
         check_refused(r, tmp_path, "is not valid")
     assert _registry_state() == before
+
+
+@pytest.mark.parametrize("report", [None, {"ok": True, "project": "OTHER", "manifest": {
+    "reference": "127.0.0.1:1/none/app", "digest": "sha256:" + "0" * 64}, "platforms": []}])
+def test_smoke_warns_once_about_a_mistyped_variable(report, tmp_path):
+    import json
+
+    out = tmp_path / "out"
+    if report is not None:
+        other = tmp_path / "other"
+        other.mkdir()
+        (other / "Cargo.toml").write_text('[package]\nname = "other"\nversion = "0.1.0"\n')
+        out.mkdir()
+        (out / "build-report.json").write_text(json.dumps({**report, "project": str(other)}))
+    r = run_inv("smoke", env={"CROSSDOCK_OUT_DIR": str(out), "CROSSDOCK_TAGG": "x",
+                              "DOCKER_HOST": "unix:///nonexistent.sock"}, cwd=tmp_path)
+    assert r.returncode != 0
+    assert r.stdout.count("warning: CROSSDOCK_TAGG is not a crossdock setting") == 1, r.stdout
