@@ -34,7 +34,8 @@
 # The registry writes its pid to $CROSSDOCK_STATE/registry/registry.pid. Fixed by the kernel, not a
 # parameter: /proc/sys/fs/binfmt_misc.
 #
-# Steps: packages binfmt buildx cosign dockerd registry base-images venv (default: all, in this order).
+# Steps: packages binfmt buildx cosign dockerd registry base-images venv (default: all, in this order);
+# registry-prune (not a default) drops the test suite's images of earlier runs from the local registry.
 # `mirrors` prints the Debian mirrors the base images and buildx would come from, and changes nothing.
 # A failure never goes unexplained: every error names the step, and an unexpected failing command is
 # reported with its line (the ERR trap below, inherited by functions and subshells through `set -E`).
@@ -365,6 +366,31 @@ CONFIG
   die "registry did not answer on $REGISTRY_ADDR within 30 s (log: $dir/registry.log)"
 }
 
+# The test suite pushes every image under test/ with a name of its own (~4 GB a full run), and nothing
+# reads them after the run. Drop the test/ repositories older than any run in progress (CI's limit is
+# 90 min) and collect their blobs; the registry is stopped meanwhile (garbage-collect is not safe beside
+# pushes). Without --delete-untagged: the per-platform manifests of kept indexes stay. Not a default step.
+step_registry_prune() {
+  local dir="$STATE/registry" repos="$STATE/registry/data/docker/registry/v2/repositories/test" old pid
+  old=$(find "$repos" -mindepth 1 -maxdepth 1 -type d -mmin +120 2>/dev/null | wc -l)
+  if [ "$old" -eq 0 ]; then log "registry-prune: no test/ repository older than 2 h"; return; fi
+  local before; before=$(du -sh "$dir/data" | cut -f1)
+  pid=$(cat "$dir/registry.pid" 2>/dev/null || true)
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
+    for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$pid" 2>/dev/null && die "registry-prune: the registry (pid $pid) did not stop"
+  elif curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; then
+    log "registry-prune: a registry answers on $REGISTRY_ADDR but not from $dir/registry.pid: left alone"
+    return
+  fi
+  find "$repos" -mindepth 1 -maxdepth 1 -type d -mmin +120 -exec rm -rf {} +
+  docker-registry garbage-collect "$dir/config.yml" >"$dir/gc.log" 2>&1 ||
+    { tail -n 20 "$dir/gc.log" >&2; die "registry-prune: garbage-collect failed (log: $dir/gc.log)"; }
+  log "registry-prune: removed $old test/ repositories; storage $before -> $(du -sh "$dir/data" | cut -f1)"
+  step_registry
+}
+
 image_exists() {  # REPO TAG -> 0 when the registry has the tag
   local repo=${1#"$REGISTRY_ADDR"/}
   curl -fs -o /dev/null -I \
@@ -476,7 +502,7 @@ step_venv() {
 
 usage() {
   echo "usage: $0 [STEP ...]   steps: packages binfmt buildx cosign dockerd registry base-images venv (default: all);" \
-       "mirrors (print the Debian mirrors used)" >&2
+       "mirrors (print the Debian mirrors used); registry-prune (drop earlier test runs' images)" >&2
   exit 2
 }
 
@@ -487,6 +513,7 @@ for STEP in "${steps[@]}"; do
     packages) step_packages ;; binfmt) step_binfmt ;; buildx) step_buildx ;; cosign) step_cosign ;;
     dockerd) step_dockerd ;;
     registry) step_registry ;; base-images) step_base_images ;; venv) step_venv ;; mirrors) step_mirrors ;;
+    registry-prune) step_registry_prune ;;
     *) usage ;;
   esac
 done

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SUITE, make_project, unique_image
+from tests.conftest import REGISTRY, SUITE, make_project, unique_image
 
 pytestmark = pytest.mark.real
 
@@ -198,3 +198,33 @@ def test_no_mirror_and_no_override_is_a_clear_error(engine, tmp_path):
     assert r.returncode == 1, r.stdout + r.stderr
     assert "step base-images: no Debian mirror: no enabled `deb` source for suite bookworm" in r.stderr
     assert "set CROSSDOCK_DEBIAN_MIRROR" in r.stderr
+
+
+def test_registry_prune_drops_earlier_runs_test_images_and_keeps_the_rest(fresh, tmp_path):
+    """`registry-prune` (scripts/test.sh runs it): test/ repositories older than 2 h go, with their blobs;
+    newer ones and other repositories stay whole, and the registry answers again."""
+    assert provision("registry", env=fresh, timeout=120).returncode == 0
+    main = f"{REGISTRY}/crossdock/debian"  # the machine's own base images, per arch
+    for name, source in (("test/old", "bookworm-arm64"), ("test/new", "bookworm-amd64"),
+                         ("keep/base", "bookworm-amd64")):
+        subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false",
+                        f"docker://{main}:{source}", f"docker://{ADDRESS}/{name}:1"], check=True, timeout=300)
+    storage = Path(fresh["CROSSDOCK_STATE"]) / "registry" / "data" / "docker" / "registry" / "v2"
+    hours_ago = time.time() - 3 * 3600
+    os.utime(storage / "repositories" / "test" / "old", (hours_ago, hours_ago))
+    blobs_before = len(list((storage / "blobs").rglob("data")))
+
+    r = provision("registry-prune", env=fresh, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "registry-prune: removed 1 test/ repositories" in r.stdout and answers(ADDRESS)
+    assert len(list((storage / "blobs").rglob("data"))) < blobs_before  # the arm64 layers were only test/old's
+    with pytest.raises(urllib.error.HTTPError) as gone:
+        urllib.request.urlopen(f"http://{ADDRESS}/v2/test/old/tags/list", timeout=10)
+    assert gone.value.code == 404
+    for name in ("test/new", "keep/base"):  # every blob still readable
+        copied = subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                                 f"docker://{ADDRESS}/{name}:1", f"dir:{tmp_path / name.replace('/', '-')}"],
+                                capture_output=True, text=True, timeout=300)
+        assert copied.returncode == 0, copied.stderr
+    again = provision("registry-prune", env=fresh, timeout=120)
+    assert again.returncode == 0 and "no test/ repository older than 2 h" in again.stdout
