@@ -372,7 +372,9 @@ CONFIG
 # pushes). Without --delete-untagged: the per-platform manifests of kept indexes stay. Not a default step.
 step_registry_prune() {
   local dir="$STATE/registry" repos="$STATE/registry/data/docker/registry/v2/repositories/test" old pid
-  old=$(find "$repos" -mindepth 1 -maxdepth 1 -type d -mmin +120 2>/dev/null | wc -l)
+  # a new machine's registry has no test/ yet (find would fail on it, and pipefail with it)
+  if [ ! -d "$repos" ]; then log "registry-prune: no test/ repository in $dir/data"; return; fi
+  old=$(find "$repos" -mindepth 1 -maxdepth 1 -type d -mmin +120 | wc -l)
   if [ "$old" -eq 0 ]; then log "registry-prune: no test/ repository older than 2 h"; return; fi
   local before; before=$(du -sh "$dir/data" | cut -f1)
   pid=$(cat "$dir/registry.pid" 2>/dev/null || true)

@@ -204,6 +204,8 @@ def test_registry_prune_drops_earlier_runs_test_images_and_keeps_the_rest(fresh,
     """`registry-prune` (scripts/test.sh runs it): test/ repositories older than 2 h go, with their blobs;
     newer ones and other repositories stay whole, and the registry answers again."""
     assert provision("registry", env=fresh, timeout=120).returncode == 0
+    first = provision("registry-prune", env=fresh, timeout=120)  # a new machine: nothing pushed yet
+    assert first.returncode == 0 and "registry-prune: no test/ repository in" in first.stdout, first.stderr
     main = f"{REGISTRY}/crossdock/debian"  # the machine's own base images, per arch
     for name, source in (("test/old", "bookworm-arm64"), ("test/new", "bookworm-amd64"),
                          ("keep/base", "bookworm-amd64")):
