@@ -430,11 +430,17 @@ cargo_setup() {
          "PKG_CONFIG_LIBDIR_${triple_cc}=/usr/lib/$MULTIARCH/pkgconfig:/usr/share/pkgconfig" \
          "BINDGEN_EXTRA_CLANG_ARGS_${triple_cc}=--sysroot=/usr/$GNU_TYPE -I/usr/include/$MULTIARCH -I/usr/include" \
          PKG_CONFIG_ALLOW_CROSS=1
-  if [ "${RUNTIME:-slim}" = static ]; then
+  if [ "${LINKAGE:-dynamic}" = static ]; then
     # glibc linked in statically (Rust's crt-static on the -gnu targets); C libraries found through
     # pkg-config are linked statically too. Build scripts and proc macros (host) stay dynamic.
     export "CARGO_TARGET_${triple_env}_RUSTFLAGS=-C target-feature=+crt-static" PKG_CONFIG_ALL_STATIC=1 \
            OPENSSL_STATIC=1
+  fi
+  # The project's build-env (NAME=VALUE lines): for cargo and its build scripts only.
+  if [ -s "${BUILD_ENV_FILE:-/usr/local/share/crossdock/build.env}" ]; then
+    while IFS= read -r assignment; do
+      [ -n "$assignment" ] && export "${assignment?}"
+    done <"${BUILD_ENV_FILE:-/usr/local/share/crossdock/build.env}"
   fi
   target_dir=${CARGO_TARGET_DIR:-target}
   mkdir -p "$target_dir"
@@ -448,14 +454,20 @@ lock_target_dir() {
   if command -v flock >/dev/null 2>&1; then exec 9>"$target_dir/.crossdock.lock" && flock 9; fi
 }
 
+# The binaries to build, one per line on stdout: BIN, then BINS (comma-separated).
+bin_names() { echo "$BIN,${BINS:-}" | tr ',' '\n' | grep -v '^$' || :; }
+
 # compile LABEL RECORD: cargo build of $BIN for the target (profile, package, lock file as configured) with
 # a jobserver token (COMPILE_TOKENS), then the sources' RECORD updated by its outcome; cargo's exit status
 # in $compiled (the function itself returns 0, so `set -e` still holds inside it).
 # The line it prints ("platform.sh: [LABEL]cargo ... (flavour F, ...") tells crossdock the flavour used.
 compile() {
   label=$1 record=$2
-  set -- build --profile "$profile" --target "$RUST_TARGET" --bin "$BIN"
+  set -- build --profile "$profile" --target "$RUST_TARGET"
+  for name in $(bin_names); do set -- "$@" --bin "$name"; done
   if [ -n "${PACKAGE:-}" ]; then set -- "$@" --package "$PACKAGE"; fi
+  # shellcheck disable=SC2086  # cargo's feature flags, one word each (feature names have no spaces)
+  set -- "$@" ${CARGO_FEATURES:-}
   if [ -f Cargo.lock ]; then set -- "$@" --locked; fi
   join_jobserver || :
   echo "platform.sh: ${label}cargo $* (flavour $FLAVOUR, linker $LINKER, target dir $target_dir)" >&2
@@ -505,17 +517,41 @@ cmd_build() {
   [ "$compiled" = 0 ] || exit "$compiled"
   dir=$profile
   if [ "$profile" = dev ] || [ "$profile" = test ]; then dir=debug; fi
-  bin_path="$target_dir/$RUST_TARGET/$dir/$BIN"
-  [ -f "$bin_path" ] || die "cargo finished but $bin_path does not exist: does the project build a binary named '$BIN'?"
   mkdir -p "$out"
-  cp "$bin_path" "$out/$BIN"
+  for name in $(bin_names); do
+    bin_path="$target_dir/$RUST_TARGET/$dir/$name"
+    [ -f "$bin_path" ] || die "cargo finished but $bin_path does not exist: does the project build a binary named '$name'?"
+    cp "$bin_path" "$out/$name"
+  done
 }
 
-# Every file of $TREE (what the runtime stage adds: root filesystem and binary) dated SOURCE_DATE_EPOCH,
-# the commit's time: the image's files then have the same timestamps whenever and wherever they were
-# built. (BuildKit's rewrite-timestamp only clamps times newer than the epoch.)
+# The runtime tree $TREE (the root filesystem from `rootfs`) completed from the image spec's layout
+# ($SPEC_DIR/layout, written by tasks/core/image.py; the asset files staged under $SPEC_DIR/files/) and the
+# compiled binaries ($BINS_DIR), then every file dated SOURCE_DATE_EPOCH, the commit's time: the image's
+# files have the same timestamps whenever and wherever they were built (BuildKit's rewrite-timestamp only
+# clamps newer ones). Layout lines: user UID GID | workdir PATH | dir MODE PATH (owned by the user) |
+# bin NAME PATH | link PATH TARGET | file MODE OWNER PATH (OWNER: user or root).
 cmd_tree() {
-  : "${TREE:?platform.sh tree: TREE (the directory to date) is required}"
+  : "${TREE:?platform.sh tree: TREE (the directory to complete and date) is required}"
+  spec=${SPEC_DIR:-}
+  if [ -n "$spec" ] && [ -f "$spec/layout" ]; then
+    owner=0:0
+    while read -r kind a b c; do
+      case $kind in
+        user) owner="$a:$b" ;;
+        workdir) [ -e "$TREE$a" ] || mkdir -p "$TREE$a" ;;
+        dir) mkdir -p "$TREE$b" && chmod "$a" "$TREE$b" && chown "$owner" "$TREE$b" ;;
+        bin) [ -f "${BINS_DIR:-/bins}/$a" ] || die "tree: the build produced no binary $a"
+             mkdir -p "$TREE$(dirname "$b")" && cp "${BINS_DIR:-/bins}/$a" "$TREE$b" && chmod 0755 "$TREE$b"
+             chown 0:0 "$TREE$b" ;;
+        link) mkdir -p "$TREE$(dirname "$a")" && ln -sfn "$b" "$TREE$a" ;;
+        file) mkdir -p "$TREE$(dirname "$c")" && cp "$spec/files$c" "$TREE$c" && chmod "$a" "$TREE$c"
+              if [ "$b" = user ]; then chown "$owner" "$TREE$c"; else chown 0:0 "$TREE$c"; fi ;;
+        '') ;;
+        *) die "tree: unknown layout line '$kind $a $b $c'" ;;
+      esac
+    done <"$spec/layout"
+  fi
   if [ -n "${SOURCE_DATE_EPOCH:-}" ] && [ "$SOURCE_DATE_EPOCH" != 0 ]; then
     find "$TREE" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
   fi
@@ -632,7 +668,7 @@ cmd_rootfs() {
   runtime=${RUNTIME:-slim}
   : "${ROOTFS:?platform.sh rootfs: ROOTFS (the directory to fill) is required}"
   base=${BASE_DIR:-/base}  # the runtime image's /etc/passwd, /etc/group and /var/lib/dpkg/status
-  user=${APP_USER:-app} uid=${APP_UID:-10001}
+  user=${APP_USER:-app} uid=${APP_UID:-10001} gid=${APP_GID:-${APP_UID:-10001}} home=${APP_HOME:-/home/${APP_USER:-app}}
   mkdir -p "$ROOTFS/etc" "$ROOTFS/usr/local/bin" "$ROOTFS/var/lib/dpkg/info" "$ROOTFS/tmp"
   chmod 1777 "$ROOTFS/tmp"
   if [ "$runtime" != slim ]; then  # from scratch: the merged-/usr layout Debian's paths (the ELF
@@ -642,11 +678,10 @@ cmd_rootfs() {
     done
   fi
   cp "$base/etc/passwd" "$base/etc/group" "$ROOTFS/etc/"
-  grep -q "^$user:" "$ROOTFS/etc/group" || echo "$user:x:$uid:" >>"$ROOTFS/etc/group"
+  grep -q "^$user:" "$ROOTFS/etc/group" || echo "$user:x:$gid:" >>"$ROOTFS/etc/group"
   grep -q "^$user:" "$ROOTFS/etc/passwd" \
-    || echo "$user:x:$uid:$uid:$user:/home/$user:/usr/sbin/nologin" >>"$ROOTFS/etc/passwd"
-  mkdir -p "$ROOTFS/home/$user" && chown "$uid:$uid" "$ROOTFS/home/$user"
-  if [ "${BIN:-app}" != app ]; then ln -s "$BIN" "$ROOTFS/usr/local/bin/app"; fi
+    || echo "$user:x:$uid:$gid:$user:$home:/usr/sbin/nologin" >>"$ROOTFS/etc/passwd"
+  mkdir -p "$ROOTFS$home" && chown "$uid:$gid" "$ROOTFS$home"
   packages=$(echo "${RUNTIME_PACKAGES:-}" | tr ',' ' ')
   want_ca=0
   rest=""
@@ -688,7 +723,25 @@ cmd_rootfs() {
   elif [ "$runtime" != slim ]; then
     ca_bundle
   fi
+  if [ "$runtime" != slim ]; then distroless_files; fi
   [ -s "$ROOTFS/var/lib/dpkg/status" ] || rm -f "$ROOTFS/var/lib/dpkg/status"
+}
+
+# What a distroless base has that programs expect, for the images built from scratch: time zone data with
+# /etc/localtime at UTC (a program asking for local time finds it), /etc/nsswitch.conf (glibc's lookups read
+# files, then DNS). tzdata is unpacked alone: its only dependency, debconf, is for its maintainer script.
+distroless_files() {
+  if ! grep -qx 'Package: tzdata' "$ROOTFS/var/lib/dpkg/status" 2>/dev/null; then
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download -qq tzdata) || die "cannot download tzdata"
+    unpack_into_rootfs "$tmp"/tzdata_*.deb
+    rm -rf "$tmp"
+  fi
+  [ -e "$ROOTFS/etc/localtime" ] || ln -s /usr/share/zoneinfo/Etc/UTC "$ROOTFS/etc/localtime"
+  [ -e "$ROOTFS/etc/timezone" ] || echo Etc/UTC >"$ROOTFS/etc/timezone"
+  [ -e "$ROOTFS/etc/nsswitch.conf" ] || printf '%s\n' 'passwd: files' 'group: files' 'shadow: files' \
+    'hosts: files dns' 'networks: files' 'protocols: files' 'services: files' 'ethers: files' 'rpc: files' \
+    >"$ROOTFS/etc/nsswitch.conf"
 }
 
 # What the SBOM is assembled from (by crossdock, outside the build): the crates cargo resolves for this

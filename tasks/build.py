@@ -19,14 +19,15 @@ from pathlib import Path
 from invoke import Context
 
 from .common import crossdock_task, load_settings, say, say_block
-from .core import buildx
-from .core.capabilities import Features, decide, require_cache_export
+from .core import buildx, image
+from .core.capabilities import Features, decide, require_annotations, require_cache_export
 from .core.errors import CrossdockError
-from .core.project import Target, check_lockfile, choose_target, probe_project
+from .core.image import ImageSpec
+from .core.project import Target, check_lockfile, choose_target, crossdock_metadata, probe_project
 from .core.recipe import probe_recipe, write_recipe
 from .core.references import join_repository, manifest_size, pushed_platform
 from .core.report import ArchResult, BuildResult, human_seconds, summary_table
-from .core.settings import SUITE_ROOT, Settings, flag_help
+from .core.settings import KNOB_NAMES, SUITE_ROOT, Settings, flag_help
 from .engine.docker import Engine, EngineError
 from .engine.preflight import base_image_problem, emulator_warning
 from .engine.vcs import VcsInfo, probe_vcs, version_for
@@ -35,19 +36,70 @@ DOCKER_DIR = SUITE_ROOT / "docker"
 STATUS_EVERY = 20.0  # seconds between progress lines while builds run
 LOG_TAIL = 60  # lines of a failed arch's log printed on the console
 
-def stage_build_files(project: Path, *, package: str = "") -> Path:
-    """Copy the Dockerfile and platform.sh into <project>/target/crossdock with a merged ignore file, and
-    the dependency recipe for the binary of cargo package ``package`` ("" = the root package)."""
+def stage_build_files(project: Path, *, package: str = "", spec: ImageSpec) -> Path:
+    """Stage into <project>/target/crossdock: the Dockerfile (docker/Dockerfile, then the image stage rendered
+    from ``spec``), platform.sh, a merged ignore file, the image's layout and assets (image/), the compile's
+    own environment (build.env), and the dependency recipe for the binary of cargo package ``package``
+    ("" = the root package)."""
     write_recipe(project, probe_recipe(project, package=package))
     staged = project / buildx.STAGED_DIR
     staged.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(DOCKER_DIR / "Dockerfile", staged / "Dockerfile")
+    (staged / "Dockerfile").write_text((DOCKER_DIR / "Dockerfile").read_text() + "\n" + image.render_image_stage(spec))
     shutil.copyfile(DOCKER_DIR / "platform.sh", staged / "platform.sh")
     (staged / "platform.sh").chmod(0o755)
+    (staged / "build.env").write_text(image.build_env_text(spec))
+    tree = staged / "image"
+    shutil.rmtree(tree, ignore_errors=True)
+    (tree / "files").mkdir(parents=True)
+    (tree / "layout").write_text(image.layout_text(spec))
+    for asset in spec.assets:
+        dest = tree / "files" / asset.dest.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(project / asset.source, dest)
     user_ignore = project / ".dockerignore"
     rules = user_ignore.read_text() if user_ignore.is_file() else ""
     (staged / "Dockerfile.dockerignore").write_text(buildx.merge_dockerignore(rules))
     return staged
+
+
+def plan_spec(settings: Settings, target: Target, metadata: dict | None = None) -> ImageSpec:
+    """The image spec of this build: the project's crossdock metadata (read again unless given), its assets as
+    the disk has them, and the settings."""
+    if metadata is None:
+        metadata = crossdock_metadata(settings.project, package=target.cargo_package or settings.package)
+    assets = image.probe_assets(settings.project, target.package.directory, metadata.get("assets"))
+    heads = {}
+    for source in assets:
+        for rel, _ in source.files:
+            try:
+                with open(settings.project / rel, "rb") as f:
+                    heads[rel] = f.read(256)
+            except OSError:
+                pass
+    inputs = image.SpecInputs(bin=target.bin, package_binaries=target.package.binaries,
+                              package_features=target.package.features, runtime=settings.runtime,
+                              runtime_packages=settings.runtime_packages, port=settings.port,
+                              bin_set_explicitly=bool(settings.bin), assets=assets, heads=heads)
+    unknown = image.unknown_keys(metadata, KNOB_NAMES)
+    if unknown:
+        from difflib import get_close_matches
+
+        known = [k.replace("_", "-") for k in (*KNOB_NAMES, *image.SPEC_KEYS)]
+        hints = [f"{k} (did you mean {close[0]}?)" if (close := get_close_matches(k, known, n=1)) else k
+                 for k in unknown]
+        raise image.ImageSpecError(f"{settings.project / 'Cargo.toml'}: [package.metadata.crossdock] has keys that "
+                                   f"are no setting or image key: {', '.join(hints)}")
+    return image.plan_image_spec(metadata, inputs)
+
+
+def choose_build_target(settings: Settings, packages, root_name: str) -> Target:
+    """The package and binary: with ``bins`` in the metadata and no --bin, the first of them."""
+    bin_name = settings.bin
+    if not bin_name:
+        bins = crossdock_metadata(settings.project, package=settings.package).get("bins")
+        if isinstance(bins, list) and bins and isinstance(bins[0], str):
+            bin_name = bins[0]
+    return choose_target(packages, bin=bin_name, package=settings.package, root_package=root_name)
 
 
 def cache_key(project: Path, bin: str) -> str:
@@ -56,15 +108,14 @@ def cache_key(project: Path, bin: str) -> str:
     return f"{re.sub(r'[^A-Za-z0-9_.-]', '-', bin)}-{digest}"
 
 
-def build_args(settings: Settings, target: Target, vcs: VcsInfo | None, *, version: str = "") -> dict[str, str]:
+def build_args(settings: Settings, target: Target, vcs: VcsInfo | None, *, spec: ImageSpec,
+               version: str = "") -> dict[str, str]:
     pkg = target.package
     args = {
         "BUILDER_IMAGE": settings.builder_image,
         "RUNTIME_IMAGE": settings.runtime_image,
-        "BIN": target.bin,
         "PACKAGE": target.cargo_package,
         "CARGO_PROFILE": settings.cargo_profile,
-        "PORT": str(settings.port),
         "VERSION": version or version_for(vcs, pkg.version),
         "VCS_REF": vcs.revision if vcs else "unknown",
         "VCS_BRANCH": vcs.branch if vcs else "unknown",
@@ -73,14 +124,13 @@ def build_args(settings: Settings, target: Target, vcs: VcsInfo | None, *, versi
         "SOURCE_URL": pkg.repository or (vcs.remote_url if vcs else ""),
         "DESCRIPTION": pkg.description,
         "LICENSES": pkg.license,
-        "CACHE_KEY": cache_key(settings.project, target.bin),
+        "CACHE_KEY": cache_key(settings.project, spec.bin),
         "COMPILE_SLOTS": str(settings.compile_slots),
         "COOK_WORKSPACE": "0" if settings.cache == "off" else "1",  # docker/Dockerfile's workspace layer
         "COMPILE_TOKENS": settings.compile_tokens,
-        "RUNTIME": settings.runtime,
         "BUILD_TOOLS": ",".join(settings.build_tools),
         "BUILD_PACKAGES": ",".join(settings.build_packages),
-        "RUNTIME_PACKAGES": ",".join(settings.runtime_packages),
+        **image.build_args(spec),
     }
     return args
 
@@ -94,8 +144,9 @@ def gather(
     platforms = settings.platforms
     if known is None:
         packages, root_name = probe_project(settings.project)
-        target = choose_target(packages, bin=settings.bin, package=settings.package, root_package=root_name)
+        target = choose_build_target(settings, packages, root_name)
         check_lockfile(settings.project, packages)
+        spec = plan_spec(settings, target)
 
     def engine_then_base_image() -> tuple[str, str, dict[str, str]]:  # no registry lookup without an engine
         driver = engine.info().driver
@@ -113,6 +164,7 @@ def gather(
         vcs = vcs_f.result()
     else:
         target, vcs = known
+        spec = plan_spec(settings, target)
     if vcs is None:
         say(f"warning: {settings.project} is not in a git repository: revision 'unknown', SOURCE_DATE_EPOCH=0")
     try:
@@ -128,6 +180,8 @@ def gather(
         features = build_features(engine, settings, driver)
         if settings.cache != "off":
             require_cache_export(engine.capabilities(), cache=settings.cache)
+        if spec.annotations:
+            require_annotations(engine.capabilities())
     for warning in emulator_warning(platforms):
         say(warning)
     repository = join_repository(settings.registry, settings.image or target.bin)
@@ -140,7 +194,8 @@ def gather(
         output=settings.output,
         driver=driver,
         builder=settings.builder,
-        build_args={**build_args(settings, target, vcs, version=version), **pins},
+        build_args={**build_args(settings, target, vcs, spec=spec, version=version), **pins},
+        image=spec,
         run_dir=settings.out_dir / "build",
         flavour=buildx.flavour_of(settings.builder_image),
         no_cache=no_cache,
@@ -159,9 +214,9 @@ def pin_base_images(settings: Settings, digests: dict[str, str]) -> dict[str, st
     exactly what was built on, so a rebuild can use the same. An image already given by digest, or unreadable
     here (the build then reports it), stays as it is."""
     pins = {}
-    for arg, image in (("BUILDER_IMAGE", settings.builder_image), ("RUNTIME_IMAGE", settings.runtime_image)):
-        if "@" not in image and digests.get(image):
-            pins[arg] = f"{image}@{digests[image]}"
+    for arg, base in (("BUILDER_IMAGE", settings.builder_image), ("RUNTIME_IMAGE", settings.runtime_image)):
+        if "@" not in base and digests.get(base):
+            pins[arg] = f"{base}@{digests[base]}"
     return pins
 
 
@@ -355,12 +410,13 @@ def execute_build(engine: Engine, settings: Settings, *, dry: bool, no_cache: bo
         say(f"dry run: would stage docker/Dockerfile, docker/platform.sh and Dockerfile.dockerignore into "
             f"{settings.project / buildx.STAGED_DIR}")
     else:
-        stage_build_files(settings.project, package=target.cargo_package)
+        stage_build_files(settings.project, package=target.cargo_package, spec=request.image)
         request.run_dir.mkdir(parents=True, exist_ok=True)
     results = run_plan(engine, plan, jobs=settings.jobs, dry=dry)
     if dry:
         if plan.manifest_ref and join:
-            engine.imagetools_create(plan.manifest_ref, buildx.imagetools_sources(plan, {}))
+            engine.imagetools_create(plan.manifest_ref, buildx.imagetools_sources(plan, {}),
+                                     request.image.annotations if request.image else ())
         return None
     failed = [r for r in results if not r.ok]
     manifest_digest, problems = "", []
@@ -371,13 +427,15 @@ def execute_build(engine: Engine, settings: Settings, *, dry: bool, no_cache: bo
         say(f"joining {len(results)} platform(s) into {plan.manifest_ref}")
         manifest_digest, problem = engine.join(
             plan.manifest_ref, request.repository, [a.source for a in results], [a.digest for a in results],
-            [a.digest for a in results if a.attestation])
+            [a.digest for a in results if a.attestation],
+            annotations=request.image.annotations if request.image else ())
         if problem:
             problems.append(problem)
             say(f"error: {problem}")
     elif failed and plan.manifest_ref:
         say(f"not creating or moving {plan.manifest_ref}: {len(failed)} platform(s) failed")
     result = BuildResult(project=settings.project, bin=target.bin, build_args=dict(request.build_args),
+                         image=request.image,
                          package_version=target.package.version, output=request.output, arches=tuple(results),
                          manifest_ref=plan.manifest_ref if join else "", manifest_digest=manifest_digest,
                          joined=not failed and not problems and bool(manifest_digest or not plan.manifest_ref

@@ -38,7 +38,8 @@ def join(engine: Engine, plan: MergePlan, target: str) -> str:
         f"into {target}")
     digest, problem = engine.join(target, plan.repository, [p.get("pushed") or p["digest"] for p in plan.platforms],
                                   [p["digest"] for p in plan.platforms],
-                                  [p["digest"] for p in plan.platforms if p.get("attestation")])
+                                  [p["digest"] for p in plan.platforms if p.get("attestation")],
+                                  annotations=tuple(((plan.base.get("image") or {}).get("annotations") or {}).items()))
     if problem:
         raise MergeError(f"{problem} (nothing else was tagged)")
     return digest

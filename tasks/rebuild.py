@@ -27,6 +27,7 @@ from .common import crossdock_task, load_settings, say
 from .core import buildx
 from .core.capabilities import REWRITE, available
 from .core.errors import CrossdockError
+from .core.image import ImageSpec
 from .core.platforms import PlatformError, lookup
 from .core.references import index_entries
 from .core.report import MACHINE_ARGS, format_table, human_seconds
@@ -130,13 +131,17 @@ def rebuild(c: Context, record=None, project=None, compile_slots=None, compile_t
             raise RebuildError(str(e)) from None
         project = Path(tmp) / "src" / (build.get("project") or ".")
         args = {k: str(v) for k, v in build["args"].items() if k not in MACHINE_ARGS}
-        stage_build_files(project, package=args.get("PACKAGE", ""))  # the recorded build's dependency recipe
+        if not build.get("image"):
+            raise RebuildError(f"{record} has no image spec (a release made before crossdock recorded one): rebuild "
+                               f"it with the crossdock revision that made it ({rec.get('crossdock') or 'unknown'})")
+        spec = ImageSpec.from_json(build["image"])  # what went into the image, as recorded
+        stage_build_files(project, package=args.get("PACKAGE", ""), spec=spec)  # and the recorded recipe
         # An empty cargo target dir of its own (a cache mount nobody used) and no layer cache: a clean build.
         args.update(CACHE_KEY=f"rebuild-{uuid.uuid4().hex[:12]}", COMPILE_SLOTS=str(settings.compile_slots),
                     COMPILE_TOKENS=settings.compile_tokens)
         request = buildx.BuildRequest(
             project=project, platforms=platforms, repository="rebuild", tag=str(rec.get("version", "rebuild")),
-            output="oci", driver=facts.driver, builder=settings.builder, build_args=args, run_dir=out,
+            output="oci", driver=facts.driver, builder=settings.builder, build_args=args, run_dir=out, image=spec,
             flavour=buildx.flavour_of(args.get("BUILDER_IMAGE", "")), no_cache=True,
             provenance="off", rewrite_timestamps=rewrite)
         plan = buildx.plan_build(request)

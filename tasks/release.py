@@ -113,10 +113,10 @@ def build_record(settings: Settings, report: BuildResult | None, merged: MergePl
     mode, timestamp rewriting, and the project's place in its repository. None for a reused index."""
     if report is not None:
         built = {"args": image_settings(report.build_args), "provenance": report.provenance,
-                 "reproducible": report.reproducible}
+                 "reproducible": report.reproducible, "image": report.image.to_json() if report.image else None}
     elif merged is not None:
         built = {"args": dict(merged.base.get("settings", {})), "provenance": str(merged.base.get("provenance", "off")),
-                 "reproducible": bool(merged.base.get("reproducible", False))}
+                 "reproducible": bool(merged.base.get("reproducible", False)), "image": merged.base.get("image")}
     else:
         return None
     return {**built, "project": project_in_repository(settings.project)}

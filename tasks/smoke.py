@@ -38,10 +38,12 @@ from .core.checks import (
 )
 from .core.elf import ElfError, parse_elf
 from .core.errors import CrossdockError
+from .core.image import SPEC_LABEL, parse_checks
 from .core.platforms import Platform, lookup
 from .core.references import IndexEntry, repository_of
 from .core.report import BuildResult, format_table, human_seconds
 from .core.settings import HELP, Settings, flag_help, image_reference, parse_flag, platform_list
+from .core.spec_checks import check_config, check_files, parse_probe, probe_args
 from .engine.docker import Engine
 from .engine.emulation import host_platform_name, is_native, probe_handlers
 
@@ -104,8 +106,14 @@ def smoke_platform(engine: Engine, *, repo: str, entry: IndexEntry, p: Platform,
         return done()
     config = engine.image_config(ref)
     checks += check_metadata(p, config, expect)
+    spec = parse_checks(((config.get("Config") or {}).get("Labels") or {}).get(SPEC_LABEL, ""))
+    if spec is not None:
+        annotations = manifest_annotations(engine, ref) if spec.get("annotations") else {}
+        checks += check_config(spec, config.get("Config") or {}, annotations)
 
-    entrypoint = ((config.get("Config") or {}).get("Entrypoint") or [""])[0]
+    # the ELF checks read the main binary (the spec's first; the entrypoint may be a script)
+    entrypoint = (spec or {}).get("binaries", [""])[0] if spec else \
+        ((config.get("Config") or {}).get("Entrypoint") or [""])[0]
     created = engine.create(ref, p.docker)
     if not created.ok or not entrypoint:
         checks.append(Check("binary", False, created.stderr.strip() or "no entrypoint to inspect"))
@@ -118,6 +126,9 @@ def smoke_platform(engine: Engine, *, repo: str, entry: IndexEntry, p: Platform,
                                       workdir=(config.get("Config") or {}).get("WorkingDir") or "/")
         finally:
             engine.remove(cid)
+
+    if spec is not None:
+        checks += probe_spec_files(engine, ref=ref, p=p, spec=spec, timeout=timeout)
 
     name = f"crossdock-smoke-{uuid.uuid4().hex[:12]}"  # so a timed-out run can be removed, not left running
     try:
@@ -133,6 +144,33 @@ def smoke_platform(engine: Engine, *, repo: str, entry: IndexEntry, p: Platform,
     if health_path and port:
         checks.append(check_service(engine, ref=ref, p=p, health_path=health_path, port=port, timeout=timeout))
     return done()
+
+
+def manifest_annotations(engine: Engine, ref: str) -> dict[str, str]:
+    """The annotations of the platform's image manifest ({} when it cannot be read)."""
+    raw = engine.manifest_raw(ref)
+    try:
+        data = json.loads(raw.stdout) if raw.ok else {}
+    except ValueError:
+        data = {}
+    found = data.get("annotations") if isinstance(data, dict) else None
+    return dict(found) if isinstance(found, dict) else {}
+
+
+def probe_spec_files(engine: Engine, *, ref: str, p: Platform, spec: dict, timeout: float) -> list[Check]:
+    """Every declared binary, asset and directory with its mode and owner, and a real write into each
+    directory, as the image's user, in a container of the platform's image."""
+    import uuid
+
+    name = f"crossdock-probe-{uuid.uuid4().hex[:12]}"
+    try:
+        r = engine.probe_files(ref, p.docker, probe_args(spec), name=name, timeout=timeout)
+    finally:
+        engine.remove(name)
+    if not r.ok:
+        return [Check("files", False, f"the file probe failed: {r.error}")]
+    stats, writable = parse_probe(r.stdout)
+    return check_files(spec, stats, writable)
 
 
 def image_files_from_tar(tar: tarfile.TarFile, *, max_read: int = MAX_FILE_READ) -> FileTree:

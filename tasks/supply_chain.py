@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import build_args, stage_build_files
+from .build import build_args, plan_spec, stage_build_files
 from .common import say
 from .core.errors import CrossdockError
 from .core.platforms import lookup
@@ -77,8 +77,9 @@ def make_sboms(engine: Engine, settings: Settings, target: Target, vcs: VcsInfo 
     folder = settings.out_dir / "sbom"
     folder.mkdir(parents=True, exist_ok=True)
     # a reused release built elsewhere: the same files and dependency recipe, staged again
-    stage_build_files(settings.project, package=target.cargo_package)
-    args = build_args(settings, target, vcs, version=version)  # exactly the image build's: every stage cached
+    spec = plan_spec(settings, target)
+    stage_build_files(settings.project, package=target.cargo_package, spec=spec)
+    args = build_args(settings, target, vcs, spec=spec, version=version)  # the image build's: every stage cached
 
     def one(entry: IndexEntry) -> tuple[str, Path | str]:
         platform = lookup(entry.platform)

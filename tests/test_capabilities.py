@@ -20,7 +20,7 @@ def table(**facts) -> dict[str, bool]:
 def test_docker_20_10_with_the_docker_driver_can_do_none_of_them():
     assert table() == {"push by digest": False, "multi-platform in one build": False,
                        "cache export (--cache-to)": False, "attestations (provenance)": False,
-                       "timestamp rewriting": False}
+                       "timestamp rewriting": False, "annotations (--annotation)": False}
     fixes = [c.fix for c in capabilities(EngineFacts("20.10.24", "v0.8+unknown", "docker", CLASSIC_STORE))]
     assert all(fixes[1:]) and "docker-container" in fixes[0]
 

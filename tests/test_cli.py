@@ -114,17 +114,33 @@ def test_cargo_metadata_through_inv_sits_below_the_config_file(tmp_path):
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("target"))
     manifest = project / "Cargo.toml"
     manifest.write_text(manifest.read_text() + 'tag = "from-metadata"\nbuild-packages = ["libssl-dev"]\n'
-                        'runtime = "minimal"\nhelth-path = "/x"\n')
+                        'runtime = "minimal"\n')
     r = run_inv("--dry", "build", "--platforms=amd64", f"--project={project}", env=NO_ENGINE)
     assert r.returncode == 0, r.stderr
     (line,) = build_lines(r.stdout)
     assert ":staging-from-metadata-amd64" in line and "BUILD_PACKAGES=libssl-dev" in line and "RUNTIME=minimal" in line
-    assert "key helth-path is not a setting and is ignored (did you mean health-path?)" in r.stdout
     config = tmp_path / "c.yaml"
     config.write_text("crossdock:\n  tag: from-file\n")
     r = run_inv("-f", str(config), "--dry", "build", "--platforms=amd64", f"--project={project}", env=NO_ENGINE)
     (line,) = build_lines(r.stdout)
     assert ":staging-from-file-amd64" in line and "RUNTIME=minimal" in line
+
+
+def test_an_unknown_cargo_metadata_key_is_refused_before_any_build_with_the_nearest_name(tmp_path):
+    import shutil
+
+    from tests.conftest import EXAMPLE
+
+    project = tmp_path / "p"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("target"))
+    manifest = project / "Cargo.toml"
+    manifest.write_text(manifest.read_text() + 'helth-path = "/x"\nworkdri = "/"\n')
+    r = run_inv("--dry", "build", "--platforms=amd64", f"--project={project}", env=NO_ENGINE)
+    assert r.returncode == 1 and not build_lines(r.stdout)
+    # the warning other tasks give, and the build's refusal
+    assert "key helth-path is not a setting or image key (did you mean health-path?): `inv build` refuses it" \
+        in r.stdout
+    assert "helth-path (did you mean health-path?), workdri (did you mean workdir?)" in r.stderr
 
 
 def test_every_task_answers_help():

@@ -8,11 +8,12 @@ from tasks.core.platforms import parse_platforms
 from tasks.core.report import MergeError, plan_merge
 
 SETTINGS = {"BIN": "app", "RUNTIME": "slim", "VERSION": "1.0.0"}
+IMAGE = {"bin": "app", "uid": 10001, "gid": 10001, "entrypoint": ["/usr/local/bin/app"]}
 
 
 def report(*platforms: str, revision: str = "abc", ok: bool = True, **over) -> dict:
     base = {"ok": ok, "revision": revision, "repository": "reg:5000/app", "tag": "1.0.0", "output": "push",
-            "settings": dict(SETTINGS), "version": "1.0.0",
+            "settings": dict(SETTINGS), "image": dict(IMAGE), "version": "1.0.0",
             "platforms": [{"platform": p, "name": p.split("/", 1)[1], "ok": ok,
                            "digest": f"sha256:{i}{'0' * 63}" if ok else "", "error": "" if ok else "cargo failed"}
                           for i, p in enumerate(platforms, start=len(platforms[0]))]}
@@ -31,6 +32,7 @@ def test_reports_of_the_same_build_join_in_the_requested_order():
     (report("linux/arm64", tag="2.0.0"), "differ in tag"),
     (report("linux/arm64", repository="reg:5000/other"), "differ in repository"),
     (report("linux/arm64", settings={**SETTINGS, "RUNTIME": "minimal"}), "differ in image settings: RUNTIME"),
+    (report("linux/arm64", image={**IMAGE, "uid": 2000}), "differ in image spec: uid"),
     (report("linux/arm64", ok=False), "linux/arm64 failed in b.json: cargo failed"),
     (report("linux/amd64"), "linux/amd64 is in both a.json and b.json"),
     (report("linux/s390x"), "linux/s390x is not among the platforms to join"),

@@ -179,7 +179,8 @@ def test_cargo_metadata_sits_between_defaults_and_the_config_file(tmp_path):
     with pytest.raises(SettingsError, match=r"runtime_packages 'libssl3,Bad' is not valid"):
         resolve(metadata={"runtime-packages": ["libssl3", "Bad"]}, cwd=tmp_path)
     warnings = unknown_names(metadata={"helth-path": "/x", "project": "."}, manifest="/p/Cargo.toml")
-    assert "key helth-path is not a setting and is ignored (did you mean health-path?)" in warnings[0]
+    assert "key helth-path is not a setting or image key (did you mean health-path?): `inv build` refuses it" \
+        in warnings[0]
     assert "cannot set project" in warnings[1]
 
 

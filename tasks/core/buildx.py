@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .image import ImageSpec, annotation_args
 from .platforms import Platform
 from .recipe import LAYERS as RECIPE_LAYERS
 from .recipe import RECIPE_DIR
@@ -40,6 +41,7 @@ class BuildRequest:
     rewrite_timestamps: bool = False  # every file's mtime -> SOURCE_DATE_EPOCH (reproducible digests)
     cache_repository: str = ""  # registry build cache: --cache-from/--cache-to <repo>:buildcache-<arch> ("" = none)
     cache_export: bool = True  # --cache-to too (False: import only)
+    image: ImageSpec | None = None  # what goes into the image (None: a rebuild's recorded arguments only)
 
     @property
     def push_by_digest(self) -> bool:
@@ -130,6 +132,8 @@ def plan_arch(request: BuildRequest, platform: Platform) -> ArchBuild:
     args += cache_args(request.cache_repository, platform, export=request.cache_export)
     for key, value in request.build_args.items():
         args += ["--build-arg", f"{key}={value}"]
+    if request.image is not None and request.output != "load":
+        args += annotation_args(request.image)
     args += [*output, str(request.project)]
     return ArchBuild(platform=platform, triple=platform.triple_for(request.flavour), tag=tag,
                      metadata_file=metadata, log_file=request.run_dir / f"{platform.suffix}.log",
@@ -282,7 +286,7 @@ def merge_dockerignore(user_rules: str) -> str:
               "# the dependency recipe (tasks/core/recipe.py) is sent, with the project's rules applied to it too",
               f"!{RECIPE_DIR}", *recipe_rules(user_rules),
               ".git", "**/.git", ".env", "**/.env", ".env.*", "**/.env.*",
-              f"!{STAGED_DIR}/platform.sh", ""]
+              f"!{STAGED_DIR}/platform.sh", f"!{STAGED_DIR}/build.env", f"!{STAGED_DIR}/image", ""]
     return "\n".join(lines)
 
 

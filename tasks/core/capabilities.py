@@ -20,6 +20,7 @@ CLASSIC_STORE = "classic"
 NON_DOCKER_DRIVERS = ("docker-container", "remote", "kubernetes")
 ATTESTATIONS = "attestations (provenance)"
 REWRITE = "timestamp rewriting"
+ANNOTATIONS = "annotations (--annotation)"
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,10 @@ def capabilities(f: EngineFacts) -> list[Capability]:
                        "; the docker driver's exporter refuses it: OCI export pushed with skopeo instead"
                        if docker_driver and bk >= (0, 13) else ""),
                    "" if bk >= (0, 13) else "BuildKit 0.13+ (Docker 26+, or a docker-container builder)"),
+        Capability(ANNOTATIONS, bk >= (0, 12) and (not docker_driver or containerd),
+                   f"BuildKit {f.buildkit_version or 'unknown'}, driver {f.driver}, {f.image_store} image store",
+                   "" if bk >= (0, 12) and (not docker_driver or containerd) else
+                   ("BuildKit 0.12+ (Docker 25+) and " if bk < (0, 12) else "") + other_builder),
     ]
     return rows
 
@@ -110,6 +115,15 @@ def require_cache_export(rows: list[Capability], *, cache: str) -> None:
     if cache != "off" and not export.available:
         raise CapabilityError(f"cache={cache}: this builder cannot export a build cache ({export.detail}). Fix: "
                               f"{export.fix}; or set cache to off")
+
+
+def require_annotations(rows: list[Capability]) -> None:
+    """The project declares annotations, which this builder cannot write: a ``CapabilityError`` before anything
+    is built (labels, which every builder writes, are the alternative)."""
+    can = available(rows, ANNOTATIONS)
+    if not can.available:
+        raise CapabilityError(f"the project's annotations cannot be written by this builder ({can.detail}). Fix: "
+                              f"{can.fix}; or move them to labels")
 
 
 def available(rows: list[Capability], name: str) -> Capability:

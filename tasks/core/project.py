@@ -28,6 +28,7 @@ class Package:
     description: str = ""
     license: str = ""
     repository: str = ""
+    features: tuple[str, ...] = ()  # [features] and optional dependencies (cargo's implicit features)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,21 @@ def parse_package(manifest: Mapping[str, Any], files: Iterable[str], *, director
         description=_field(pkg, "description", ws),
         license=_field(pkg, "license", ws),
         repository=_field(pkg, "repository", ws),
+        features=parse_features(manifest),
     )
+
+
+def parse_features(manifest: Mapping[str, Any]) -> tuple[str, ...]:
+    """The features ``--features`` may name: the ``[features]`` table and the optional dependencies (of every
+    dependency table, target-specific ones included)."""
+    names = list(manifest.get("features", {}))
+    tables = [manifest] + [t for t in (manifest.get("target") or {}).values() if isinstance(t, dict)]
+    for table in tables:
+        for key in ("dependencies", "build-dependencies"):
+            for name, dep in (table.get(key) or {}).items():
+                if isinstance(dep, dict) and dep.get("optional"):
+                    names.append(name)
+    return tuple(dict.fromkeys(names))
 
 
 def choose_target(packages: tuple[Package, ...], *, bin: str = "", package: str = "",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CrossdockError
+from .image import ImageSpec
 from .platforms import Platform
 
 
@@ -63,6 +64,7 @@ class BuildResult:
     tag: str = ""  # the tag of the manifest list (joined now, or later by `inv merge`)
     provenance: str = "off"  # the provenance attestation mode every platform was built with
     reproducible: bool = False  # timestamps rewritten to SOURCE_DATE_EPOCH
+    image: ImageSpec | None = None  # what went into the image
 
     @property
     def ok(self) -> bool:
@@ -92,6 +94,7 @@ class BuildResult:
             "repository": self.repository,
             "tag": self.tag,
             "settings": image_settings(self.build_args),
+            "image": self.image.to_json() if self.image is not None else None,
             "provenance": self.provenance,
             "reproducible": self.reproducible,
             "seconds": round(self.seconds, 1),
@@ -161,10 +164,10 @@ def plan_merge(reports: Sequence[tuple[str, Mapping[str, Any]]], wanted: Sequenc
     problems: list[str] = []
     first_name, first = reports[0]
     for key, what in (("revision", "commit"), ("repository", "repository"), ("tag", "tag"),
-                      ("settings", "image settings"), ("output", "output")):
+                      ("settings", "image settings"), ("image", "image spec"), ("output", "output")):
         for name, report in reports[1:]:
             if report.get(key) != first.get(key):
-                detail = (f"{first.get(key)!r} vs {report.get(key)!r}" if key != "settings" else
+                detail = (f"{first.get(key)!r} vs {report.get(key)!r}" if key not in ("settings", "image") else
                           ", ".join(sorted(k for k in set(first.get(key) or {}) | set(report.get(key) or {})
                                            if (first.get(key) or {}).get(k) != (report.get(key) or {}).get(k))))
                 problems.append(f"{name} and {first_name} differ in {what}: {detail}")

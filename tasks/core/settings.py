@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CrossdockError
+from .image import SPEC_KEYS
 from .platforms import Platform, PlatformError, parse_platforms
 from .references import (
     DOMAIN_RULE,
@@ -481,11 +482,12 @@ def unknown_names(*, config: Mapping[str, Any] | None = None, environ: Mapping[s
         if key == "project":
             warnings.append(f"warning: {manifest}: crossdock metadata cannot set project (it is this project); "
                             f"ignored")
-        elif key not in BY_NAME:
-            close = get_close_matches(key, KNOB_NAMES, n=1)
+        elif key not in BY_NAME and key not in SPEC_KEYS:
+            close = get_close_matches(key, KNOB_NAMES + SPEC_KEYS, n=1)
             warnings.append(f"warning: {manifest}: [package.metadata.crossdock] key {key.replace('_', '-')} is not "
-                            f"a setting and is ignored"
-                            + (f" (did you mean {close[0].replace('_', '-')}?)" if close else ""))
+                            f"a setting or image key"
+                            + (f" (did you mean {close[0].replace('_', '-')}?)" if close else "")
+                            + ": `inv build` refuses it")
     for key in sorted(set(config or {}) - set(KNOB_NAMES)):
         close = get_close_matches(str(key), KNOB_NAMES, n=1)
         warnings.append(f"warning: config key crossdock.{key} is not a setting and is ignored"

@@ -264,17 +264,21 @@ class Engine:
             return "", []
         return manifest_digest(r.stdout), parse_index(r.stdout)
 
-    def imagetools_create(self, tag: str, sources: list[str] | tuple[str, ...]) -> Ran:
-        return self.act(self.buildx("imagetools", "create", "--tag", tag, *sources))
+    def imagetools_create(self, tag: str, sources: list[str] | tuple[str, ...],
+                          annotations: tuple[tuple[str, str], ...] = ()) -> Ran:
+        """``imagetools create``; ``annotations`` go on the index (``--annotation index:KEY=VALUE``)."""
+        notes = tuple(a for k, v in annotations for a in ("--annotation", f"index:{k}={v}"))
+        return self.act(self.buildx("imagetools", "create", *notes, "--tag", tag, *sources))
 
     def join(self, tag: str, repository: str, sources: list[str], images: list[str],
-             attested: list[str] | tuple[str, ...] = ()) -> tuple[str, str]:
+             attested: list[str] | tuple[str, ...] = (),
+             annotations: tuple[tuple[str, str], ...] = ()) -> tuple[str, str]:
         """Per-platform pushes (``repository@source``: an image, or an index of an image and its attestation)
         joined into one index under ``tag``: the index's digest, or '' and the problem. The index is read back
         and must list exactly ``images`` as its platforms, and keep an attestation for each image in
         ``attested`` (another run may move the same tag meanwhile): one registry round trip, the digest being
         the sha256 of the bytes `--raw` prints. ('', '') under --dry, where the command is only printed."""
-        r = self.imagetools_create(tag, [f"{repository}@{d}" for d in sources])
+        r = self.imagetools_create(tag, [f"{repository}@{d}" for d in sources], annotations)
         if self.dry:
             return "", ""
         if not r.ok:
@@ -323,6 +327,24 @@ class Engine:
         """``docker run --rm`` in the foreground, named so a timed-out run can be removed."""
         return self.probe(["docker", "run", "--rm", "--name", name, "--platform", platform, ref, *args],
                           timeout=timeout)
+
+    def probe_files(self, ref: str, platform: str, args: tuple[str, ...], *, name: str, timeout: float) -> Ran:
+        """Run the spec probe (tasks/core/spec_checks.py) in a container of the image, as its user: the build
+        machine's static busybox, mounted read-only, stats the declared paths and writes into the declared
+        directories. Not ok, with the fix, when this machine has no static busybox."""
+        from ..core.elf import ElfError, parse_elf
+        from ..core.spec_checks import probe_argv
+
+        probe = shutil.which("busybox") or "/bin/busybox"
+        try:
+            with open(probe, "rb") as f:
+                static = not parse_elf(f.read()).interpreter
+        except (OSError, ElfError):
+            static = False
+        if not static:
+            return Ran(ok=False, stderr=f"no static busybox at {probe} to probe the image's files with: apt-get "
+                                        f"install busybox-static (scripts/provision-local.sh packages)", exited=-1)
+        return self.probe(probe_argv(ref=ref, platform=platform, probe=probe, args=args, name=name), timeout=timeout)
 
     def start_service(self, ref: str, platform: str, port: int) -> Ran:
         """``docker run -d`` with the service's port published on loopback only."""
