@@ -27,7 +27,7 @@ from .core.project import Target, check_lockfile, choose_target, crossdock_metad
 from .core.recipe import probe_recipe, write_recipe
 from .core.references import join_repository, manifest_size, pushed_platform
 from .core.report import ArchResult, BuildResult, human_seconds, summary_table
-from .core.settings import KNOB_NAMES, SUITE_ROOT, Settings, flag_help
+from .core.settings import KNOB_NAMES, SUITE_ROOT, Settings, flag_help, resolve
 from .engine.docker import Engine, EngineError
 from .engine.preflight import base_image_problem, emulator_warning
 from .engine.vcs import VcsInfo, probe_vcs, version_for
@@ -36,11 +36,13 @@ DOCKER_DIR = SUITE_ROOT / "docker"
 STATUS_EVERY = 20.0  # seconds between progress lines while builds run
 LOG_TAIL = 60  # lines of a failed arch's log printed on the console
 
-def stage_build_files(project: Path, *, package: str = "", spec: ImageSpec) -> Path:
+def stage_build_files(project: Path, *, package: str = "", spec: ImageSpec | None = None) -> Path:
     """Stage into <project>/target/crossdock: the Dockerfile (docker/Dockerfile, then the image stage rendered
-    from ``spec``), platform.sh, a merged ignore file, the image's layout and assets (image/), the compile's
-    own environment (build.env), and the dependency recipe for the binary of cargo package ``package``
-    ("" = the root package)."""
+    from ``spec``; None: the project's own with default settings), platform.sh, a merged ignore file, the
+    image's layout and assets (image/), the compile's own environment (build.env), and the dependency recipe
+    for the binary of cargo package ``package`` ("" = the root package)."""
+    if spec is None:
+        spec = project_spec(project, package=package)
     write_recipe(project, probe_recipe(project, package=package))
     staged = project / buildx.STAGED_DIR
     staged.mkdir(parents=True, exist_ok=True)
@@ -90,6 +92,14 @@ def plan_spec(settings: Settings, target: Target, metadata: dict | None = None) 
         raise image.ImageSpecError(f"{settings.project / 'Cargo.toml'}: [package.metadata.crossdock] has keys that "
                                    f"are no setting or image key: {', '.join(hints)}")
     return image.plan_image_spec(metadata, inputs)
+
+
+def project_spec(project: Path, *, package: str = "") -> ImageSpec:
+    """The image spec a project gets with crossdock's defaults and its own Cargo metadata (no flags, no .env)."""
+    metadata = crossdock_metadata(project, package=package)
+    settings = resolve(cli={"project": str(project), "package": package or None}, metadata=metadata)
+    packages, root_name = probe_project(project)
+    return plan_spec(settings, choose_build_target(settings, packages, root_name), metadata)
 
 
 def choose_build_target(settings: Settings, packages, root_name: str) -> Target:

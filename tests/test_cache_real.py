@@ -25,7 +25,7 @@ from tests.rust_fixtures import ID, workspace_project
 pytestmark = pytest.mark.real
 
 TRIPLE = "aarch64-unknown-linux-gnu"
-DEPS_STEP, WORKSPACE_STEP = "cook 3/5", "cook 5/5"  # the two RUNs of docker/Dockerfile's cook stage
+DEPS_STEP, WORKSPACE_STEP = "cook 4/6", "cook 6/6"  # the two RUNs of docker/Dockerfile's cook stage
 
 
 @pytest.fixture(scope="session")
@@ -138,3 +138,20 @@ def test_registry_cache_round_trip(workspace, tmp_path):
     assert imported and not re.search(rf"^#{imported.group(1)} ERROR", log, re.M), log[-3000:]
     report = json.loads((tmp_path / "out2" / "build-report.json").read_text())
     assert report["ok"]
+
+
+def test_switching_slim_and_minimal_does_not_recompile(engine, tmp_path):
+    """Only the static flavour changes the compile: slim -> minimal reuses the compile step and the
+    dependency layers (BuildKit's cache), and builds only the runtime tree."""
+    from tests.conftest import make_project
+
+    project = make_project(tmp_path / "hello")
+    main = project / "src" / "main.rs"
+    main.write_text(main.read_text() + f"// {tmp_path.name}\n")  # this run's own sources: the first build compiles
+    git(project, *ID, "commit", "-qam", "this run's sources")
+    image = unique_image("flavours")
+    first = build(project, image, tmp_path / "slim")
+    assert ran(first, "build 3/3")
+    second = build(project, image, tmp_path / "minimal", "--runtime=minimal")
+    assert not ran(second, "build 3/3") and not ran(second, DEPS_STEP), second[-3000:]
+    assert ran(second, "rootfs 5/5")

@@ -84,3 +84,14 @@ def test_a_cache_asked_for_where_the_builder_cannot_export_one_is_refused_naming
     require_cache_export(classic, cache="off")  # nothing asked, nothing refused
     containerd = capabilities(EngineFacts("26.1.5", "v0.13.2", "docker", CONTAINERD_STORE))
     require_cache_export(containerd, cache="team/cache")
+
+
+def test_annotations_need_buildkit_0_12_and_an_image_store_that_keeps_them():
+    import pytest
+
+    from tasks.core.capabilities import CapabilityError, require_annotations
+
+    assert table(engine_version="26.1.5", buildkit_version="v0.13.2",
+                 image_store=CONTAINERD_STORE)["annotations (--annotation)"]
+    with pytest.raises(CapabilityError, match="cannot be written by this builder .* or move them to labels"):
+        require_annotations(capabilities(EngineFacts("20.10.24", "v0.8+unknown", "docker", CLASSIC_STORE)))

@@ -161,3 +161,8 @@ def test_volumes_become_directories_of_the_user_and_assets_keep_root():
     spec = plan_image_spec({"volumes": ["/data"], "dirs": ["/var/cache/app"]}, inputs())
     assert [d.path for d in spec.dirs] == ["/data", "/var/cache/app"]
     assert Asset("a", "/b", 0o644).owned_by_user is False
+
+
+def test_a_name_that_points_at_a_secret_is_no_secret():
+    spec = plan_image_spec({"env": {"DB_PASSWORD_FILE": "/run/secrets/db", "KEYBOARD": "us"}}, inputs())
+    assert dict(spec.env) == {"DB_PASSWORD_FILE": "/run/secrets/db", "KEYBOARD": "us"}

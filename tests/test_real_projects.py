@@ -107,6 +107,15 @@ def _read_file(ref: str, platform: str, path: str) -> str:
         return data.read().decode(errors="replace") if data else ""
 
 
+def test_minimal_has_what_a_distroless_base_has(openssl_minimal):
+    """Time zone data with /etc/localtime at UTC, /etc/nsswitch.conf, and tzdata recorded for scanners."""
+    assert _read_file(openssl_minimal.ref, "linux/arm64", "/etc/timezone") == "Etc/UTC\n"
+    assert _read_file(openssl_minimal.ref, "linux/arm64", "/etc/localtime").startswith("TZif")  # followed (-L)
+    assert _read_file(openssl_minimal.ref, "linux/arm64", "/usr/share/zoneinfo/Europe/Paris").startswith("TZif")
+    assert "hosts: files dns" in _read_file(openssl_minimal.ref, "linux/arm64", "/etc/nsswitch.conf")
+    assert "Package: tzdata\n" in _read_file(openssl_minimal.ref, "linux/arm64", "/var/lib/dpkg/status")
+
+
 def test_minimal_is_much_smaller_than_slim(openssl_slim, openssl_minimal):
     sizes = {name: {p["name"]: p["size"] for p in image.report["platforms"]}
              for name, image in (("slim", openssl_slim), ("minimal", openssl_minimal))}

@@ -222,7 +222,11 @@ def _flag(key: str, value: Any) -> bool:
 
 
 def _secret_like(name: str) -> bool:
+    """TOKEN, PASSWORD, SECRET, KEY... as a word or the end of the name; a name that points at a secret
+    (``..._FILE``, ``..._PATH``, ``..._DIR``) holds none."""
     upper = name.upper()
+    if upper.endswith(("_FILE", "_PATH", "_DIR")):
+        return False
     return any(word in re.split(r"[^A-Z0-9]+", upper) or upper.endswith(word) for word in SECRET_WORDS)
 
 
