@@ -437,10 +437,10 @@ cargo_setup() {
            OPENSSL_STATIC=1
   fi
   # The project's build-env (NAME=VALUE lines): for cargo and its build scripts only.
-  if [ -s "${BUILD_ENV_FILE:-/usr/local/share/crossdock/build.env}" ]; then
+  if [ -s "${BUILD_ENV_FILE:-/usr/local/share/crossdock/build-env}" ]; then
     while IFS= read -r assignment; do
       [ -n "$assignment" ] && export "${assignment?}"
-    done <"${BUILD_ENV_FILE:-/usr/local/share/crossdock/build.env}"
+    done <"${BUILD_ENV_FILE:-/usr/local/share/crossdock/build-env}"
   fi
   target_dir=${CARGO_TARGET_DIR:-target}
   mkdir -p "$target_dir"

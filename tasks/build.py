@@ -39,7 +39,7 @@ LOG_TAIL = 60  # lines of a failed arch's log printed on the console
 def stage_build_files(project: Path, *, package: str = "", spec: ImageSpec | None = None) -> Path:
     """Stage into <project>/target/crossdock: the Dockerfile (docker/Dockerfile, then the image stage rendered
     from ``spec``; None: the project's own with default settings), platform.sh, a merged ignore file, the
-    image's layout and assets (image/), the compile's own environment (build.env), and the dependency recipe
+    image's layout and assets (image/), the compile's own environment (build-env), and the dependency recipe
     for the binary of cargo package ``package`` ("" = the root package)."""
     if spec is None:
         spec = project_spec(project, package=package)
@@ -49,7 +49,7 @@ def stage_build_files(project: Path, *, package: str = "", spec: ImageSpec | Non
     (staged / "Dockerfile").write_text((DOCKER_DIR / "Dockerfile").read_text() + "\n" + image.render_image_stage(spec))
     shutil.copyfile(DOCKER_DIR / "platform.sh", staged / "platform.sh")
     (staged / "platform.sh").chmod(0o755)
-    (staged / "build.env").write_text(image.build_env_text(spec))
+    (staged / "build-env").write_text(image.build_env_text(spec))
     tree = staged / "image"
     shutil.rmtree(tree, ignore_errors=True)
     (tree / "files").mkdir(parents=True)
