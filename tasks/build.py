@@ -18,7 +18,7 @@ from pathlib import Path
 
 from invoke import Context
 
-from .common import crossdock_task, load_settings, say, say_block
+from .common import say, say_block, settings_task
 from .core import buildx, image
 from .core.capabilities import Features, decide, require_annotations, require_cache_export
 from .core.errors import CrossdockError
@@ -27,7 +27,7 @@ from .core.project import Target, check_lockfile, choose_target, crossdock_metad
 from .core.recipe import probe_recipe, write_recipe
 from .core.references import join_repository, manifest_size, pushed_platform
 from .core.report import ArchResult, BuildResult, human_seconds, summary_table
-from .core.settings import KNOB_NAMES, SUITE_ROOT, Settings, flag_help, resolve
+from .core.settings import KNOB_NAMES, SUITE_ROOT, Settings, resolve
 from .engine.docker import Engine, EngineError
 from .engine.preflight import base_image_problem, emulator_warning
 from .engine.vcs import VcsInfo, probe_vcs, version_for
@@ -371,29 +371,20 @@ def run_plan(engine: Engine, plan: buildx.BuildPlan, *, jobs: int, dry: bool) ->
     return [results[a.platform.name] for a in plan.arches]
 
 
-@crossdock_task(
-    help=flag_help("platforms", "project", "bin", "package", "registry", "image", "tag", "output", "jobs",
-                   "compile_slots", "compile_tokens", "builder", "builder_image", "runtime_image", "runtime",
-                   "build_packages", "build_tools", "runtime_packages", "cargo_profile", "port", "out_dir",
-                   "provenance", "reproducible", "cache",
-                   no_cache="Ignore BuildKit's layer cache (cargo's cache mounts are kept): rebuild every step.",
-                   join="Join the arches into the manifest list (default). --no-join: push the arches only and "
-                        "write the report, for `inv merge` to join with arches built on other machines."),
-)
-def build(c: Context, platforms=None, project=None, bin=None, package=None, registry=None, image=None,
-          tag=None, output=None, jobs=None, compile_slots=None, compile_tokens=None, builder=None,
-          builder_image=None, runtime_image=None, runtime=None, build_packages=None, build_tools=None,
-          runtime_packages=None, cargo_profile=None, port=None, out_dir=None, provenance=None, reproducible=None,
-          cache=None, no_cache=False, join=True):
+BUILD_SETTINGS = ("platforms", "project", "bin", "package", "registry", "image", "tag", "output", "jobs",
+                  "compile_slots", "compile_tokens", "builder", "builder_image", "runtime_image", "runtime",
+                  "build_packages", "build_tools", "runtime_packages", "cargo_profile", "port", "out_dir",
+                  "provenance", "reproducible", "cache")
+
+
+@settings_task(*BUILD_SETTINGS, flags={
+    "no_cache": (False, "Ignore BuildKit's layer cache (cargo's cache mounts are kept): rebuild every step."),
+    "join": (True, "Join the arches into the manifest list (default). --no-join: push the arches only and write the "
+                   "report, for `inv merge` to join with arches built on other machines."),
+})
+def build(c: Context, settings: Settings, *, no_cache: bool = False, join: bool = True) -> None:
     """Cross-compile the Rust project for every platform and join the images into one manifest list."""
     dry = bool(c.config.run.dry)
-    settings = load_settings(
-        c, platforms=platforms, project=project, bin=bin, package=package, registry=registry, image=image,
-        tag=tag, output=output, jobs=jobs, compile_slots=compile_slots, compile_tokens=compile_tokens,
-        builder=builder, builder_image=builder_image, runtime_image=runtime_image, runtime=runtime,
-        build_packages=build_packages, build_tools=build_tools, runtime_packages=runtime_packages,
-        cargo_profile=cargo_profile, port=port, out_dir=out_dir, provenance=provenance, reproducible=reproducible,
-        cache=cache)
     result = execute_build(Engine(c, builder=settings.builder), settings, dry=dry, no_cache=no_cache, join=join)
     if result is not None and not result.ok:
         raise CrossdockError(f"build failed for {', '.join(result.failed)} (logs under {settings.out_dir / 'build'})")

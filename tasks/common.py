@@ -4,16 +4,17 @@ the one place where a ``CrossdockError`` becomes ``crossdock: error: ...`` and e
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from invoke import Context, Exit, task
 
 from .core.errors import CrossdockError
 from .core.project import crossdock_metadata
-from .core.settings import Settings, project_dir, raw_value, resolve, unknown_names
+from .core.settings import BY_NAME, HELP, Settings, project_dir, raw_value, resolve, unknown_names
 
 _print_lock = threading.Lock()
 
@@ -65,5 +66,46 @@ def crossdock_task(**options: Any) -> Callable[[Callable[..., Any]], Any]:
                 raise Exit(f"crossdock: error: {redact(str(e))}", code=1) from None
 
         return task(auto_shortflags=False, **options)(run)
+
+    return decorate
+
+
+def flag_name(setting: str) -> str:
+    """The task keyword (invoke's flag with ``_`` for ``-``) a setting takes: ``smoke_command`` -> ``command``."""
+    return BY_NAME[setting].option.removeprefix("--").replace("-", "_")
+
+
+def settings_task(*settings: str, flags: Mapping[str, tuple[Any, str]] | None = None,
+                  extend: Mapping[str, str] | None = None, **options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """A task whose flags are the named settings, declared once in ``KNOBS`` (flag name, help, environment
+    name and default come from there), plus task-only ``flags`` (name -> (default, help)); ``extend`` adds a
+    sentence to a setting's help. The body is called as ``body(c, settings, **task_flags)`` with the resolved
+    ``Settings`` (defaults < Cargo metadata < config file < environment < these flags)."""
+    flags = dict(flags or {})
+    by_flag = {flag_name(name): name for name in settings}
+    clash = set(by_flag) & set(flags)
+    if clash:
+        raise TypeError(f"task flags that are also settings: {sorted(clash)}")
+    help_text = {flag.replace("_", "-"): HELP[name] + ((" " + extend[name]) if extend and name in extend else "")
+                 for flag, name in by_flag.items()}
+    help_text.update({name.replace("_", "-"): text for name, (_, text) in flags.items()})
+    params = [inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [inspect.Parameter(flag, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for flag in by_flag]
+    params += [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
+               for name, (default, _) in flags.items()]
+
+    def decorate(body: Callable[..., Any]) -> Any:
+        @functools.wraps(body)
+        def with_settings(c: Context, **kwargs: Any) -> Any:
+            unknown = set(kwargs) - set(by_flag) - set(flags)
+            if unknown:
+                raise TypeError(f"{body.__name__}() got unexpected flags {sorted(unknown)}")
+            chosen = load_settings(c, **{by_flag[k]: v for k, v in kwargs.items() if k in by_flag})
+            rest = {name: kwargs.get(name, default) for name, (default, _) in flags.items()}
+            return body(c, chosen, **rest)
+
+        with_settings.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        del with_settings.__wrapped__  # invoke reads the flags from the signature above, not the body's
+        return crossdock_task(help=help_text, **options)(with_settings)
 
     return decorate

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from invoke import Context
 
-from .common import crossdock_task, load_settings, say
+from .common import say, settings_task
 from .core.report import MergeError, MergePlan, plan_merge
-from .core.settings import flag_help
+from .core.settings import Settings
 from .engine.docker import Engine
 
 
@@ -45,17 +45,15 @@ def join(engine: Engine, plan: MergePlan, target: str) -> str:
     return digest
 
 
-@crossdock_task(
-    iterable=["report"],
-    help=flag_help("platforms", "builder", "out_dir",
-                   report="A per-arch job's build report (out/build-report.json of `inv build --no-join`); give "
-                          "--report once per job.",
-                   platforms="+ The merge refuses a set that lacks one of them or has another."),
+@settings_task(
+    "platforms", "builder", "out_dir", iterable=["report"],
+    extend={"platforms": "The merge refuses a set that lacks one of them or has another."},
+    flags={"report": (None, "A per-arch job's build report (out/build-report.json of `inv build --no-join`); give "
+                            "--report once per job.")},
 )
-def merge(c: Context, report=None, platforms=None, builder=None, out_dir=None):
+def merge(c: Context, settings: Settings, *, report: list[str] | None = None) -> None:
     """Join per-arch builds made on other machines into one manifest list (after checking they agree)."""
     t0 = time.monotonic()
-    settings = load_settings(c, platforms=platforms, builder=builder, out_dir=out_dir)
     plan = plan_merge([read_report(path) for path in report or []], settings.platforms)
     engine = Engine(c, builder=settings.builder)
     target = f"{plan.repository}:{plan.tag}"

@@ -23,7 +23,7 @@ from pathlib import Path
 from invoke import Context
 
 from .build import stage_build_files
-from .common import crossdock_task, load_settings, say
+from .common import say, settings_task
 from .core import buildx
 from .core.capabilities import REWRITE, available
 from .core.errors import CrossdockError
@@ -31,7 +31,7 @@ from .core.image import ImageSpec
 from .core.platforms import PlatformError, lookup
 from .core.references import index_entries
 from .core.report import MACHINE_ARGS, format_table, human_seconds
-from .core.settings import SUITE_ROOT, flag_help
+from .core.settings import SUITE_ROOT, Settings
 from .engine.docker import Engine
 from .engine.vcs import checkout, probe_vcs
 
@@ -83,20 +83,18 @@ def compare_table(rows: list[dict]) -> str:
                           r["result"], human_seconds(r["seconds"])) for r in rows])
 
 
-@crossdock_task(
-    help=flag_help("project", "compile_slots", "compile_tokens", "out_dir",
-                   record="The release record to rebuild (out/releases/<version>.json of `inv release`).",
-                   project="+ Any directory of the git repository holding the recorded commit (default: the "
-                           "bundled example's)."),
+@settings_task(
+    "project", "compile_slots", "compile_tokens", "out_dir",
+    extend={"project": "Any directory of the git repository holding the recorded commit (default: the bundled "
+                       "example's)."},
+    flags={"record": (None, "The release record to rebuild (out/releases/<version>.json of `inv release`).")},
 )
-def rebuild(c: Context, record=None, project=None, compile_slots=None, compile_tokens=None, out_dir=None):
+def rebuild(c: Context, settings: Settings, *, record: str | None = None) -> None:
     """Rebuild a release from its record, from clean caches, and report per platform whether the image
     digests match (exit 1 on any mismatch)."""
     t0 = time.monotonic()
     if not record:
         raise RebuildError("--record is required: the release record to rebuild (out/releases/<version>.json)")
-    settings = load_settings(c, project=project, compile_slots=compile_slots, compile_tokens=compile_tokens,
-                             out_dir=out_dir)
     rec = read_record(Path(record))
     build = rec["build"]
     try:

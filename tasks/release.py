@@ -17,14 +17,14 @@ from pathlib import Path
 
 from invoke import Context
 
-from .build import execute_build
-from .common import crossdock_task, load_settings, say
+from .build import choose_build_target, execute_build
+from .common import say, settings_task
 from .core import buildx
 from .core.guards import ReleaseError, ReleaseState, check_release, published_from_here
-from .core.project import Target, check_lockfile, choose_target, probe_project
+from .core.project import Target, check_lockfile, probe_project
 from .core.references import attestations, index_entries, join_repository
 from .core.report import BuildResult, MergePlan, format_table, human_seconds, image_settings, plan_merge
-from .core.settings import SUITE_ROOT, Settings, flag_help, parse_flag, tag_prefix_parser
+from .core.settings import SUITE_ROOT, Settings, parse_flag, tag_prefix_parser
 from .core.tags import SemVer, TagPlan, docker_tag, parse_semver, plan_tags
 from .engine.cosign import Cosign
 from .engine.docker import Engine, Ran
@@ -178,26 +178,24 @@ class ReleasePlan:
         return docker_tag(self.version)
 
 
-@crossdock_task(
-    iterable=["report"],
-    help=flag_help("platforms", "project", "registry", "jobs", "builder_image", "runtime_image", "out_dir",
-                   "provenance", "reproducible",
-                   report="A per-arch job's build report (`inv build --no-join` at the tagged commit); give one "
-                          "per job: the release joins them instead of building, then smoke-tests and publishes.",
-                   image="+ Several, comma-separated, publish the same index to each.",
-                   tag_prefix="Prefix of version tags in git (v for v1.2.3; empty for 1.2.3).",
-                   promote_from="A release record (out/releases/<version>.json): republish its index under its "
-                                "tags without building (also a rollback of latest).",
-                   sign_key="+ Password: COSIGN_PASSWORD (.env or environment)."),
+RELEASE_SETTINGS = ("platforms", "project", "registry", "image", "jobs", "builder_image", "runtime_image", "out_dir",
+                    "sign_key", "provenance", "reproducible")
+
+
+@settings_task(
+    *RELEASE_SETTINGS, iterable=["report"],
+    extend={"image": "Several, comma-separated, publish the same index to each.",
+            "sign_key": "Password: COSIGN_PASSWORD (.env or environment)."},
+    flags={"tag_prefix": ("v", "Prefix of version tags in git (v for v1.2.3; empty for 1.2.3)."),
+           "promote_from": (None, "A release record (out/releases/<version>.json): republish its index under its "
+                                  "tags without building (also a rollback of latest)."),
+           "report": (None, "A per-arch job's build report (`inv build --no-join` at the tagged commit); give one "
+                            "per job: the release joins them instead of building, then smoke-tests and publishes.")},
 )
-def release(c: Context, platforms=None, project=None, registry=None, image=None, tag_prefix="v",
-            promote_from=None, jobs=None, builder_image=None, runtime_image=None, out_dir=None, sign_key=None,
-            report=None, provenance=None, reproducible=None):
+def release(c: Context, settings: Settings, *, tag_prefix: str = "v", promote_from: str | None = None,
+            report: list[str] | None = None) -> None:
     """Release the tagged commit: build, smoke-test, then publish the tested index under its tags."""
     t0 = time.monotonic()
-    settings = load_settings(c, platforms=platforms, project=project, registry=registry, image=image,
-                             jobs=jobs, builder_image=builder_image, runtime_image=runtime_image, out_dir=out_dir,
-                             sign_key=sign_key, provenance=provenance, reproducible=reproducible)
     settings = replace(settings, output="push")  # a release always pushes (a bad CROSSDOCK_OUTPUT still stops it)
     parse_flag("--tag-prefix", tag_prefix, tag_prefix_parser)
     user, password = credentials()
@@ -208,7 +206,7 @@ def release(c: Context, platforms=None, project=None, registry=None, image=None,
             return promote(Engine(c), settings, client, Path(promote_from), user=user, password=password)
     wanted = settings.platforms
     packages, root_name = probe_project(settings.project)
-    target = choose_target(packages, bin=settings.bin, package=settings.package, root_package=root_name)
+    target = choose_build_target(settings, packages, root_name)
     check_lockfile(settings.project, packages)
     vcs = probe_vcs(settings.project)
     names = [name.strip() for name in (settings.image or target.bin).split(",") if name.strip()]

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from invoke import Context
 
-from .common import crossdock_task, load_settings, say
+from .common import say, settings_task
 from .core.capabilities import Capability, capabilities
 from .core.errors import CrossdockError
 from .core.platforms import Platform, lookup
 from .core.report import format_table
-from .core.settings import SUITE_ROOT, Settings, flag_help
+from .core.settings import SUITE_ROOT, Settings
 from .engine.docker import Engine, EngineInfo, inspect_field, last_line
 from .engine.emulation import BINFMT, handler_field, host_platform_name, is_native, probe_handlers
 from .engine.preflight import image_platforms, missing_platforms
@@ -264,15 +264,10 @@ def apply_fixes(engine: Engine, rows: list[Row]) -> list[str]:
     return done
 
 
-@crossdock_task(
-    help=flag_help("platforms", "builder", "builder_image", "runtime_image", "registry",
-                   fix="Repair what can be repaired here (provision steps, emulators, builder), then check again."),
-)
-def setup(c: Context, platforms=None, fix=False, builder=None, builder_image=None, runtime_image=None,
-          registry=None):
+@settings_task("platforms", "builder", "builder_image", "runtime_image", "registry", flags={
+    "fix": (False, "Repair what can be repaired here (provision steps, emulators, builder), then check again.")})
+def setup(c: Context, settings: Settings, *, fix: bool = False) -> None:
     """Check the engine, buildx, builder, emulators, base images and registry for the platforms."""
-    settings = load_settings(c, platforms=platforms, builder=builder, builder_image=builder_image,
-                             runtime_image=runtime_image, registry=registry)
     wanted = settings.platforms
     engine = Engine(c, builder=settings.builder)
     rows = gather_rows(engine, settings, wanted)

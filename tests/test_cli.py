@@ -148,3 +148,21 @@ def test_every_task_answers_help():
         r = run_inv(name, "--help")
         assert r.returncode == 0 and "--" in r.stdout, (name, r.stdout, r.stderr)
     assert "--key" in run_inv("verify", "--help").stdout
+
+
+def test_task_flags_are_the_settings_declared_once():
+    """build's flags, their help and their defaults come from KNOBS (settings_task), with its own two."""
+    import importlib
+    import inspect
+
+    from tasks.core.settings import BY_NAME, HELP
+
+    module = importlib.import_module("tasks.build")
+    task = module.build
+    params = inspect.signature(task.body).parameters
+    for name in module.BUILD_SETTINGS:
+        flag = BY_NAME[name].option.removeprefix("--")
+        assert task.help[flag] == HELP[name] and params[flag.replace("-", "_")].default is None, name
+    assert params["join"].default is True and params["no_cache"].default is False
+    assert set(task.help) == {BY_NAME[n].option.removeprefix("--") for n in module.BUILD_SETTINGS} | {"join",
+                                                                                                     "no-cache"}
