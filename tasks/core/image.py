@@ -324,12 +324,11 @@ def _interpreter(head: bytes) -> str:
     return words[0]
 
 
-def plan_image_spec(metadata: Mapping[str, Any], inputs: SpecInputs) -> ImageSpec:  # noqa: C901
-    """The spec from the project's crossdock metadata (keys with ``_`` for ``-``) and what the settings chose;
-    every refusal names the key, the problem and the fix. (One function on purpose: each key is a few lines,
-    read in the order the README documents them.)"""
-    m = {str(k).replace("-", "_"): v for k, v in metadata.items()}
-    # binaries
+Links = tuple[tuple[str, str], ...]
+
+
+def _plan_binaries(m: Mapping[str, Any], inputs: SpecInputs) -> tuple[str, tuple[Binary, ...], Links]:
+    """The main binary, every binary at its path, and the default entrypoint's link (``bins``, ``bin-path``)."""
     bins = _strings("bins", m["bins"], example='["server", "ctl"]') if "bins" in m else ()
     if bins and inputs.bin_set_explicitly and inputs.bin not in bins:
         raise _fail("bins", f"--bin {inputs.bin} is not in bins {list(bins)}: drop --bin or list it in bins")
@@ -348,21 +347,28 @@ def plan_image_spec(metadata: Mapping[str, Any], inputs: SpecInputs) -> ImageSpe
         main_path, bin_dir = f"{DEFAULT_BIN_DIR}/{main}", DEFAULT_BIN_DIR
     binaries = tuple(Binary(n, main_path if n == main else posixpath.join(bin_dir, n)) for n in names)
     links = ((APP_LINK, main),) if "bin_path" not in m and main != "app" else ()
-    # user
+    return main, binaries, links
+
+
+def _plan_user(m: Mapping[str, Any]) -> tuple[str, int, int, str, str]:
+    """(user, uid, gid, home, workdir): ``user``, ``uid``, ``gid``, ``allow-root``, ``workdir``."""
     user = m.get("user", DEFAULT_USER)
     if not isinstance(user, str) or not _USER_NAME.match(user):
         raise _fail("user", f"{user!r} is not a user name (lowercase letters, digits, _ and -, at most 32)")
     uid = _uint("uid", m["uid"]) if "uid" in m else DEFAULT_UID
     gid = _uint("gid", m["gid"]) if "gid" in m else uid
-    allow_root = _flag("allow_root", m.get("allow_root", False))
-    if (uid == 0 or user == "root") and not allow_root:
+    if (uid == 0 or user == "root") and not _flag("allow_root", m.get("allow_root", False)):
         raise _fail("uid", "the image would run as root: choose another uid (the default is 10001), or set "
                            "allow-root = true if the service really needs root")
     home = "/root" if uid == 0 else f"/home/{user}"
-    workdir = _absolute("workdir", m["workdir"]) if isinstance(m.get("workdir"), str) else home
     if "workdir" in m and not isinstance(m["workdir"], str):
         raise _fail("workdir", "expected a path, e.g. \"/\"")
-    # directories and volumes
+    workdir = _absolute("workdir", m["workdir"]) if "workdir" in m else home
+    return user, uid, gid, home, workdir
+
+
+def _plan_dirs(m: Mapping[str, Any]) -> tuple[tuple[Directory, ...], tuple[str, ...]]:
+    """The user's directories (a volume is one too, before those inside it) and the volumes."""
     dirs: list[Directory] = []
     raw_dirs = m.get("dirs", [])
     if not isinstance(raw_dirs, list):
@@ -371,28 +377,35 @@ def plan_image_spec(metadata: Mapping[str, Any], inputs: SpecInputs) -> ImageSpe
         if isinstance(item, str):
             dirs.append(Directory(_absolute("dirs", item)))
         elif isinstance(item, list) and 1 <= len(item) <= 2 and all(isinstance(x, str) for x in item):
-            dirs.append(Directory(_absolute("dirs", item[0]), _mode("dirs", item[1] if len(item) > 1 else None,
-                                                                    default=0o755)))
+            dirs.append(Directory(_absolute("dirs", item[0]),
+                                  _mode("dirs", item[1] if len(item) > 1 else None, default=0o755)))
         else:
             raise _fail("dirs", f'each entry is "/path" or ["/path", "MODE"], not {item!r}')
     volumes = tuple(_absolute("volumes", v) for v in _strings("volumes", m.get("volumes", []), example='["/data"]'))
-    # a volume the service writes to is its user's, as a declared directory is (before the ones inside it)
-    dirs = [Directory(v) for v in volumes if v not in {d.path for d in dirs}] + dirs
-    # assets
+    return tuple([Directory(v) for v in volumes if v not in {d.path for d in dirs}] + dirs), volumes
+
+
+def _plan_assets(m: Mapping[str, Any], inputs: SpecInputs) -> tuple[Asset, ...]:
+    """Each probed asset file at its DEST, owned by root unless ``owned-by-user`` lists it (or a directory of it)."""
     owned = tuple(_absolute("owned_by_user", p) for p in
                   _strings("owned_by_user", m.get("owned_by_user", []), example='["/etc/app/state.json"]'))
     assets: list[Asset] = []
     for source in inputs.assets:
         if source.problem:
             raise _fail("assets", f"{source.problem}; SOURCE is relative to the package directory")
-        dest = source.dest
-        if not dest.startswith("/"):
-            raise _fail("assets", f"DEST {dest!r} of {source.pattern!r} is relative: write an absolute path "
+        if not source.dest.startswith("/"):
+            raise _fail("assets", f"DEST {source.dest!r} of {source.pattern!r} is relative: write an absolute path "
                                   f"(ending in / for a directory to copy into)")
         for rel, inner in source.files:
-            target = _absolute("assets", posixpath.join(dest, inner) if inner else dest.rstrip("/"))
+            target = _absolute("assets", posixpath.join(source.dest, inner) if inner else source.dest.rstrip("/"))
             assets.append(Asset(source=rel, dest=target, mode=source.mode,
                                 owned_by_user=any(target == o or target.startswith(o + "/") for o in owned)))
+    return tuple(assets)
+
+
+def _check_places(binaries: tuple[Binary, ...], links: tuple[tuple[str, str], ...], assets: tuple[Asset, ...],
+                  dirs: tuple[Directory, ...]) -> None:
+    """No asset or directory lands on a binary, crossdock's link, a runtime file, or another asset."""
     taken: dict[str, str] = {b.path: f"binary {b.name}" for b in binaries}
     taken.update({link: "crossdock's link to the binary" for link, _ in links})
     taken.update({f: "a file crossdock writes into the runtime" for f in RUNTIME_FILES})
@@ -401,57 +414,69 @@ def plan_image_spec(metadata: Mapping[str, Any], inputs: SpecInputs) -> ImageSpe
             raise _fail("assets", f"{a.source} -> {a.dest} lands on {taken[a.dest]}: choose another DEST")
         taken[a.dest] = f"asset {a.source}"
     for d in dirs:
-        if d.path in taken or d.path in ("/", workdir if workdir != d.path else ""):
+        if d.path in taken or d.path == "/":
             raise _fail("dirs", f"{d.path} is {taken.get(d.path, 'the root')}: choose another path")
-    # entrypoint, cmd, healthcheck
-    provided = {b.path for b in binaries} | {a.dest for a in assets} | {link for link, _ in links}
-    entrypoint = (_strings("entrypoint", m["entrypoint"], example='["/start.sh"]') if "entrypoint" in m
-                  else ((links[0][0],) if links else (main_path,)))
+
+
+def _system_program(path: str, runtime: str) -> bool:
+    return runtime == "slim" and path.startswith(SLIM_SYSTEM_DIRS)
+
+
+def _plan_entrypoint(m: Mapping[str, Any], inputs: SpecInputs, *, provided: set[str], default: str,
+                     assets: tuple[Asset, ...]) -> tuple[str, ...]:
+    """``entrypoint``: an absolute program some asset or binary provides (or, on slim, the base's); a script
+    must be executable and its interpreter present in the flavour."""
+    entrypoint = _strings("entrypoint", m["entrypoint"], example='["/start.sh"]') if "entrypoint" in m else (default,)
     if not entrypoint or not entrypoint[0].startswith("/"):
         raise _fail("entrypoint", f"{list(entrypoint)}: the first element is an absolute path (exec form: no shell)")
     program = entrypoint[0]
-    system_ok = inputs.runtime == "slim" and program.startswith(SLIM_SYSTEM_DIRS)
-    if program not in provided and not system_ok:
+    if program not in provided and not _system_program(program, inputs.runtime):
         raise _fail("entrypoint", f"{program} is provided by no asset or binary"
                                   + (" (minimal and static images have only what crossdock puts there)"
                                      if inputs.runtime != "slim" else "")
                                   + f": add it to assets, or use one of {', '.join(sorted(provided))}")
     script = next((a for a in assets if a.dest == program), None)
-    if script is not None:
-        if not script.mode & 0o111:
-            raise _fail("assets", f"{script.source} is the entrypoint but its mode {script.mode:04o} is not "
-                                  f"executable: give it \"755\"")
-        interpreter = _interpreter(inputs.heads.get(script.source, b""))
-        if interpreter and interpreter not in provided:
-            if inputs.runtime != "slim":
-                raise _fail("entrypoint", f"{script.source} starts with #!{interpreter}, but the {inputs.runtime} "
-                                          f"flavour has no shell or interpreter: use runtime = \"slim\", or make the "
-                                          f"entrypoint a binary")
-            if interpreter not in SLIM_INTERPRETERS and not inputs.runtime_packages:
-                raise _fail("entrypoint", f"{script.source} starts with #!{interpreter}, which a slim Debian runtime "
-                                          f"lacks: add its package to runtime-packages, or use #!/bin/sh")
-    cmd = _strings("cmd", m.get("cmd", []), example='["--port", "8000"]')
+    if script is None:
+        return entrypoint
+    if not script.mode & 0o111:
+        raise _fail("assets", f"{script.source} is the entrypoint but its mode {script.mode:04o} is not "
+                              f"executable: give it \"755\"")
+    interpreter = _interpreter(inputs.heads.get(script.source, b""))
+    if interpreter and interpreter not in provided:
+        if inputs.runtime != "slim":
+            raise _fail("entrypoint", f"{script.source} starts with #!{interpreter}, but the {inputs.runtime} "
+                                      f"flavour has no shell or interpreter: use runtime = \"slim\", or make the "
+                                      f"entrypoint a binary")
+        if interpreter not in SLIM_INTERPRETERS and not inputs.runtime_packages:
+            raise _fail("entrypoint", f"{script.source} starts with #!{interpreter}, which a slim Debian runtime "
+                                      f"lacks: add its package to runtime-packages, or use #!/bin/sh")
+    return entrypoint
+
+
+def _plan_healthcheck(m: Mapping[str, Any], inputs: SpecInputs, provided: set[str]) -> tuple[str, ...]:
     healthcheck = _strings("healthcheck", m.get("healthcheck", []), example='["/app", "--health"]')
     if healthcheck and not healthcheck[0].startswith("/"):
         raise _fail("healthcheck", "exec form only (no shell in minimal and static images): the first element is "
                                    "an absolute path, e.g. [\"/usr/local/bin/app\", \"--health\"]")
-    if healthcheck and healthcheck[0] not in provided and not (inputs.runtime == "slim"
-                                                              and healthcheck[0].startswith(SLIM_SYSTEM_DIRS)):
+    if healthcheck and healthcheck[0] not in provided and not _system_program(healthcheck[0], inputs.runtime):
         raise _fail("healthcheck", f"{healthcheck[0]} is provided by no asset or binary")
-    # ports, signal, env, labels, annotations
-    raw_ports = m.get("ports")
-    if raw_ports is None:
-        ports: tuple[int, ...] = (inputs.port,)
-    elif isinstance(raw_ports, list) and all(isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535
-                                             for p in raw_ports):
-        ports = tuple(dict.fromkeys(raw_ports))
-    else:
-        raise _fail("ports", f"expected TCP port numbers, e.g. [8000, 9090]; got {raw_ports!r}")
+    return healthcheck
+
+
+def _plan_ports(m: Mapping[str, Any], default: int) -> tuple[int, ...]:
+    raw = m.get("ports")
+    if raw is None:
+        return (default,)
+    if isinstance(raw, list) and all(isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in raw):
+        return tuple(dict.fromkeys(raw))
+    raise _fail("ports", f"expected TCP port numbers, e.g. [8000, 9090]; got {raw!r}")
+
+
+def _plan_metadata(m: Mapping[str, Any]) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...], str]:
+    """(labels, annotations, stop signal)."""
     stop_signal = m.get("stop_signal", "")
     if not isinstance(stop_signal, str) or (stop_signal and not _SIGNAL.match(stop_signal)):
         raise _fail("stop_signal", f"{stop_signal!r} is not a signal (e.g. SIGTERM, SIGINT or 15)")
-    env = _env("env", m.get("env", {}))
-    build_env = _env("build_env", m.get("build_env", {}))
     labels = _table("labels", m.get("labels", {}), example='{ "org.opencontainers.image.title" = "My service" }')
     annotations = _table("annotations", m.get("annotations", {}),
                          example='{ "org.opencontainers.image.description" = "..." }')
@@ -459,20 +484,42 @@ def plan_image_spec(metadata: Mapping[str, Any], inputs: SpecInputs) -> ImageSpe
         bad = [k for k, _ in pairs if not _LABEL_KEY.match(k) or k == SPEC_LABEL]
         if bad:
             raise _fail(key, f"{', '.join(bad)}: keys are letters, digits and ._/- (and {SPEC_LABEL} is crossdock's)")
-    # cargo features
+    return labels, annotations, stop_signal
+
+
+def _plan_features(m: Mapping[str, Any], declared: tuple[str, ...]) -> tuple[str, ...]:
     features = _strings("features", m.get("features", []), example='["tls", "metrics"]')
     bad = [f for f in features if not _FEATURE.match(f)]
-    undeclared = [f for f in features if "/" not in f and f not in inputs.package_features]
+    undeclared = [f for f in features if "/" not in f and f not in declared]
     if bad or undeclared:
         raise _fail("features", f"the package declares no feature {', '.join(bad + undeclared)} (it has "
-                                f"{', '.join(inputs.package_features) or 'none'})")
+                                f"{', '.join(declared) or 'none'})")
+    return features
+
+
+def plan_image_spec(metadata: Mapping[str, Any], inputs: SpecInputs) -> ImageSpec:
+    """The spec from the project's crossdock metadata (kebab-case keys) and what the settings chose; every
+    refusal names the key, the problem and the fix."""
+    m = {str(k).replace("-", "_"): v for k, v in metadata.items()}
+    main, binaries, links = _plan_binaries(m, inputs)
+    user, uid, gid, home, workdir = _plan_user(m)
+    dirs, volumes = _plan_dirs(m)
+    assets = _plan_assets(m, inputs)
+    _check_places(binaries, links, assets, dirs)
+    provided = {b.path for b in binaries} | {a.dest for a in assets} | {link for link, _ in links}
+    entrypoint = _plan_entrypoint(m, inputs, provided=provided, assets=assets,
+                                  default=links[0][0] if links else binaries[0].path)
+    labels, annotations, stop_signal = _plan_metadata(m)
     return ImageSpec(
-        bin=main, binaries=binaries, user=user, uid=uid, gid=gid, home=home, workdir=workdir,
-        assets=tuple(assets), dirs=tuple(dirs), links=links, env=env, entrypoint=entrypoint, cmd=cmd, ports=ports,
-        volumes=volumes, labels=labels, annotations=annotations, stop_signal=stop_signal, healthcheck=healthcheck,
-        runtime=inputs.runtime, runtime_packages=inputs.runtime_packages, features=features,
+        bin=main, binaries=binaries, user=user, uid=uid, gid=gid, home=home, workdir=workdir, assets=assets,
+        dirs=dirs, links=links, env=_env("env", m.get("env", {})), entrypoint=entrypoint,
+        cmd=_strings("cmd", m.get("cmd", []), example='["--port", "8000"]'), ports=_plan_ports(m, inputs.port),
+        volumes=volumes, labels=labels, annotations=annotations, stop_signal=stop_signal,
+        healthcheck=_plan_healthcheck(m, inputs, provided), runtime=inputs.runtime,
+        runtime_packages=inputs.runtime_packages, features=_plan_features(m, inputs.package_features),
         no_default_features=_flag("no_default_features", m.get("no_default_features", False)),
-        all_features=_flag("all_features", m.get("all_features", False)), build_env=build_env)
+        all_features=_flag("all_features", m.get("all_features", False)),
+        build_env=_env("build_env", m.get("build_env", {})))
 
 
 def with_runtime(spec: ImageSpec, runtime: str) -> ImageSpec:

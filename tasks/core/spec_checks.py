@@ -63,57 +63,49 @@ def parse_probe(output: str) -> tuple[dict[str, PathFacts | None], dict[str, boo
     return stats, writable
 
 
+def _owner_and_mode(found: PathFacts, *, kind: str, mode: str, owner: tuple[int, int], whose: str) -> list[str]:
+    problems = []
+    if found.kind != kind:
+        problems.append(f"is a {found.kind}")
+    if found.mode != int(mode, 8):
+        problems.append(f"mode {found.mode:04o}, the spec says {mode}")
+    if (found.uid, found.gid) != owner:
+        problems.append(f"owned by {found.uid}:{found.gid}, " + whose)
+    return problems
+
+
 def check_files(spec: Mapping[str, Any], stats: Mapping[str, PathFacts | None],
                 writable: Mapping[str, bool]) -> list[Check]:
     """Every binary, asset and directory at its path with its mode and owner; every directory writable."""
-    uid, gid = int(spec.get("uid", 0)), int(spec.get("gid", 0))
+    user = (int(spec.get("uid", 0)), int(spec.get("gid", 0)))
     checks: list[Check] = []
 
     def facts(path: str, what: str) -> PathFacts | None:
-        if path not in stats:
-            checks.append(Check(what, False, f"{path}: the probe said nothing about it"))
-            return None
-        found = stats[path]
+        found = stats.get(path)
         if found is None:
-            checks.append(Check(what, False, f"{path} is not in the image"))
+            checks.append(Check(what, False, f"{path}: " + ("the probe said nothing about it" if path not in stats
+                                                           else "not in the image")))
         return found
 
     for path in spec.get("binaries", []):
-        found = facts(path, f"binary {path}")
-        if found is not None:
+        if (found := facts(path, f"binary {path}")) is not None:
             ok = found.kind == "regular file" and found.mode & 0o111 != 0
             checks.append(Check(f"binary {path}", ok, f"{path}: {found.kind}, mode {found.mode:04o}"))
     for path, mode, owner in spec.get("assets", []):
-        found = facts(path, f"asset {path}")
-        if found is None:
-            continue
-        want_owner = (uid, gid) if owner == "user" else (0, 0)
-        problems = []
-        if found.kind != "regular file":
-            problems.append(f"is a {found.kind}")
-        if found.mode != int(mode, 8):
-            problems.append(f"mode {found.mode:04o}, the spec says {mode}")
-        if (found.uid, found.gid) != want_owner:
-            problems.append(f"owned by {found.uid}:{found.gid}, the spec says "
-                            f"{want_owner[0]}:{want_owner[1]} ({owner})")
-        checks.append(Check(f"asset {path}", not problems,
-                            f"{path}: " + ("; ".join(problems) if problems else f"mode {mode}, owner {owner}")))
+        if (found := facts(path, f"asset {path}")) is not None:
+            want = user if owner == "user" else (0, 0)
+            problems = _owner_and_mode(found, kind="regular file", mode=mode, owner=want,
+                                       whose=f"the spec says {want[0]}:{want[1]} ({owner})")
+            checks.append(Check(f"asset {path}", not problems,
+                                f"{path}: " + ("; ".join(problems) or f"mode {mode}, owner {owner}")))
     for path, mode in spec.get("dirs", []):
-        found = facts(path, f"directory {path}")
-        if found is None:
-            continue
-        problems = []
-        if found.kind != "directory":
-            problems.append(f"is a {found.kind}")
-        if found.mode != int(mode, 8):
-            problems.append(f"mode {found.mode:04o}, the spec says {mode}")
-        if (found.uid, found.gid) != (uid, gid):
-            problems.append(f"owned by {found.uid}:{found.gid}, not the runtime user {uid}:{gid}")
-        if not writable.get(path, False):
-            problems.append(f"user {uid}:{gid} cannot write into it")
-        checks.append(Check(f"directory {path}", not problems,
-                            f"{path}: " + ("; ".join(problems) if problems else
-                                           f"mode {mode}, owned by {uid}:{gid}, writable (a file was written)")))
+        if (found := facts(path, f"directory {path}")) is not None:
+            problems = _owner_and_mode(found, kind="directory", mode=mode, owner=user,
+                                       whose=f"not the runtime user {user[0]}:{user[1]}")
+            if not writable.get(path, False):
+                problems.append(f"user {user[0]}:{user[1]} cannot write into it")
+            checks.append(Check(f"directory {path}", not problems, f"{path}: " + ("; ".join(problems) or (
+                f"mode {mode}, owned by {user[0]}:{user[1]}, writable (a file was written)"))))
     program = (spec.get("entrypoint") or [""])[0]
     if program:
         found = stats.get(program)
