@@ -7,13 +7,13 @@ expected and found.
 
 from __future__ import annotations
 
-import functools
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .elf import ElfError, ElfInfo, glibc_key, highest, parse_elf, parse_ld_so_cache
+from .elf import ElfInfo, glibc_key, highest
+from .loader import describe_elf, resolve_libraries
 from .platforms import Platform
 
 REQUIRED_LABELS = ("org.opencontainers.image.version", "org.opencontainers.image.revision",
@@ -139,7 +139,7 @@ def check_metadata(p: Platform, config: Mapping[str, Any], expect: Expectations)
 
 def check_binary(p: Platform, binary: ElfInfo, libc: ElfInfo | None) -> list[Check]:
     """The shipped binary's ELF header against the platform table, and its glibc needs against the image."""
-    describe = _describe_elf
+    describe = describe_elf
     got = (binary.machine, binary.elf_class, binary.endian)
     want = (p.elf_machine, p.elf_class, p.endian.value)
     checks = [Check("ELF machine", got == want, f"binary is {describe(*got)}; {p.docker} needs {describe(*want)}")]
@@ -169,8 +169,6 @@ def check_binary(p: Platform, binary: ElfInfo, libc: ElfInfo | None) -> list[Che
 # --- the image's files, and the shared libraries the binary needs in them -------------------------------
 
 MAX_SYMLINK_HOPS = 40  # the kernel's limit (ELOOP)
-MAX_LIBRARIES = 1024  # a bound on the walk; real programs need a few dozen
-LD_SO_CACHE = "/etc/ld.so.cache"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # Docker's, for an image without PATH
 
 
@@ -335,189 +333,17 @@ def program_path(files: ImageFiles, program: str, env: Mapping[str, str], workdi
     return ""
 
 
-def default_library_dirs(p: Platform) -> tuple[str, ...]:
-    """The loader's own directories for the platform (Debian's multiarch ones first)."""
-    dirs = (f"/lib/{p.multiarch}", f"/usr/lib/{p.multiarch}", "/lib", "/usr/lib")
-    return dirs + (("/lib64", "/usr/lib64") if p.elf_class == 64 else ())
-
-
-def _describe_elf(machine: int, elf_class: int, endian: str) -> str:
-    from .platforms import PLATFORMS
-
-    names = [q.name for q in PLATFORMS if (q.elf_machine, q.elf_class, q.endian.value) == (machine, elf_class, endian)]
-    return f"machine {machine} ({'/'.join(names) or 'unknown'}), {elf_class}-bit, {endian}-endian"
-
-
-def _incompatible(binary: ElfInfo, other: ElfInfo) -> str:
-    """'' when the loader would take ``other`` for ``binary``; otherwise what ``other`` is."""
-    if (other.machine, other.elf_class, other.endian) != (binary.machine, binary.elf_class, binary.endian):
-        return _describe_elf(other.machine, other.elf_class, other.endian)
-    if binary.arm_float_abi and other.arm_float_abi and other.arm_float_abi != binary.arm_float_abi:
-        return f"{other.arm_float_abi}-float"
-    return ""
-
-
-@dataclass(frozen=True)
-class _Object:
-    """A loaded ELF object: where it was found, what it is, and the objects that caused it to be loaded
-    (for DT_RPATH, which the loader also takes from the loader chain up to the binary)."""
-
-    path: str
-    elf: ElfInfo
-    origin: str
-    chain: tuple[tuple[ElfInfo, str], ...]  # (object, its $ORIGIN): this one first, then its loader, ...
-
-
-def _expand(dirs: Sequence[str], origin: str, p: Platform) -> list[str]:
-    """$ORIGIN and $LIB in DT_RUNPATH / DT_RPATH entries (glibc's dynamic string tokens); relative entries
-    are taken from the root (the loader would take them from the working directory)."""
-    out = []
-    for d in dirs:
-        if "ORIGIN" in d and not origin:
-            continue
-        d = d.replace("${ORIGIN}", origin).replace("$ORIGIN", origin)
-        d = d.replace("${LIB}", f"lib/{p.multiarch}").replace("$LIB", f"lib/{p.multiarch}")
-        out.append(d if d.startswith("/") else "/" + d)
-    return out
-
-
-def _unique(items: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys(item.rstrip("/") or "/" for item in items))
-
-
 def check_libraries(p: Platform, binary: ElfInfo, files: ImageFiles, *, binary_path: str = "",
                     ld_library_path: Sequence[str] = ()) -> Check:
-    """The binary's ELF interpreter is a file in the image, and every ``DT_NEEDED`` library resolves there,
-    and theirs in turn, searched as glibc's loader does: DT_RPATH (of the requesting object and the objects
-    that loaded it, when the requester has no DT_RUNPATH), ``LD_LIBRARY_PATH`` (the image's Env), DT_RUNPATH,
-    the platform's default directories, ``/etc/ld.so.cache``; ``$ORIGIN`` expanded, links followed inside the
-    image, and a file of another machine, class, byte order or float ABI skipped as the loader skips it.
-    (The loader asks its cache before the default directories; the cache lists what they hold, so asking it
-    after them finds the same libraries and reads it only when they miss.) ``binary_path`` is where the
-    binary is (its $ORIGIN). Only the files the loader would open are read."""
+    """The binary's interpreter is a file in the image and every shared library it needs (and theirs)
+    resolves there, as glibc's loader would find them (``loader.resolve_libraries``)."""
     if not binary.interpreter and not binary.needed:
         return Check("libraries", True, "static: no interpreter, no shared libraries")
-    parsed: dict[str, ElfInfo | str] = {}  # resolved path -> its ELF facts, or why it cannot be read
-
-    def elf_at(real: str) -> ElfInfo | str:
-        if real not in parsed:
-            try:
-                parsed[real] = parse_elf(files.read(real))
-            except ElfError as e:
-                parsed[real] = f"not a usable ELF file ({e})"
-            except (OSError, ValueError) as e:
-                parsed[real] = f"unreadable ({type(e).__name__}: {e})"
-        return parsed[real]
-
-    def usable(path: str) -> tuple[ElfInfo | None, str, str]:
-        """The ELF facts of a candidate the loader would take, or (None, why not, the real path the reason
-        is about); why is '' when the path is simply absent."""
-        kind = files.kind(path)
-        if kind == "dangling":
-            parent = posixpath.dirname(path)
-            return None, f"{path} is a dangling symlink", posixpath.join(files.realpath(parent) or parent,
-                                                                         posixpath.basename(path))
-        if kind != "file":
-            return None, "", ""
-        real = files.realpath(path) or path
-        elf = elf_at(real)
-        if isinstance(elf, str):
-            return None, f"{path} is {elf}", real
-        other = _incompatible(binary, elf)
-        return (None, f"{path} is {other}", real) if other else (elf, "", real)
-
-    problems: list[str] = []
-    loaded: dict[str, str] = {}  # names (as needed, sonames) -> where the object was found
-    interp = binary.interpreter
-    if interp:
-        kind = files.kind(interp)
-        loaded[posixpath.basename(interp)] = interp  # found or not: reported once, here
-        if kind != "file":
-            problems.append(f"interpreter {interp} " + {"missing": "not found in the image",
-                                                        "dangling": "is a dangling symlink"}.get(
-                kind, f"is not a regular file ({kind})"))
-    else:
-        problems.append("the binary needs shared libraries but names no interpreter (PT_INTERP)")
-
-    cache: list[tuple[str, str]] | None = None  # read when a library is not in the directories
-
-    def cached(name: str) -> list[str]:
-        nonlocal cache
-        if cache is None:
-            cache = []
-            if files.is_file(LD_SO_CACHE):
-                try:
-                    cache = parse_ld_so_cache(files.read(LD_SO_CACHE), binary.endian)
-                except (OSError, ValueError):
-                    cache = []
-        return [path for key, path in cache if key == name]
-
-    defaults = list(default_library_dirs(p))
-    real_binary = files.realpath(binary_path) if binary_path else None
-    origin = posixpath.dirname(real_binary or binary_path) if binary_path else ""
-    top = _Object(binary_path or "the binary", binary, origin, ((binary, origin),))
-    queue: list[tuple[str, _Object]] = [(name, top) for name in binary.needed]
-    found: list[tuple[str, str]] = []
-    seen: set[str] = set()  # resolved paths already walked
-    while queue:
-        name, requester = queue.pop(0)
-        if name in loaded:
-            continue
-        if len(found) >= MAX_LIBRARIES:
-            problems.append(f"stopped after {MAX_LIBRARIES} libraries")
-            break
-        notes: dict[str, str] = {}  # the real path a candidate was skipped for -> why (once per file)
-        later: Callable[[], list[str]] = list  # candidates to ask for only when the first ones miss
-        if "/" in name:
-            candidates = [name if name.startswith("/") else "/" + name]
-        else:
-            dirs: list[str] = []
-            if not requester.elf.runpath:
-                for obj, obj_origin in requester.chain:
-                    if not obj.runpath:
-                        dirs += _expand(obj.rpath, obj_origin, p)
-            dirs += [d for d in ld_library_path if d]
-            dirs += _expand(requester.elf.runpath, requester.origin, p)
-            dirs = _unique(dirs + defaults)
-            candidates = [posixpath.join(d, name) for d in dirs]
-            later = functools.partial(cached, name)
-        hit: tuple[str, ElfInfo] | None = None
-        tried: set[str] = set()
-        for batch in (candidates, later):
-            for path in batch if isinstance(batch, list) else batch():
-                if path in tried:
-                    continue
-                tried.add(path)
-                elf, why, real = usable(path)
-                if elf is not None:
-                    hit = (path, elf)
-                    break
-                if why:
-                    notes.setdefault(real, why)
-            if hit is not None:
-                break
-        by = "" if requester is top else f", needed by {requester.path}"
-        if hit is None:
-            searched = [name] if "/" in name else dirs + ([LD_SO_CACHE] if cache else [])
-            problems.append(f"{name} not found (searched {', '.join(searched)}{by})" +
-                            (f" [skipped: {' and '.join(notes.values())}]" if notes else ""))
-            continue
-        path, elf = hit
-        loaded[name] = path
-        if elf.soname:
-            loaded.setdefault(elf.soname, path)
-        found.append((name, path))
-        real = files.realpath(path) or path
-        if real in seen:
-            continue
-        seen.add(real)
-        lib_origin = posixpath.dirname(path)
-        obj = _Object(path, elf, lib_origin, ((elf, lib_origin), *requester.chain))
-        queue.extend((needed, obj) for needed in elf.needed)
-    if problems:
-        return Check("libraries", False, "; ".join(problems))
-    listed = ", ".join(f"{name} ({path})" for name, path in found)
-    return Check("libraries", True, f"interpreter {interp}; {len(found)} libraries found in the image: "
+    r = resolve_libraries(p, binary, files, binary_path=binary_path, ld_library_path=ld_library_path)
+    if r.problems:
+        return Check("libraries", False, "; ".join(r.problems))
+    listed = ", ".join(f"{name} ({path})" for name, path in r.found)
+    return Check("libraries", True, f"interpreter {r.interpreter}; {len(r.found)} libraries found in the image: "
                                     f"{listed or 'none needed'}")
 
 
