@@ -32,6 +32,29 @@ INV = [sys.executable, "-m", "invoke", "--search-root", str(SUITE)]
 PLATFORM_SH = SUITE / "docker" / "platform.sh"
 
 
+# The unit tier: test modules of the pure core and of the task logic against MockContext or fakes. A test
+# there that starts a process (docker, git, sh, ...) is a test of another tier in the wrong file: it fails.
+UNIT_MODULES = frozenset({
+    "test_bench_fixed_cost", "test_bench_jobserver", "test_buildx", "test_capabilities", "test_checks", "test_elf",
+    "test_emulation", "test_engine", "test_guards", "test_image", "test_merge", "test_platforms", "test_readme",
+    "test_recipe", "test_references", "test_release_audit", "test_sbom", "test_settings", "test_spec_checks",
+    "test_tags"})
+
+
+@pytest.fixture(autouse=True)
+def no_process_in_the_unit_tier(request, monkeypatch):
+    if request.module.__name__.rsplit(".", 1)[-1] not in UNIT_MODULES or request.node.get_closest_marker("spawns"):
+        return
+
+    def refuse(self, args, *rest, **kwargs):
+        raise AssertionError(f"a unit-tier test started a process: {args!r} (move it to a real-tier module, or "
+                             f"fake what it calls)")
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+    monkeypatch.setattr(os, "system", lambda command: refuse(None, command))
+    monkeypatch.setattr(os, "posix_spawn", lambda path, *a, **k: refuse(None, path))
+
+
 def stand_in_world(root: Path, fake_cargo: str, files: dict[str, str]) -> Path:
     """Where platform.sh runs outside any build: ``bin/cargo`` (a stand-in script), the project's ``files``
     under ``src/`` and an empty shared cache ``cache/``."""

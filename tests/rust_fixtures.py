@@ -26,14 +26,18 @@ directory = "vendor"
 
 
 def debian_crates(package: str, dest: Path) -> list[str]:
-    """Unpack the crate sources that `apt-get install package` would bring into ``dest``; their names."""
-    sim = subprocess.run(["apt-get", "install", "-s", "--no-install-recommends", package], capture_output=True,
-                         text=True, check=True).stdout
-    names = [line.split()[1] for line in sim.splitlines() if line.startswith("Inst librust-")]
-    if package not in names and f"{package} is already the newest version" in sim:
-        names.append(package)  # already installed on this machine: apt simulates nothing for it
-    # (a name another package provides, such as librust-serde+derive-dev, is neither: the provider is in names)
+    """Unpack the crate sources that `apt-get install package` would bring into ``dest``; their names.
+
+    Resolved against an empty dpkg status, as on a machine with nothing installed: what this machine happens
+    to have (a librust-*-dev installed by hand) must not change what a test builds. (A name another package
+    provides, such as librust-serde+derive-dev, is not itself installed: its provider is in the list.)"""
     with tempfile.TemporaryDirectory(prefix="crossdock-crates-") as tmp:
+        empty = Path(tmp) / "status"
+        empty.write_text("")
+        sim = subprocess.run(["apt-get", "install", "-s", "--no-install-recommends", "-o",
+                              f"Dir::State::status={empty}", package], capture_output=True, text=True,
+                             check=True).stdout
+        names = [line.split()[1] for line in sim.splitlines() if line.startswith("Inst librust-")]
         subprocess.run(["apt-get", "download", "-qq", *names], cwd=tmp, check=True, capture_output=True)
         for deb in Path(tmp).glob("*.deb"):
             subprocess.run(["dpkg-deb", "-x", str(deb), f"{tmp}/x"], check=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks.real_crates import LTO_PROFILE, lto_workspace
 from benchmarks.run import ModeRow, arch_compile_seconds, cold_copy, jobserver_table
 
@@ -46,6 +48,7 @@ def test_the_table_sets_the_jobserver_against_the_better_slot_mode():
     assert "0.95 | <= 0.90 (missed)" in jobserver_table(rows)[0]
 
 
+@pytest.mark.spawns  # git init of the copy
 def test_a_cold_copy_names_itself_in_sources_and_manifests_but_leaves_vendored_crates(tmp_path):
     source = tmp_path / "src"
     (source / "src").mkdir(parents=True)

@@ -83,6 +83,7 @@ def test_only_this_machine_gets_plain_http(host, plain):
     assert plain_http(host) is plain
 
 
+@pytest.mark.spawns  # a credential helper that does not exist
 def test_docker_login_credentials_are_read_from_the_docker_config(tmp_path):
     import base64
     import json

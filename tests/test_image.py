@@ -166,3 +166,10 @@ def test_volumes_become_directories_of_the_user_and_assets_keep_root():
 def test_a_name_that_points_at_a_secret_is_no_secret():
     spec = plan_image_spec({"env": {"DB_PASSWORD_FILE": "/run/secrets/db", "KEYBOARD": "us"}}, inputs())
     assert dict(spec.env) == {"DB_PASSWORD_FILE": "/run/secrets/db", "KEYBOARD": "us"}
+
+
+def test_the_unit_tier_refuses_to_start_a_process():
+    import subprocess
+
+    with pytest.raises(AssertionError, match="a unit-tier test started a process"):
+        subprocess.run(["true"], check=False)
