@@ -5,9 +5,7 @@ Resolve settings -> gather (project, git, engine) -> plan (tasks.buildx, pure) -
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import shlex
 import shutil
 import sys
@@ -20,17 +18,19 @@ from invoke import Context
 
 from .common import say, say_block, settings_task
 from .core import buildx, image
+from .core.build_plan import NO_ENGINE, EngineSide, ProjectFacts, pin_base_images, plan_request
 from .core.capabilities import Features, decide, require_annotations, require_cache_export
 from .core.errors import CrossdockError
 from .core.image import ImageSpec
+from .core.platforms import base_image_problem
 from .core.project import Target, check_lockfile, choose_target, crossdock_metadata, probe_project
 from .core.recipe import probe_recipe, write_recipe
-from .core.references import join_repository, manifest_size, pushed_platform
+from .core.references import manifest_size, pushed_platform
 from .core.report import ArchResult, BuildResult, human_seconds, summary_table
 from .core.settings import KNOB_NAMES, SUITE_ROOT, Settings, resolve
 from .engine.docker import Engine, EngineError
-from .engine.preflight import base_image_problem, emulator_warning
-from .engine.vcs import VcsInfo, probe_vcs, version_for
+from .engine.preflight import emulator_warning
+from .engine.vcs import VcsInfo, probe_vcs
 
 DOCKER_DIR = SUITE_ROOT / "docker"
 STATUS_EVERY = 20.0  # seconds between progress lines while builds run
@@ -112,122 +112,65 @@ def choose_build_target(settings: Settings, packages, root_name: str) -> Target:
     return choose_target(packages, bin=bin_name, package=settings.package, root_package=root_name)
 
 
-def cache_key(project: Path, bin: str) -> str:
-    """Names the project's cargo target cache: one per project directory and binary."""
-    digest = hashlib.sha256(str(project.resolve()).encode()).hexdigest()[:12]
-    return f"{re.sub(r'[^A-Za-z0-9_.-]', '-', bin)}-{digest}"
+def probe_project_facts(settings: Settings, *, known: tuple[Target, VcsInfo | None] | None = None,
+                        vcs_probe: Future[VcsInfo | None] | None = None) -> ProjectFacts:
+    """The binary to ship (the lock file checked), the image spec and the commit (``known``: what a caller, the
+    release, already read; ``vcs_probe``: git asked already, in the background)."""
+    if known is None:
+        packages, root_name = probe_project(settings.project)
+        target = choose_build_target(settings, packages, root_name)
+        check_lockfile(settings.project, packages)
+        spec = plan_spec(settings, target)
+        vcs = vcs_probe.result() if vcs_probe is not None else probe_vcs(settings.project)
+    else:
+        target, vcs = known
+        spec = plan_spec(settings, target)
+    return ProjectFacts(target=target, spec=spec, vcs=vcs)
 
 
-def build_args(settings: Settings, target: Target, vcs: VcsInfo | None, *, spec: ImageSpec,
-               version: str = "") -> dict[str, str]:
-    pkg = target.package
-    args = {
-        "BUILDER_IMAGE": settings.builder_image,
-        "RUNTIME_IMAGE": settings.runtime_image,
-        "PACKAGE": target.cargo_package,
-        "CARGO_PROFILE": settings.cargo_profile,
-        "VERSION": version or version_for(vcs, pkg.version),
-        "VCS_REF": vcs.revision if vcs else "unknown",
-        "VCS_BRANCH": vcs.branch if vcs else "unknown",
-        "DATE": vcs.created if vcs else "unknown",
-        "SOURCE_DATE_EPOCH": str(vcs.commit_time) if vcs else "0",
-        "SOURCE_URL": pkg.repository or (vcs.remote_url if vcs else ""),
-        "DESCRIPTION": pkg.description,
-        "LICENSES": pkg.license,
-        "CACHE_KEY": cache_key(settings.project, spec.bin),
-        "COMPILE_SLOTS": str(settings.compile_slots),
-        "COOK_WORKSPACE": "0" if settings.cache == "off" else "1",  # docker/Dockerfile's workspace layer
-        "COMPILE_TOKENS": settings.compile_tokens,
-        "BUILD_TOOLS": ",".join(settings.build_tools),
-        "BUILD_PACKAGES": ",".join(settings.build_packages),
-        **image.build_args(spec),
-    }
-    return args
+def probe_engine_side(engine: Engine, settings: Settings) -> tuple[str, str, dict[str, str]]:
+    """(driver, a problem of the runtime image's platforms, the base images' pins): the engine first, then the
+    registry (each base image's index read once; usually one image for both)."""
+    driver = engine.info().driver
+    indexes = {base: engine.index_digest(base) for base in dict.fromkeys((settings.builder_image,
+                                                                           settings.runtime_image))}
+    offered = [e.platform for e in indexes[settings.runtime_image][1]]
+    return (driver, base_image_problem(settings.runtime_image, offered, settings.platforms),
+            pin_base_images(settings, {base: digest for base, (digest, _) in indexes.items()}))
 
 
 def gather(
     engine: Engine, settings: Settings, *, dry: bool, no_cache: bool = False, manifest_tag: str = "",
     version: str = "", known: tuple[Target, VcsInfo | None] | None = None,
 ) -> tuple[buildx.BuildPlan, Target, VcsInfo | None]:
-    """Project, git and engine facts, then the plan. ``known``: target and git facts a caller (the
-    release) already gathered, so they are not read twice."""
-    platforms = settings.platforms
-    if known is None:
-        packages, root_name = probe_project(settings.project)
-        target = choose_build_target(settings, packages, root_name)
-        check_lockfile(settings.project, packages)
-        spec = plan_spec(settings, target)
-
-    def engine_then_base_image() -> tuple[str, str, dict[str, str]]:  # no registry lookup without an engine
-        driver = engine.info().driver
-        indexes = {image: engine.index_digest(image)  # each base image's index read once (usually one image)
-                   for image in dict.fromkeys((settings.builder_image, settings.runtime_image))}
-        offered = [e.platform for e in indexes[settings.runtime_image][1]]
-        return (driver, base_image_problem(settings.runtime_image, offered, platforms),
-                pin_base_images(settings, {image: digest for image, (digest, _) in indexes.items()}))
-
-    # git and the engine are independent and mostly wait on other processes: ask both at once.
+    """Probe (the project, git and the engine, git and the engine at once: both mostly wait on other
+    processes), then plan (``build_plan.plan_request``, pure). A dry run with no engine plans for the
+    default builder (``NO_ENGINE``); anything the engine cannot do that the settings ask for stops here."""
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="crossdock-probe") as pool:
-        vcs_f = pool.submit(probe_vcs, settings.project) if known is None else None
-        engine_f = pool.submit(engine_then_base_image)
-    if known is None:
-        vcs = vcs_f.result()
-    else:
-        target, vcs = known
-        spec = plan_spec(settings, target)
-    if vcs is None:
+        vcs_probe = pool.submit(probe_vcs, settings.project) if known is None else None
+        engine_probe = pool.submit(probe_engine_side, engine, settings)
+        project = probe_project_facts(settings, known=known, vcs_probe=vcs_probe)
+    if project.vcs is None:
         say(f"warning: {settings.project} is not in a git repository: revision 'unknown', SOURCE_DATE_EPOCH=0")
     try:
-        driver, problem, pins = engine_f.result()
+        driver, problem, pins = engine_probe.result()
     except EngineError as e:
         if not dry:
             raise
         say(f"warning (dry run): {e}; planning for the default 'docker' driver, no attestations")
-        driver, features, pins = "docker", Features(provenance="off", rewrite_timestamps=False), {}
+        side = NO_ENGINE
     else:
         if problem:
             raise EngineError(problem)
-        features = build_features(engine, settings, driver)
+        side = EngineSide(driver=driver, features=build_features(engine, settings, driver), pins=pins)
         if settings.cache != "off":
             require_cache_export(engine.capabilities(), cache=settings.cache)
-        if spec.annotations:
+        if project.spec.annotations:
             require_annotations(engine.capabilities())
-    for warning in emulator_warning(platforms):
+    for warning in emulator_warning(settings.platforms):
         say(warning)
-    repository = join_repository(settings.registry, settings.image or target.bin)
-    cache = buildx.plan_cache(settings.cache, repository=repository, registry=settings.registry)
-    request = buildx.BuildRequest(
-        project=settings.project,
-        platforms=platforms,
-        repository=repository,
-        tag=settings.tag,
-        output=settings.output,
-        driver=driver,
-        builder=settings.builder,
-        build_args={**build_args(settings, target, vcs, spec=spec, version=version), **pins},
-        image=spec,
-        run_dir=settings.out_dir / "build",
-        flavour=buildx.flavour_of(settings.builder_image),
-        no_cache=no_cache,
-        manifest_tag=manifest_tag,
-        provenance=features.provenance,
-        rewrite_timestamps=features.rewrite_timestamps,
-        cache_repository=cache[0],
-        cache_export=cache[1],
-    )
-    return buildx.plan_build(request), target, vcs
-
-
-def pin_base_images(settings: Settings, digests: dict[str, str]) -> dict[str, str]:
-    """BUILDER_IMAGE and RUNTIME_IMAGE pinned to the digest their tags point at now (``name:tag@sha256:...``,
-    ``digests``: image -> what the registry answered): the build, its report and the release record name
-    exactly what was built on, so a rebuild can use the same. An image already given by digest, or unreadable
-    here (the build then reports it), stays as it is."""
-    pins = {}
-    for arg, base in (("BUILDER_IMAGE", settings.builder_image), ("RUNTIME_IMAGE", settings.runtime_image)):
-        if "@" not in base and digests.get(base):
-            pins[arg] = f"{base}@{digests[base]}"
-    return pins
+    request = plan_request(settings, project, side, no_cache=no_cache, manifest_tag=manifest_tag, version=version)
+    return buildx.plan_build(request), project.target, project.vcs
 
 
 def build_features(engine: Engine, settings: Settings, driver: str) -> Features:

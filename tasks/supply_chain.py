@@ -18,8 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import build_args, plan_spec, stage_build_files
+from .build import plan_spec, stage_build_files
 from .common import say
+from .core.build_plan import build_args
 from .core.errors import CrossdockError
 from .core.platforms import lookup
 from .core.project import Target

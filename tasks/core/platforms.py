@@ -184,3 +184,24 @@ def parse_platforms(spec: str | list[str] | tuple[str, ...]) -> tuple[Platform, 
         if p not in result:
             result.append(p)
     return tuple(result)
+
+
+def missing_platforms(offered: list[str], wanted: tuple[Platform, ...]) -> list[Platform]:
+    """Platforms of ``wanted`` an image's index lacks (arm/v7 also matches a variant-less linux/arm)."""
+    have = set()
+    for name in offered:
+        try:
+            have.add(lookup(name).name)
+        except PlatformError:
+            continue
+    return [p for p in wanted if p.name not in have]
+
+
+def base_image_problem(runtime_image: str, offered: list[str], platforms: tuple[Platform, ...]) -> str:
+    """For `inv build`: the runtime image lacks a requested platform (checked before any build). ``offered``:
+    the platforms its index lists (empty when unreadable or single-platform: the build then reports it)."""
+    missing = missing_platforms(offered, platforms) if offered else []
+    if not missing:
+        return ""
+    return (f"the runtime image {runtime_image} has no {', '.join(p.docker for p in missing)} "
+            f"(it has {', '.join(offered)}): drop those platforms or choose another --runtime-image")

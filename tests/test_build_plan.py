@@ -1,0 +1,53 @@
+"""`inv build`'s decisions from probed facts: the request every platform's command is planned from. Pure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tasks.core import buildx
+from tasks.core.build_plan import NO_ENGINE, EngineSide, ProjectFacts, cache_key, pin_base_images, plan_request
+from tasks.core.capabilities import Features
+from tasks.core.image import SpecInputs, plan_image_spec
+from tasks.core.project import Package, Target
+from tasks.core.revision import VcsInfo
+from tasks.core.settings import resolve
+
+VCS = VcsInfo(revision="abcdef1234567890", branch="main", commit_time=1700000000, dirty=False,
+              head_tags=("v1.2.3",), remote_url="https://git.example/app")
+
+
+def facts(tmp_path: Path) -> tuple:
+    settings = resolve(cli={"project": str(tmp_path), "registry": "reg:5000", "tag": "t"}, cwd=tmp_path)
+    target = Target(package=Package(name="app", version="1.2.3", directory=".", binaries=("app",)), bin="app",
+                    cargo_package="")
+    spec = plan_image_spec({"uid": 2000}, SpecInputs(bin="app", package_binaries=("app",), package_features=()))
+    return settings, ProjectFacts(target=target, spec=spec, vcs=VCS)
+
+
+def test_the_request_carries_the_facts_and_the_spec(tmp_path):
+    settings, project = facts(tmp_path)
+    side = EngineSide(driver="docker", features=Features(provenance="max", rewrite_timestamps=True),
+                      pins={"RUNTIME_IMAGE": "debian:bookworm-slim@sha256:" + "1" * 64})
+    request = plan_request(settings, project, side)
+    assert request.repository == "reg:5000/app" and request.image is project.spec
+    args = request.build_args
+    assert (args["VERSION"], args["VCS_REF"], args["SOURCE_DATE_EPOCH"], args["APP_UID"]) == (
+        "1.2.3", "abcdef1234567890", "1700000000", "2000")
+    assert args["RUNTIME_IMAGE"].endswith("@sha256:" + "1" * 64) and args["CACHE_KEY"] == cache_key(tmp_path, "app")
+    assert (request.provenance, request.rewrite_timestamps) == ("max", True)
+    plan = buildx.plan_build(request)
+    assert [a.platform.name for a in plan.arches] == [p.name for p in settings.platforms]
+
+
+def test_a_dry_run_without_an_engine_plans_for_the_default_builder(tmp_path):
+    settings, project = facts(tmp_path)
+    request = plan_request(settings, project, NO_ENGINE)
+    assert (request.driver, request.provenance, request.rewrite_timestamps) == ("docker", "off", False)
+    assert "@" not in request.build_args["RUNTIME_IMAGE"]
+
+
+def test_base_images_are_pinned_unless_given_by_digest_or_unreadable(tmp_path):
+    pinned = "r@sha256:" + "2" * 64
+    settings = resolve(cli={"project": str(tmp_path), "builder_image": "b:1", "runtime_image": pinned}, cwd=tmp_path)
+    assert pin_base_images(settings, {"b:1": "sha256:" + "3" * 64}) == {"BUILDER_IMAGE": "b:1@sha256:" + "3" * 64}
+    assert pin_base_images(settings, {}) == {}
