@@ -248,88 +248,140 @@ def release(c: Context, settings: Settings, *, tag_prefix: str = "v", promote_fr
         run_release(Engine(c), client, plan, user=user, password=password, t0=t0)
 
 
-def run_release(engine: Engine, client: Client, plan: ReleasePlan, *, user: str, password: str, t0: float) -> None:
-    """The acting half of the runbook: log in, build, smoke, publish, audit, record."""
-    settings, version, state, target, vcs = plan.settings, plan.version, plan.state, plan.target, plan.vcs
-    repos, plans, current, own, wanted = plan.repos, plan.plans, plan.current, plan.own, settings.platforms
-    dry = engine.dry
-    reuse = published_from_here(state)
-    say(f"release {version} of {target.bin} from {state.revision[:7]} ({(vcs and vcs.branch) or 'detached'}) for "
-        f"{', '.join(p.docker for p in wanted)}")
-    print(plan_table(repos, plans, current))
-    print()
-    if user and not dry:
-        login(engine, [Repo.parse(r).host for r in repos], user, password)
+@dataclass(frozen=True)
+class Candidate:
+    """The index a release publishes, however it was obtained: reused (already published from this commit),
+    merged from per-arch reports, or built here; smoke-tested before any tag moves (a dry run: not yet)."""
+
+    index_digest: str  # a placeholder in a dry run that would build or merge
+    source_repo: str  # where the index is (the reused repository, or the first one)
+    report: BuildResult | None = None  # the build, when built here
+    smoke: dict[str, str] | str = ""  # per platform, or why none ran
+
+
+def _smoked(engine: Engine, settings: Settings, image: str, expect) -> dict[str, str]:
+    """`inv smoke` of the staging index: its per-platform results, or a ReleaseError before any tag moves."""
+    smoked = run_smoke(engine, settings, image=image, expect=expect)
+    if not smoked.ok:
+        raise ReleaseError(f"smoke test failed for {', '.join(x.label for x in smoked.failed)}: nothing was "
+                           f"tagged (existing tags are unchanged); see {settings.out_dir / 'smoke-junit.xml'}")
+    return {x.label: "ok" for x in smoked.platforms}
+
+
+def obtain_candidate(engine: Engine, client: Client, plan: ReleasePlan) -> Candidate:
+    """The index to publish, by the strategy the state calls for (reuse, merge, build), smoke-tested."""
+    settings, own, repos = plan.settings, plan.own, plan.repos
+    staging = buildx.staging_index_tag(own)
+    reuse = published_from_here(plan.state)
     if reuse:
-        r = Repo.parse(reuse)
-        index_digest = client.digest(r, own)
-        say(f"{reuse}:{own} is already published from this commit ({index_digest}): reusing that index, "
-            f"no rebuild")
-        report = None
-        smoke_results = "reused: smoke-tested when first published"
-    elif plan.merged:
-        index_digest = join(engine, plan.merged, f"{repos[0]}:{buildx.staging_index_tag(own)}")
-        if dry:
-            publish(engine, repos, plans, f"{repos[0]}@<index digest of {buildx.staging_index_tag(own)}>")
-            return
-        report = None
-        smoked = run_smoke(engine, settings, image=f"{repos[0]}@{index_digest}",
-                           expect=expectations_from_report(plan.merged.base))
-        if not smoked.ok:
-            raise ReleaseError(f"smoke test failed for {', '.join(x.label for x in smoked.failed)}: nothing was "
-                               f"tagged (existing tags are unchanged); see {settings.out_dir / 'smoke-junit.xml'}")
-        smoke_results = {x.label: "ok" for x in smoked.platforms}
-    else:
-        build_settings = replace(settings, tag=own, image=plan.names[0])
-        builder = Engine(engine.c, builder=build_settings.builder)
-        report = execute_build(builder, build_settings, dry=dry, manifest_tag=buildx.staging_index_tag(own),
-                               version=str(version), known=(target, vcs))
-        if dry or report is None:
+        digest = client.digest(Repo.parse(reuse), own)
+        say(f"{reuse}:{own} is already published from this commit ({digest}): reusing that index, no rebuild")
+        return Candidate(index_digest=digest, source_repo=reuse, smoke="reused: smoke-tested when first published")
+    if plan.merged:
+        digest = join(engine, plan.merged, f"{repos[0]}:{staging}")
+        if engine.dry:
+            return Candidate(index_digest=f"<index digest of {staging}>", source_repo=repos[0])
+        return Candidate(index_digest=digest, source_repo=repos[0], smoke=_smoked(
+            engine, settings, f"{repos[0]}@{digest}", expectations_from_report(plan.merged.base)))
+    build_settings = replace(settings, tag=own, image=plan.names[0])
+    report = execute_build(Engine(engine.c, builder=build_settings.builder), build_settings, dry=engine.dry,
+                           manifest_tag=staging, version=str(plan.version), known=(plan.target, plan.vcs))
+    if engine.dry or report is None:
+        return Candidate(index_digest=f"<index digest of {staging}>", source_repo=repos[0])
+    if not report.ok:
+        raise ReleaseError("the build failed: nothing was tagged (existing tags are unchanged)")
+    return Candidate(index_digest=report.manifest_digest, source_repo=repos[0], report=report, smoke=_smoked(
+        engine, settings, f"{repos[0]}@{report.manifest_digest}", expectations_from_build(report)))
+
+
+def pending_tags(engine: Engine, client: Client, plan: ReleasePlan, candidate: Candidate,
+                 public_key: Path) -> dict[str, TagPlan] | None:
+    """The tags still to move: all of them, or, re-running a release whose index is published, the ones a
+    previous run did not get to (None: nothing to do, every tag and signature is in place)."""
+    if not published_from_here(plan.state):
+        return plan.plans
+    digest, repos = candidate.index_digest, plan.repos
+    pending = {repo: TagPlan(tags=tuple(t for t in plan.plans[repo].tags if plan.current[repo].get(t) != digest),
+                             held_back=plan.plans[repo].held_back) for repo in repos}
+    if any(pending[repo].tags for repo in repos):
+        return pending
+    signing = plan.signing
+    if signing and not engine.dry:  # every tag is there: are its signatures too?
+        public_key.parent.mkdir(parents=True, exist_ok=True)
+        signing.cosign.public_key(signing.key, public_key)
+        entries = index_entries(client.manifest(Repo.parse(candidate.source_repo), digest))
+        if any(supply_chain_problems(signing.cosign, public_key, repo, digest, entries)[0] for repo in repos):
+            return pending
+    return None
+
+
+def release_record(plan: ReleasePlan, candidate: Candidate, *, index: dict, built_by: dict | None,
+                   engine: dict[str, str], crossdock: str, base_images: dict, sboms: dict[str, Path],
+                   public_key: Path, toolchains: dict[str, dict[str, str]], released_at: str) -> dict:
+    """The release record (out/releases/<version>.json): what was published, how it was built, what
+    `inv rebuild` needs to build the same images again. Pure."""
+    attested = attestation_digests(index)
+    report, merged = candidate.report, plan.merged
+    # What each build really used (platform.sh's report); a re-run that reused an index did not build: what
+    # the first run recorded, if its record is here, else "not rebuilt" rather than a guess.
+    built = {a.label: {"rust_target": a.triple, "rust_flavour": a.flavour} for a in report.arches} if report else \
+        {p["platform"]: {"rust_target": p.get("rust_target", ""), "rust_flavour": p.get("rust_flavour", "")}
+         for p in merged.platforms} if merged else toolchains
+    return {
+        "version": str(plan.version),
+        "commit": plan.state.revision,
+        "branch": plan.vcs.branch if plan.vcs else "",
+        "index_digest": candidate.index_digest,
+        "platforms": [{"platform": e.platform, "digest": e.digest, "attestation": attested.get(e.platform, ""),
+                       **built.get(e.platform, {"rust_target": "not rebuilt (index reused)", "rust_flavour": ""})}
+                      for e in index_entries(index)],
+        "build": built_by,  # None when this run reused an index
+        "engine": engine,
+        "crossdock": crossdock,
+        "tags": {repo: list(plan.plans[repo].tags) for repo in plan.repos},
+        "base_images": base_images,
+        "smoke": candidate.smoke,
+        "sbom": {platform: str(path) for platform, path in sboms.items()},
+        "signature": ({"public_key": str(public_key), "key": plan.signing.key, "transparency_log": False}
+                      if plan.signing else None),
+        "released_at": released_at,
+    }
+
+
+def run_release(engine: Engine, client: Client, plan: ReleasePlan, *, user: str, password: str, t0: float) -> None:
+    """The acting half of the runbook: log in, obtain the index (reuse, merge or build; smoke-tested), sign,
+    publish, audit, record. A dry run stops in one place, after printing what it would tag."""
+    settings, version, repos, wanted = plan.settings, plan.version, plan.repos, plan.settings.platforms
+    say(f"release {version} of {plan.target.bin} from {plan.state.revision[:7]} "
+        f"({(plan.vcs and plan.vcs.branch) or 'detached'}) for {', '.join(p.docker for p in wanted)}")
+    print(plan_table(repos, plan.plans, plan.current))
+    print()
+    if user and not engine.dry:
+        login(engine, [Repo.parse(r).host for r in repos], user, password)
+    candidate = obtain_candidate(engine, client, plan)
+    signing, public_key = plan.signing, settings.out_dir / "releases" / f"{plan.own}.pub"
+    pending = pending_tags(engine, client, plan, candidate, public_key)
+    if pending is None:
+        say(f"nothing to do: {version} is already released and every tag points at {candidate.index_digest}")
+        return
+    source = f"{candidate.source_repo}@{candidate.index_digest}"
+    if engine.dry:
+        if not published_from_here(plan.state):
             say("dry run: then `inv smoke` on the staging index, an SBOM per platform (a second build of the "
                 "cached stages, --target sbom, exported to " + str(settings.out_dir / "sbom" / "<arch>") + ")"
-                + (f", cosign sign/attest with {plan.signing.key} ({OFFLINE_NOTE})" if plan.signing else "")
+                + (f", cosign sign/attest with {signing.key} ({OFFLINE_NOTE})" if signing else "")
                 + ", then (for every tag above):")
-            publish(engine, repos, plans, f"{repos[0]}@<index digest of {buildx.staging_index_tag(own)}>")
-            return
-        if not report.ok:
-            raise ReleaseError("the build failed: nothing was tagged (existing tags are unchanged)")
-        index_digest = report.manifest_digest
-        smoked = run_smoke(engine, settings, image=f"{repos[0]}@{index_digest}",
-                           expect=expectations_from_build(report))
-        if not smoked.ok:
-            raise ReleaseError(f"smoke test failed for {', '.join(x.label for x in smoked.failed)}: nothing was "
-                               f"tagged (existing tags are unchanged); see {settings.out_dir / 'smoke-junit.xml'}")
-        smoke_results = {x.label: "ok" for x in smoked.platforms}
-    pending = plans
-    signing = plan.signing
-    public_key = settings.out_dir / "releases" / f"{own}.pub"
-    if reuse:  # only the tags a previous run did not get to
-        pending = {repo: TagPlan(tags=tuple(t for t in plans[repo].tags if current[repo].get(t) != index_digest),
-                                 held_back=plans[repo].held_back) for repo in repos}
-        unsigned = False
-        if signing and not dry and not any(pending[repo].tags for repo in repos):
-            public_key.parent.mkdir(parents=True, exist_ok=True)
-            signing.cosign.public_key(signing.key, public_key)
-            entries = index_entries(client.manifest(Repo.parse(reuse), index_digest))
-            unsigned = any(supply_chain_problems(signing.cosign, public_key, repo, index_digest, entries)[0]
-                           for repo in repos)
-        if not any(pending[repo].tags for repo in repos) and not unsigned:
-            say(f"nothing to do: {version} is already released and every tag points at {index_digest}")
-            return
-    if dry:
-        publish(engine, repos, pending, f"{repos[0]}@{index_digest}")
+        publish(engine, repos, pending, source)
         return
-    source_repo = reuse or repos[0]
-    source = f"{source_repo}@{index_digest}"
-    index = client.manifest(Repo.parse(source_repo), index_digest)
-    platforms_in_index = index_entries(index)
-    sboms = make_sboms(engine, settings, target, vcs, version=str(version), repository=source_repo,
-                       entries=platforms_in_index)
+    index = client.manifest(Repo.parse(candidate.source_repo), candidate.index_digest)
+    entries = index_entries(index)
+    sboms = make_sboms(engine, settings, plan.target, plan.vcs, version=str(version),
+                       repository=candidate.source_repo, entries=entries)
     if signing:
         say(OFFLINE_NOTE)
         public_key.parent.mkdir(parents=True, exist_ok=True)
         signing.cosign.public_key(signing.key, public_key)
-        sign_and_attest(signing, source_repo, index_digest, platforms_in_index, sboms)  # before any tag moves
+        sign_and_attest(signing, candidate.source_repo, candidate.index_digest, entries, sboms)  # before any tag
     say(f"publishing {source}")
     failures = publish(engine, repos, pending, source)
     if failures:
@@ -337,11 +389,30 @@ def run_release(engine: Engine, client: Client, plan: ReleasePlan, *, user: str,
                            "complete new index, the others at their old one: run the release again to finish")
     if signing:  # the other repositories have the index only now: their own signatures and attestations
         for repo in repos:
-            if repo != source_repo:
-                sign_and_attest(signing, repo, index_digest, platforms_in_index, sboms)
-    built_by = build_record(settings, report, plan.merged)
-    provenance = bool(built_by) and built_by["provenance"] != "off"
-    problems = audit(client, repos, plans, index_digest, [p.docker for p in wanted],
+            if repo != candidate.source_repo:
+                sign_and_attest(signing, repo, candidate.index_digest, entries, sboms)
+    built_by = build_record(settings, candidate.report, plan.merged)
+    check_audit(client, plan, candidate, index, public_key=public_key,
+                provenance=bool(built_by) and built_by["provenance"] != "off")
+    record = release_record(plan, candidate, index=index, built_by=built_by, engine=engine_record(engine),
+                            crossdock=suite_revision(), base_images=base_image_digests(engine, settings),
+                            sboms=sboms, public_key=public_key,
+                            toolchains=recorded_toolchains(settings, str(version)),
+                            released_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    path = write_record(settings, record)
+    print()
+    print(format_table(("repository", "tag", "digest"),
+                       [(repo, tag, candidate.index_digest) for repo in repos for tag in plan.plans[repo].tags]))
+    print()
+    say(f"released {version} ({human_seconds(time.monotonic() - t0)}); record: {path}")
+
+
+def check_audit(client: Client, plan: ReleasePlan, candidate: Candidate, index: dict, *, public_key: Path,
+                provenance: bool) -> None:
+    """Every tag reads back as the published index (signed and attested as it should be), or ReleaseError."""
+    signing = plan.signing
+    platforms = [p.docker for p in plan.settings.platforms]
+    problems = audit(client, plan.repos, plan.plans, candidate.index_digest, platforms,
                      cosign=signing.cosign if signing else None, public_key=public_key if signing else None,
                      provenance=provenance)
     if problems:
@@ -355,38 +426,6 @@ def run_release(engine: Engine, client: Client, plan: ReleasePlan, *, user: str,
     if bare:
         say(f"audit: {len(bare)} of {len(attested)} platform(s) carry no attestation ({', '.join(bare)}): "
             f"provenance was {'off' if not provenance else 'asked for'} for this build")
-
-    # What each build really used (platform.sh's report); a re-run that reused an index did not build: what
-    # the first run recorded, if its record is here, else "not rebuilt" rather than a guess.
-    built = {a.label: {"rust_target": a.triple, "rust_flavour": a.flavour} for a in report.arches} if report else \
-        {p["platform"]: {"rust_target": p.get("rust_target", ""), "rust_flavour": p.get("rust_flavour", "")}
-         for p in plan.merged.platforms} if plan.merged else recorded_toolchains(settings, str(version))
-    record = {
-        "version": str(version),
-        "commit": state.revision,
-        "branch": vcs.branch if vcs else "",
-        "index_digest": index_digest,
-        "platforms": [{"platform": e.platform, "digest": e.digest, "attestation": attested.get(e.platform, ""),
-                       **built.get(e.platform, {"rust_target": "not rebuilt (index reused)", "rust_flavour": ""})}
-                      for e in platforms_in_index],
-        # What `inv rebuild` needs to build the same images again (None when this run reused an index).
-        "build": built_by,
-        "engine": engine_record(engine),
-        "crossdock": suite_revision(),
-        "tags": {repo: list(plans[repo].tags) for repo in repos},
-        "base_images": base_image_digests(engine, settings),
-        "smoke": smoke_results,
-        "sbom": {platform: str(path) for platform, path in sboms.items()},
-        "signature": ({"public_key": str(public_key), "key": signing.key, "transparency_log": False}
-                      if signing else None),
-        "released_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    path = write_record(settings, record)
-    print()
-    print(format_table(("repository", "tag", "digest"),
-                       [(repo, tag, index_digest) for repo in repos for tag in plans[repo].tags]))
-    print()
-    say(f"released {version} ({human_seconds(time.monotonic() - t0)}); record: {path}")
 
 
 def check_reports(paths: list[str], wanted, *, version: str, revision: str, repository: str) -> MergePlan:

@@ -76,7 +76,7 @@ def capabilities(f: EngineFacts) -> list[Capability]:
     docker_driver = f.driver == "docker"
     containerd = f.image_store == CONTAINERD_STORE
     other_builder = ("a docker-container builder (docker buildx create --driver docker-container --use), or the "
-                     "containerd image store (Docker 24+; README: The engine)")
+                     "containerd image store (Docker 24+; docs/engines.md: The engine)")
     rows = [
         Capability("push by digest", not docker_driver,
                    f"driver {f.driver}" + ("" if not docker_driver else ": staging tags instead (works)"),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -529,3 +529,23 @@ def tag_prefix_parser(value: str) -> str:
     if value and not re.match(r"^[A-Za-z0-9_.-]+$", value):
         raise BadValue("letters, digits, '_', '.' and '-' (e.g. v), or empty")
     return value
+
+
+REFERENCE_START = "<!-- generated from KNOBS by scripts/settings-reference.py: do not edit by hand -->"
+REFERENCE_END = "<!-- end of the generated table -->"
+
+
+def reference_table(tasks_of: Mapping[str, Sequence[str]]) -> str:
+    """The settings reference (docs/settings.md's table): every knob's Cargo.toml key, flag, variable, default,
+    the tasks that take it as a flag (``tasks_of``: setting -> task names) and its help. Pure."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    rows = ["| setting (Cargo.toml key) | flag | environment / `.env` | default | tasks | meaning |",
+            "|---|---|---|---|---|---|"]
+    for k in KNOBS:
+        key = "(not in Cargo.toml)" if k.name == "project" else f"`{k.name.replace('_', '-')}`"
+        tasks = ", ".join(f"`{t}`" for t in tasks_of.get(k.name, ())) or "(environment, config file)"
+        default = f"`{k.default}`" if k.default else "(empty)"
+        rows.append(f"| {key} | `{k.option}` | `{k.env}` | {default} | {tasks} | {cell(k.help)} |")
+    return "\n".join([REFERENCE_START, *rows, REFERENCE_END])
