@@ -140,7 +140,7 @@ def probe_engine_side(engine: Engine, settings: Settings) -> tuple[str, str, dic
 
 
 def gather(
-    engine: Engine, settings: Settings, *, dry: bool, no_cache: bool = False, manifest_tag: str = "",
+    engine: Engine, settings: Settings, *, no_cache: bool = False, manifest_tag: str = "",
     version: str = "", known: tuple[Target, VcsInfo | None] | None = None,
 ) -> tuple[buildx.BuildPlan, Target, VcsInfo | None]:
     """Probe (the project, git and the engine, git and the engine at once: both mostly wait on other
@@ -155,7 +155,7 @@ def gather(
     try:
         driver, problem, pins = engine_probe.result()
     except EngineError as e:
-        if not dry:
+        if not engine.dry:
             raise
         say(f"warning (dry run): {e}; planning for the default 'docker' driver, no attestations")
         side = NO_ENGINE
@@ -188,14 +188,14 @@ def build_features(engine: Engine, settings: Settings, driver: str) -> Features:
     return features
 
 
-def run_arch(engine: Engine, plan: buildx.BuildPlan, arch: buildx.ArchBuild, *, dry: bool,
+def run_arch(engine: Engine, plan: buildx.BuildPlan, arch: buildx.ArchBuild, *,
              started_at: dict[str, float] | None = None) -> ArchResult:
     """Build one arch; on success also look up its image size (while the other arches still build)."""
     started = time.monotonic()
     if started_at is not None:
         started_at[arch.platform.name] = started
     base = dict(platform=arch.platform, triple=arch.triple, log=str(arch.log_file))
-    if dry:
+    if engine.dry:
         engine.build(arch.argv)
         if arch.push_argv:  # the OCI export's push (skopeo), as a real build runs it
             engine.act(arch.push_argv)
@@ -276,16 +276,16 @@ def _log_tail(path: str, lines: int = LOG_TAIL) -> str:
     return "\n".join(text[-lines:])
 
 
-def run_plan(engine: Engine, plan: buildx.BuildPlan, *, jobs: int, dry: bool) -> list[ArchResult]:
+def run_plan(engine: Engine, plan: buildx.BuildPlan, *, jobs: int) -> list[ArchResult]:
     """Build every arch concurrently (at most `jobs` at once), printing progress while they run."""
-    if dry:  # nothing runs: print the commands in platform order
-        return [run_arch(engine, plan, arch, dry=True) for arch in plan.arches]
+    if engine.dry:  # nothing runs: print the commands in platform order
+        return [run_arch(engine, plan, arch) for arch in plan.arches]
     workers = jobs or len(plan.arches)
     results: dict[str, ArchResult] = {}
     started: dict[str, float] = {}  # filled by run_arch when an arch really starts (--jobs may queue some)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crossdock-build") as pool:
         futures: dict[Future[ArchResult], buildx.ArchBuild] = {
-            pool.submit(run_arch, engine, plan, arch, dry=dry, started_at=started): arch for arch in plan.arches}
+            pool.submit(run_arch, engine, plan, arch, started_at=started): arch for arch in plan.arches}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=STATUS_EVERY, return_when=FIRST_COMPLETED)
@@ -327,13 +327,12 @@ BUILD_SETTINGS = ("platforms", "project", "bin", "package", "registry", "image",
 })
 def build(c: Context, settings: Settings, *, no_cache: bool = False, join: bool = True) -> None:
     """Cross-compile the Rust project for every platform and join the images into one manifest list."""
-    dry = bool(c.config.run.dry)
-    result = execute_build(Engine(c, builder=settings.builder), settings, dry=dry, no_cache=no_cache, join=join)
+    result = execute_build(Engine(c, builder=settings.builder), settings, no_cache=no_cache, join=join)
     if result is not None and not result.ok:
         raise CrossdockError(f"build failed for {', '.join(result.failed)} (logs under {settings.out_dir / 'build'})")
 
 
-def execute_build(engine: Engine, settings: Settings, *, dry: bool, no_cache: bool = False, manifest_tag: str = "",
+def execute_build(engine: Engine, settings: Settings, *, no_cache: bool = False, manifest_tag: str = "",
                   version: str = "", known: tuple[Target, VcsInfo | None] | None = None,
                   join: bool = True) -> BuildResult | None:
     """Build every platform, join them (unless one failed), print the table, write the report.
@@ -341,7 +340,8 @@ def execute_build(engine: Engine, settings: Settings, *, dry: bool, no_cache: bo
     Returns the result (``None`` in a dry run). Raises the domain errors of the checks that run first.
     """
     t0 = time.monotonic()
-    plan, target, vcs = gather(engine, settings, dry=dry, no_cache=no_cache, manifest_tag=manifest_tag,
+    dry = engine.dry  # the one dry-run switch: `inv --dry`, as the engine's context has it
+    plan, target, vcs = gather(engine, settings, no_cache=no_cache, manifest_tag=manifest_tag,
                                version=version, known=known)
     request = plan.request
     say(f"building {target.bin} ({request.build_args['VERSION']}) from {settings.project} for "
@@ -356,7 +356,7 @@ def execute_build(engine: Engine, settings: Settings, *, dry: bool, no_cache: bo
     else:
         stage_build_files(settings.project, package=target.cargo_package, spec=request.image)
         request.run_dir.mkdir(parents=True, exist_ok=True)
-    results = run_plan(engine, plan, jobs=settings.jobs, dry=dry)
+    results = run_plan(engine, plan, jobs=settings.jobs)
     if dry:
         if plan.manifest_ref and join:
             engine.imagetools_create(plan.manifest_ref, buildx.imagetools_sources(plan, {}),

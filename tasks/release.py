@@ -284,8 +284,8 @@ def obtain_candidate(engine: Engine, client: Client, plan: ReleasePlan) -> Candi
         return Candidate(index_digest=digest, source_repo=repos[0], smoke=_smoked(
             engine, settings, f"{repos[0]}@{digest}", expectations_from_report(plan.merged.base)))
     build_settings = replace(settings, tag=own, image=plan.names[0])
-    report = execute_build(Engine(engine.c, builder=build_settings.builder), build_settings, dry=engine.dry,
-                           manifest_tag=staging, version=str(plan.version), known=(plan.target, plan.vcs))
+    report = execute_build(Engine(engine.c, builder=build_settings.builder), build_settings, manifest_tag=staging,
+                           version=str(plan.version), known=(plan.target, plan.vcs))
     if engine.dry or report is None:
         return Candidate(index_digest=f"<index digest of {staging}>", source_repo=repos[0])
     if not report.ok:
