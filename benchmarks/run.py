@@ -91,8 +91,8 @@ class Row:
         return statistics.median(self.seconds) if self.seconds else float("nan")
 
 
-COMPILE_STEP = re.compile(r"crossdock-platform build|cargo build")
-TOOLCHAIN_STEP = re.compile(r"crossdock-platform (toolchain|install)|apt-get install")
+COMPILE_STEP = re.compile(r"(crossdock-platform|platform\.sh) build|cargo build")
+TOOLCHAIN_STEP = re.compile(r"(crossdock-platform|platform\.sh) (toolchain|install)|apt-get install")
 
 
 def step_seconds(log_text: str, pattern: re.Pattern[str]) -> float:
@@ -442,7 +442,7 @@ def with_fixed_cost(results: str, fixed_cost: str) -> str:
 
 
 FRESH_RUNNER_GOAL = 0.25  # a one-line change built with the registry cache, of a cold build
-COOK_STEP = re.compile(r"crossdock-platform cook")
+COOK_STEP = re.compile(r"(crossdock-platform|platform\.sh) cook")
 FRESH_RUNNER_ROWS = (  # (row, what the build does, cache setting; every row starts right after a prune)
     ("cold, no cache", "the heavy workspace on an empty builder, no registry cache", "off"),
     ("cold, exporting the cache", "the same, writing the registry cache (--cache=on)", "on"),

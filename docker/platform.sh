@@ -28,6 +28,16 @@ set -eu
 die() { echo "platform.sh: error: $*" >&2; exit 1; }
 warn() { echo "platform.sh: warning: $*" >&2; }
 
+# Seconds since $1 (a `date +%s.%N`), one decimal.
+seconds_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# Beside this file: the source dating and the sharing of the cores between compiles.
+lib_dir=$(dirname "$0")
+# shellcheck source=docker/sources.sh
+. "$lib_dir/sources.sh"
+# shellcheck source=docker/jobserver.sh
+. "$lib_dir/jobserver.sh"
+
 flavour() {
   if [ -n "${RUST_FLAVOUR:-}" ]; then
     case "$RUST_FLAVOUR" in rustup|debian) echo "$RUST_FLAVOUR" ;; *) die "RUST_FLAVOUR must be rustup or debian, not '$RUST_FLAVOUR'" ;; esac
@@ -91,8 +101,9 @@ compute() {
   fi
 }
 
-cmd_env() {
-  compute
+# The target's environment, one NAME=VALUE line each on stdout (after compute): what `env` prints and what
+# cargo_setup exports for every compile, so the lines a test reads are the ones a build uses.
+target_env() {
   echo "RUST_FLAVOUR=$FLAVOUR"
   echo "RUST_TARGET=$RUST_TARGET"
   echo "DEBIAN_ARCH=$DEBIAN_ARCH"
@@ -106,7 +117,21 @@ cmd_env() {
   echo "AR_${triple_cc}=$GNU_TYPE-ar"
   echo "PKG_CONFIG_PATH_${triple_cc}=/usr/lib/$MULTIARCH/pkgconfig:/usr/share/pkgconfig"
   echo "PKG_CONFIG_LIBDIR_${triple_cc}=/usr/lib/$MULTIARCH/pkgconfig:/usr/share/pkgconfig"
+  echo "BINDGEN_EXTRA_CLANG_ARGS_${triple_cc}=--sysroot=/usr/$GNU_TYPE -I/usr/include/$MULTIARCH -I/usr/include"
+  echo "PKG_CONFIG_ALLOW_CROSS=1"
+  if [ "${LINKAGE:-dynamic}" = static ]; then
+    # glibc linked in statically (Rust's crt-static on the -gnu targets); C libraries found through
+    # pkg-config are linked statically too. Build scripts and proc macros (host) stay dynamic.
+    echo "CARGO_TARGET_${triple_env}_RUSTFLAGS=-C target-feature=+crt-static"
+    echo "PKG_CONFIG_ALL_STATIC=1"
+    echo "OPENSSL_STATIC=1"
+  fi
   if [ "$FLAVOUR" = rustup ]; then echo "RUSTUP_TARGET=$RUST_TARGET"; fi
+}
+
+cmd_env() {
+  compute
+  target_env
 }
 
 apt_update() {
@@ -190,72 +215,6 @@ cmd_install() {
   [ -d "/usr/lib/rustlib/$RUST_TARGET/lib" ] || die "$std did not provide /usr/lib/rustlib/$RUST_TARGET"
 }
 
-# cargo decides freshness of the project's own crates by mtime, but the sources a build sees come from COPY
-# layers, with whatever mtimes the checkout (or a cached layer, or another runner) gave them. So every
-# target dir keeps a record of the sources (sha256) of its last build, and a stamp file dated when that
-# build's sources were dated. Before cargo runs, every file whose content differs from the record is dated
-# now, and every other file newer than the stamp is dated far in the past (OLD_MTIME): cargo then rebuilds
-# exactly the crates whose sources are not the ones their artifacts came from, whatever the checkout's
-# mtimes. With no record every file is new (and, in a target dir with no artifacts, nothing needs a date).
-# Vendored crates (directories with a .cargo-checksum.json) are judged by cargo by their checksum, not by
-# mtime: the record holds their checksum file only, and nothing in them is touched.
-OLD_MTIME=946684800  # 2000-01-01T00:00:00Z
-
-# The files under . that can matter to cargo's mtime checks, one per line.
-source_files() {
-  find . -path ./target -prune -o -name .cargo-checksum.json -type f -print \
-    | sed 's|/\.cargo-checksum\.json$||' | grep -vx '\.' >"$1.vendored" || :
-  find . -path ./target -prune -o -type f -print | awk -v list="$1.vendored" '
-    BEGIN { while ((getline d < list) > 0) skip[d] = 1 }
-    /\/\.cargo-checksum\.json$/ { print; next }
-    { p = $0; while (sub(/\/[^\/]*$/, "", p)) if (p in skip) next; print }'
-  rm -f "$1.vendored"
-}
-
-restamp_changed_sources() {
-  record=$1
-  source_files "$record" | tr '\n' '\0' | xargs -0 -r sha256sum | LC_ALL=C sort >"$record.new"
-  if [ -f "$record" ]; then
-    LC_ALL=C sort "$record" >"$record.old"
-    LC_ALL=C comm -13 "$record.old" "$record.new" >"$record.changed"
-    LC_ALL=C comm -12 "$record.old" "$record.new" | cut -c67- | tr '\n' '\0' >"$record.same"
-    rm -f "$record.old"
-    if [ -f "$record.stamp" ]; then
-      xargs -0 -r sh -c 'find "$@" -maxdepth 0 -newer "$0" -print0' "$record.stamp" <"$record.same"
-    else
-      cat "$record.same"
-    fi | xargs -0 -r touch -h -d "@$OLD_MTIME"
-    rm -f "$record.same"
-  else
-    cp "$record.new" "$record.changed"
-  fi
-  if [ -f "$record" ] || [ -d "${target_dir:-target}/${RUST_TARGET:-none}" ]; then
-    cut -c67- "$record.changed" | tr '\n' '\0' | xargs -0 -r touch -h
-  fi
-  touch "$record.stamp.next"  # every artifact of this build is newer
-}
-
-# After cargo: its exit status in $1. Success: this build's sources are the record. Failure: the files
-# that changed are recorded with a hash nothing has, so the next build dates them new again.
-finish_sources() {
-  record=$2
-  mv "$record.stamp.next" "$record.stamp"
-  if [ "$1" = 0 ]; then
-    if [ -f Cargo.lock ] && ! grep -q '  \./Cargo\.lock$' "$record.new"; then  # cargo wrote a lock file
-      sha256sum ./Cargo.lock >>"$record.new"
-      LC_ALL=C sort -o "$record.new" "$record.new"
-    fi
-    mv "$record.new" "$record"
-  else
-    { if [ -f "$record" ]; then LC_ALL=C sort "$record" | LC_ALL=C comm -12 - "$record.new"; fi
-      sed 's/^[0-9a-f]*/0000000000000000000000000000000000000000000000000000000000000000/' "$record.changed"
-    } | LC_ALL=C sort >"$record.next"
-    mv "$record.next" "$record"
-    rm -f "$record.new"
-  fi
-  rm -f "$record.changed"
-}
-
 # CARGO_SHARED_CACHE (a cache mount shared by every build): link cargo's downloads and its package-cache
 # locks into CARGO_HOME, so parallel builds share them under cargo's own locking; the rest of
 # CARGO_HOME (config.toml, credentials.toml, bin/) stays private to this build.
@@ -270,172 +229,19 @@ share_cargo_downloads() {
   done
 }
 
-# Seconds since $1 (a `date +%s.%N`), one decimal.
-seconds_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
-
-# COMPILE_SLOTS (default 1; 0 = no limit): wait for one of that many lock slots in the shared cache
-# before compiling, so parallel arches (and other projects) on one daemon do not oversubscribe its
-# cores. Taken after the target-dir lock, in that order everywhere, so two builds cannot deadlock.
-# Not used when the jobserver (COMPILE_TOKENS) is on.
-take_compile_slot() {
-  [ "${tokens:-0}" = 0 ] || return 0
-  slots=${COMPILE_SLOTS:-1}
-  cache=${CARGO_SHARED_CACHE:-}
-  case $slots in ''|*[!0-9]*) die "COMPILE_SLOTS must be a whole number, not '$slots'" ;; esac
-  [ "$slots" -gt 0 ] && [ -n "$cache" ] && command -v flock >/dev/null 2>&1 || return 0
-  start=$(date +%s.%N) said=0
-  while :; do
-    i=0
-    while [ "$i" -lt "$slots" ]; do
-      exec 8>"$cache/.crossdock-compile-slot-$i"
-      # With one slot, the second try blocks on the lock (woken the moment it is free); with more, poll.
-      if [ "$said" = 1 ] && [ "$slots" = 1 ]; then flock 8; else flock -n 8; fi && {
-        waited=$(seconds_since "$start")
-        [ "$said" = 0 ] || echo "platform.sh: got compile slot $i after ${waited}s" >&2
-        echo "platform.sh: waited ${waited}s for a compile slot ($slots in all)" >&2
-        return 0
-      }
-      exec 8>&-
-      i=$((i + 1))
-    done
-    [ "$said" = 1 ] || echo "platform.sh: waiting for one of $slots compile slot(s) (COMPILE_SLOTS)" >&2
-    said=1
-    [ "$slots" = 1 ] || sleep 0.2
-  done
-}
-
-# COMPILE_TOKENS (0 = off, the default; auto = the build machine's cores; N): one GNU make jobserver per
-# build daemon, shared by every cargo of every arch and project, so that all compiles together run at most
-# that many jobs (rustc processes, build scripts, rustc's codegen threads) and an idle core is taken by
-# whichever compile has work. cargo and rustc are jobserver clients: CARGO_MAKEFLAGS points them at a named
-# pipe in the shared cache mount that holds one byte per token. Every build takes one token itself before
-# cargo starts (cargo's implicit token: it runs one job without asking) and gives it back after; cargo takes
-# and returns the others per job. State, in $CARGO_SHARED_CACHE/.crossdock-jobserver:
-#   door.lock    held exclusively, briefly, around every change below (never while cargo runs)
-#   fifo         the pipe. A pipe nobody holds open loses its bytes: every build in the jobserver keeps it
-#                open (fd 7) from join to leave
-#   active       every build in the jobserver holds a shared lock on it: free means nobody is in, and the
-#                next build fills the pipe afresh
-#   builds/<id>  one per build, locked by it (and by cargo, rustc and build scripts, which inherit the
-#                descriptor) for its whole life, saying "waiting" or "holding": a free lock means the build
-#                is dead. A dead holder's own token is given back, and since its cargo may have taken more
-#                with it, "lost" is noted: the next time no live build holds a token, every token must be in
-#                the pipe, so the pipe is emptied and filled again
-# A waiting build takes its token only under the door lock (polling every JOBSERVER_POLL seconds), so the
-# door's holder knows exactly who holds tokens.
-compile_tokens() {
-  case ${COMPILE_TOKENS:-0} in
-    auto) nproc ;;
-    ''|*[!0-9]*) die "COMPILE_TOKENS must be auto or a whole number, not '$COMPILE_TOKENS'" ;;
-    *) echo "${COMPILE_TOKENS:-0}" | sed 's/^0*\(.\)/\1/' ;;
-  esac
-}
-
-js_lock() { exec 5>"$js/door.lock" && flock -x 5; }
-js_unlock() { flock -u 5; exec 5>&-; }
-
-# Under the door lock: empty the pipe (nobody else reads it now) and put $tokens tokens in.
-js_fill() {
-  while [ -n "$(dd if="$js/fifo" iflag=nonblock bs=4096 count=1 2>/dev/null | head -c 1)" ]; do :; done
-  head -c "$tokens" /dev/zero | tr '\0' + >&7
-  rm -f "$js/lost"
-}
-
-# Under the door lock: reap dead builds, count the live holders, and refill the pipe when tokens may have
-# been lost and nobody holds one.
-js_settle() {
-  holders=0
-  for f in "$js"/builds/*; do
-    [ -f "$f" ] || continue
-    if flock -n -x "$f" true; then  # nobody holds its lock: the build is dead
-      if [ "$(cat "$f")" = holding ]; then
-        printf + >&7
-        echo "platform.sh: gave back the compile token of a build that died holding it" >&2
-      fi
-      : >"$js/lost"  # (a build killed as it took its token may have taken it along)
-      rm -f "$f"
-    elif [ "$(cat "$f")" = holding ]; then
-      holders=$((holders + 1))
-    fi
-  done
-  if [ "$holders" = 0 ] && [ -f "$js/lost" ]; then
-    echo "platform.sh: no build holds a compile token: the jobserver starts again with $tokens" >&2
-    js_fill
-  fi
-}
-
-# Join the jobserver of $tokens (compile_tokens) and take this build's own token (returns 1 when there is
-# none or no shared cache); exports CARGO_MAKEFLAGS for cargo.
-join_jobserver() {
-  [ "${tokens:-0}" -gt 0 ] && [ -n "${CARGO_SHARED_CACHE:-}" ] || return 1
-  command -v flock >/dev/null 2>&1 || die "COMPILE_TOKENS needs flock (util-linux) in the builder image"
-  js=$CARGO_SHARED_CACHE/.crossdock-jobserver
-  mkdir -p "$js/builds"
-  js_lock
-  [ -p "$js/fifo" ] || { rm -f "$js/fifo"; mkfifo -m 666 "$js/fifo"; }
-  exec 7<>"$js/fifo"  # read-write: never blocks, and keeps the pipe's bytes alive while this build is in
-  exec 4>"$js/active"
-  if flock -n -x 4; then  # nobody else is in: forget the dead, fill the pipe
-    rm -f "$js"/builds/*
-    js_fill
-  fi
-  flock -s 4
-  me="$js/builds/$(cat /proc/sys/kernel/random/uuid)"
-  exec 3>"$me"
-  flock -x 3
-  echo waiting >"$me"
-  js_unlock
-  trap leave_jobserver EXIT
-  start=$(date +%s.%N) said=0
-  while :; do
-    js_lock
-    js_settle
-    if [ -n "$(dd if="$js/fifo" iflag=nonblock bs=1 count=1 2>/dev/null)" ]; then
-      echo holding >"$me"
-      js_unlock
-      break
-    fi
-    js_unlock
-    [ "$said" = 1 ] || echo "platform.sh: waiting for a compile token ($tokens in all, COMPILE_TOKENS)" >&2
-    said=1
-    sleep "${JOBSERVER_POLL:-0.5}"
-  done
-  echo "platform.sh: waited $(seconds_since "$start")s for a compile token ($tokens in all)" >&2
-  export CARGO_MAKEFLAGS="-j --jobserver-auth=fifo:$js/fifo"
-  unset MAKEFLAGS MFLAGS
-}
-
-# Give this build's own token back and leave (cargo has given back the ones it took).
-leave_jobserver() {
-  [ -n "${me:-}" ] || return 0
-  js_lock
-  rm -f "$me"
-  exec 3>&-
-  printf + >&7
-  exec 7>&- 4>&-
-  js_unlock
-  me=""
-  unset CARGO_MAKEFLAGS
-}
-
-# The compile's environment (linker, C compilers, pkg-config for the target, static flags) and target dir:
-# shared by `cook` and `build`, so the cooked layers' artifacts carry the fingerprints the build expects.
+# The compile's environment for `cook` and `build` (target_env's lines, the project's build-env, cargo's
+# shared downloads), so the cooked layers' artifacts carry the fingerprints the build expects. Sets (for
+# the functions below): profile, target_dir (CARGO_TARGET_DIR, created) and tokens (compile_tokens).
 cargo_setup() {
   compute
   : "${BIN:?platform.sh: BIN (the binary name) is required}"
   profile=${CARGO_PROFILE:-release}
-  export "CARGO_TARGET_${triple_env}_LINKER=$LINKER" "CC_${triple_cc}=$LINKER" \
-         "CXX_${triple_cc}=$GNU_TYPE-g++" "AR_${triple_cc}=$GNU_TYPE-ar" \
-         "PKG_CONFIG_PATH_${triple_cc}=/usr/lib/$MULTIARCH/pkgconfig:/usr/share/pkgconfig" \
-         "PKG_CONFIG_LIBDIR_${triple_cc}=/usr/lib/$MULTIARCH/pkgconfig:/usr/share/pkgconfig" \
-         "BINDGEN_EXTRA_CLANG_ARGS_${triple_cc}=--sysroot=/usr/$GNU_TYPE -I/usr/include/$MULTIARCH -I/usr/include" \
-         PKG_CONFIG_ALLOW_CROSS=1
-  if [ "${LINKAGE:-dynamic}" = static ]; then
-    # glibc linked in statically (Rust's crt-static on the -gnu targets); C libraries found through
-    # pkg-config are linked statically too. Build scripts and proc macros (host) stay dynamic.
-    export "CARGO_TARGET_${triple_env}_RUSTFLAGS=-C target-feature=+crt-static" PKG_CONFIG_ALL_STATIC=1 \
-           OPENSSL_STATIC=1
-  fi
+  env_lines=$(target_env)
+  while IFS= read -r assignment; do
+    export "${assignment?}"
+  done <<EOF_ENV
+$env_lines
+EOF_ENV
   # The project's build-env (NAME=VALUE lines): for cargo and its build scripts only.
   if [ -s "${BUILD_ENV_FILE:-/usr/local/share/crossdock/build-env}" ]; then
     while IFS= read -r assignment; do
@@ -449,7 +255,7 @@ cargo_setup() {
 }
 
 # One build at a time per target dir (two builds of the same project and arch may run at once): the
-# source record and the artifacts must describe the same build.
+# source record and the artifacts must describe the same build. Reads target_dir (cargo_setup).
 lock_target_dir() {
   if command -v flock >/dev/null 2>&1; then exec 9>"$target_dir/.crossdock.lock" && flock 9; fi
 }
@@ -457,9 +263,10 @@ lock_target_dir() {
 # The binaries to build, one per line on stdout: BIN, then BINS (comma-separated).
 bin_names() { echo "$BIN,${BINS:-}" | tr ',' '\n' | grep -v '^$' || :; }
 
-# compile LABEL RECORD: cargo build of $BIN for the target (profile, package, lock file as configured) with
-# a jobserver token (COMPILE_TOKENS), then the sources' RECORD updated by its outcome; cargo's exit status
-# in $compiled (the function itself returns 0, so `set -e` still holds inside it).
+# compile LABEL RECORD: cargo build of the binaries for the target (profile, package, features, lock file as
+# configured; reads profile, target_dir and tokens from cargo_setup) with a jobserver token, then the
+# sources' RECORD updated by its outcome. Sets compiled: cargo's exit status (the function itself returns
+# 0, so `set -e` still holds inside it).
 # The line it prints ("platform.sh: [LABEL]cargo ... (flavour F, ...") tells crossdock the flavour used.
 compile() {
   label=$1 record=$2
@@ -469,7 +276,7 @@ compile() {
   # shellcheck disable=SC2086  # cargo's feature flags, one word each (feature names have no spaces)
   set -- "$@" ${CARGO_FEATURES:-}
   if [ -f Cargo.lock ]; then set -- "$@" --locked; fi
-  join_jobserver || :
+  join_jobserver "$tokens" || :
   echo "platform.sh: ${label}cargo $* (flavour $FLAVOUR, linker $LINKER, target dir $target_dir)" >&2
   compiled=0
   cargo "$@" || compiled=$?
@@ -489,13 +296,13 @@ cmd_cook() {
   fi
   lock_target_dir
   record="$target_dir/.crossdock-sources.sha256"
-  restamp_changed_sources "$record"
+  restamp_changed_sources "$record" "$target_dir/$RUST_TARGET"
   if [ -f "$record" ] && [ ! -s "$record.changed" ]; then
     echo "platform.sh: cook: no source differs from the layer below: nothing to compile" >&2
     finish_sources 0 "$record"
     return 0
   fi
-  take_compile_slot
+  take_compile_slot "$tokens"
   compile "cook: " "$record"
   [ "$compiled" = 0 ] || warn "cook: cargo exited $compiled: this layer keeps what compiled; the build step compiles the rest"
 }
@@ -504,7 +311,7 @@ cmd_build() {
   cargo_setup
   out=${OUT_DIR:-/out}
   lock_target_dir
-  take_compile_slot
+  take_compile_slot "$tokens"
   record="$target_dir/.crossdock-sources.sha256"
   # A target dir that never built (a fresh runner, a new checkout directory) starts from the cooked layers'
   # (COOKED_DIR): the dependencies, and the workspace's other crates, are compiled there already.
@@ -512,7 +319,7 @@ cmd_build() {
     echo "platform.sh: target dir $target_dir starts from the dependency layers ($COOKED_DIR)" >&2
     cp -a "$COOKED_DIR/." "$target_dir/"
   fi
-  restamp_changed_sources "$record"
+  restamp_changed_sources "$record" "$target_dir/$RUST_TARGET"
   compile "" "$record"
   [ "$compiled" = 0 ] || exit "$compiled"
   dir=$profile

@@ -17,5 +17,6 @@ docker image prune --all --force >/dev/null
 # The local registry keeps every image earlier runs pushed under test/ (each test names its own).
 bash scripts/provision-local.sh registry-prune
 shellcheck scripts/provision-local.sh scripts/test.sh .ci/run
+shellcheck --severity=warning -x -P docker docker/platform.sh docker/jobserver.sh docker/sources.sh
 "$venv/bin/ruff" check tasks tests tasks.py
 exec "$venv/bin/pytest" "$@"

@@ -33,6 +33,7 @@ from .engine.preflight import emulator_warning
 from .engine.vcs import VcsInfo, probe_vcs
 
 DOCKER_DIR = SUITE_ROOT / "docker"
+SHELL_FILES = ("platform.sh", "jobserver.sh", "sources.sh")  # staged into target/crossdock/sh/
 STATUS_EVERY = 20.0  # seconds between progress lines while builds run
 LOG_TAIL = 60  # lines of a failed arch's log printed on the console
 
@@ -47,8 +48,12 @@ def stage_build_files(project: Path, *, package: str = "", spec: ImageSpec | Non
     staged = project / buildx.STAGED_DIR
     staged.mkdir(parents=True, exist_ok=True)
     (staged / "Dockerfile").write_text((DOCKER_DIR / "Dockerfile").read_text() + "\n" + image.render_image_stage(spec))
-    shutil.copyfile(DOCKER_DIR / "platform.sh", staged / "platform.sh")
-    (staged / "platform.sh").chmod(0o755)
+    shell = staged / "sh"  # platform.sh and the files it sources
+    shutil.rmtree(shell, ignore_errors=True)
+    shell.mkdir()
+    for name in SHELL_FILES:
+        shutil.copyfile(DOCKER_DIR / name, shell / name)
+        (shell / name).chmod(0o755)
     (staged / "build-env").write_text(image.build_env_text(spec))
     tree = staged / "image"
     shutil.rmtree(tree, ignore_errors=True)
@@ -351,7 +356,7 @@ def execute_build(engine: Engine, settings: Settings, *, no_cache: bool = False,
     for note in plan.notes:
         say(note)
     if dry:
-        say(f"dry run: would stage docker/Dockerfile, docker/platform.sh and Dockerfile.dockerignore into "
+        say(f"dry run: would stage docker/Dockerfile, docker/*.sh and Dockerfile.dockerignore into "
             f"{settings.project / buildx.STAGED_DIR}")
     else:
         stage_build_files(settings.project, package=target.cargo_package, spec=request.image)

@@ -189,7 +189,7 @@ def test_secrets_and_build_output_never_reach_the_builder(built_example, tmp_pat
     dest = tmp_path / "context-out"
     docker("buildx", "build", "-f", str(staged / "Context.Dockerfile"), "-o", f"type=local,dest={dest}", str(project))
     sent = sorted(p.relative_to(dest / "ctx").as_posix() for p in (dest / "ctx").rglob("*") if p.is_file())
-    assert "src/main.rs" in sent and "Cargo.toml" in sent and "target/crossdock/platform.sh" in sent
+    assert "src/main.rs" in sent and "Cargo.toml" in sent and "target/crossdock/sh/platform.sh" in sent
     assert not [p for p in sent if ".env" in p or p.startswith(".git/") or p == "README.md"
                 or p.startswith("target/release")], sent
 

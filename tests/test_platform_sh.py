@@ -42,6 +42,9 @@ def expected(p: Platform, *, flavour: str, build_debian_arch: str = "amd64") -> 
         f"CXX_{triple.replace('-', '_')}": f"{p.gnu_type}-g++",
         f"PKG_CONFIG_PATH_{triple.replace('-', '_')}": f"/usr/lib/{p.multiarch}/pkgconfig:/usr/share/pkgconfig",
         f"PKG_CONFIG_LIBDIR_{triple.replace('-', '_')}": f"/usr/lib/{p.multiarch}/pkgconfig:/usr/share/pkgconfig",
+        f"BINDGEN_EXTRA_CLANG_ARGS_{triple.replace('-', '_')}":
+            f"--sysroot=/usr/{p.gnu_type} -I/usr/include/{p.multiarch} -I/usr/include",
+        "PKG_CONFIG_ALLOW_CROSS": "1",
     }
     if flavour == "rustup":
         want["RUSTUP_TARGET"] = triple
@@ -111,3 +114,19 @@ def test_provision_script_maps_debian_arches_like_the_table():
     assert pairs, "no mappings found"
     by_debian = {p.debian_arch: p.docker for p in PLATFORMS}
     assert {arch: by_debian.get(arch) for arch in pairs} == pairs
+
+
+def test_the_environment_env_prints_is_the_one_cargo_gets(tmp_path):
+    """`platform.sh env` and the compile steps share one function: every line it prints is in cargo's
+    environment during `platform.sh build` (a stand-in cargo records it), static flags included."""
+    from tests.conftest import platform_sh, stand_in_world
+
+    world = stand_in_world(tmp_path, "#!/bin/sh\nenv >\"$HOME/cargo-env\"\nexit 1\n", {"Cargo.toml": ""})
+    for linkage in ("dynamic", "static"):
+        platform_sh(world, "build", LINKAGE=linkage, COMPILE_TOKENS="0", COMPILE_SLOTS="0")
+        seen = set((tmp_path / "cargo-env").read_text().splitlines())
+        printed = subprocess.run(["sh", str(SCRIPT), "env"], capture_output=True, text=True, check=True,
+                                 env={"PATH": "/usr/bin:/bin", "TARGETARCH": "amd64", "BUILDARCH": "amd64",
+                                      "RUST_FLAVOUR": "debian", "LINKAGE": linkage}).stdout.splitlines()
+        assert printed and set(printed) <= seen, set(printed) - seen
+        assert ("PKG_CONFIG_ALL_STATIC=1" in seen) == (linkage == "static")

@@ -286,7 +286,7 @@ def merge_dockerignore(user_rules: str) -> str:
               "# the dependency recipe (tasks/core/recipe.py) is sent, with the project's rules applied to it too",
               f"!{RECIPE_DIR}", *recipe_rules(user_rules),
               ".git", "**/.git", ".env", "**/.env", ".env.*", "**/.env.*",
-              f"!{STAGED_DIR}/platform.sh", f"!{STAGED_DIR}/build-env", f"!{STAGED_DIR}/image", ""]
+              f"!{STAGED_DIR}/sh", f"!{STAGED_DIR}/build-env", f"!{STAGED_DIR}/image", ""]
     return "\n".join(lines)
 
 
