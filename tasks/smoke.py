@@ -44,6 +44,7 @@ from .core.references import IndexEntry, repository_of
 from .core.report import BuildResult, format_table, human_seconds
 from .core.settings import HELP, Settings, flag_help, image_reference, parse_flag, platform_list
 from .core.spec_checks import check_config, check_files, parse_probe, probe_args
+from .engine.containers import Containers
 from .engine.docker import Engine
 from .engine.emulation import host_platform_name, is_native, probe_handlers
 
@@ -94,17 +95,18 @@ def smoke_platform(engine: Engine, *, repo: str, entry: IndexEntry, p: Platform,
     import uuid
 
     t0 = time.monotonic()
+    box = engine.containers
     ref = f"{repo}@{entry.digest}"
     checks: list[Check] = []
 
     def done() -> PlatformSmoke:
         return PlatformSmoke(platform=p, digest=entry.digest, checks=tuple(checks), seconds=time.monotonic() - t0)
 
-    pull = engine.pull(ref, p.docker, timeout=timeout)
+    pull = box.pull(ref, p.docker, timeout=timeout)
     if not pull.ok:
         checks.append(Check("pull", False, pull.stderr.strip() or pull.stdout.strip()))
         return done()
-    config = engine.image_config(ref)
+    config = box.image_config(ref)
     checks += check_metadata(p, config, expect)
     spec = parse_checks(((config.get("Config") or {}).get("Labels") or {}).get(SPEC_LABEL, ""))
     if spec is not None:
@@ -119,35 +121,35 @@ def smoke_platform(engine: Engine, *, repo: str, entry: IndexEntry, p: Platform,
     # the ELF checks read the main binary (the spec's first; the entrypoint may be a script)
     entrypoint = (spec or {}).get("binaries", [""])[0] if spec else \
         ((config.get("Config") or {}).get("Entrypoint") or [""])[0]
-    created = engine.create(ref, p.docker)
+    created = box.create(ref, p.docker)
     if not created.ok or not entrypoint:
         checks.append(Check("binary", False, created.stderr.strip() or "no entrypoint to inspect"))
     else:
         cid = created.stdout.strip()
         try:
             with tempfile.TemporaryDirectory(prefix="crossdock-smoke-") as tmp:
-                checks += file_checks(engine, cid, Path(tmp) / "rootfs.tar", p=p, entrypoint=entrypoint,
+                checks += file_checks(box, cid, Path(tmp) / "rootfs.tar", p=p, entrypoint=entrypoint,
                                       env=image_env(config), timeout=timeout,
                                       workdir=(config.get("Config") or {}).get("WorkingDir") or "/")
         finally:
-            engine.remove(cid)
+            box.remove(cid)
 
     if spec is not None:
-        checks += probe_spec_files(engine, ref=ref, p=p, spec=spec, timeout=timeout)
+        checks += probe_spec_files(box, ref=ref, p=p, spec=spec, timeout=timeout)
 
     name = f"crossdock-smoke-{uuid.uuid4().hex[:12]}"  # so a timed-out run can be removed, not left running
     try:
-        r = engine.run(ref, p.docker, command, name=name, timeout=timeout)
+        r = box.run(ref, p.docker, command, name=name, timeout=timeout)
         if r.timed_out:
             checks.append(Check("run", False, f"`{shlex.join(command)}` did not finish within {timeout:.0f}s"))
         else:
             checks.append(check_run(p, exit_code=r.exited, output=r.stdout + r.stderr, expect=expect,
                                     command=shlex.join(command), emulated=emulated, pattern=pattern))
     finally:
-        engine.remove(name)
+        box.remove(name)
 
     if health_path and port:
-        checks.append(check_service(engine, ref=ref, p=p, health_path=health_path, port=port, timeout=timeout))
+        checks.append(check_service(box, ref=ref, p=p, health_path=health_path, port=port, timeout=timeout))
     return done()
 
 
@@ -162,16 +164,16 @@ def manifest_annotations(engine: Engine, ref: str) -> dict[str, str]:
     return dict(found) if isinstance(found, dict) else {}
 
 
-def probe_spec_files(engine: Engine, *, ref: str, p: Platform, spec: dict, timeout: float) -> list[Check]:
+def probe_spec_files(box: Containers, *, ref: str, p: Platform, spec: dict, timeout: float) -> list[Check]:
     """Every declared binary, asset and directory with its mode and owner, and a real write into each
     directory, as the image's user, in a container of the platform's image."""
     import uuid
 
     name = f"crossdock-probe-{uuid.uuid4().hex[:12]}"
     try:
-        r = engine.probe_files(ref, p.docker, probe_args(spec), name=name, timeout=timeout)
+        r = box.probe_files(ref, p.docker, probe_args(spec), name=name, timeout=timeout)
     finally:
-        engine.remove(name)
+        box.remove(name)
     if not r.ok:
         return [Check("files", False, f"the file probe failed: {r.error}")]
     stats, writable = parse_probe(r.stdout)
@@ -224,17 +226,17 @@ class ContainerFiles(ImageFiles):
     stat ``docker cp`` makes first (for a link, the target comes back resolved) and a regular file's bytes.
     Only what the checks ask for crosses the socket: a few stats and the ELF files the loader would open."""
 
-    def __init__(self, engine: Engine, container: str, *, timeout: float, max_read: int = MAX_FILE_READ):
-        self.engine, self.container, self.timeout, self.max_read = engine, container, timeout, max_read
+    def __init__(self, box: Containers, container: str, *, timeout: float, max_read: int = MAX_FILE_READ):
+        self.box, self.container, self.timeout, self.max_read = box, container, timeout, max_read
         self._entries: dict[str, FileEntry | None] = {}
         self._recent: dict[str, bytes] = {}  # the last few files read (libc: by the glibc and libraries checks)
 
     @classmethod
-    def attach(cls, engine: Engine, container: str, *, timeout: float) -> ContainerFiles | None:
+    def attach(cls, box: Containers, container: str, *, timeout: float) -> ContainerFiles | None:
         """None when the engine's API cannot be reached from here (then the files come from `docker export`)."""
-        if not engine.api_socket():
+        if not box.api_socket():
             return None
-        files = cls(engine, container, timeout=timeout)
+        files = cls(box, container, timeout=timeout)
         try:
             return files if files.lookup("/") is not None else None
         except CrossdockError:
@@ -250,7 +252,7 @@ class ContainerFiles(ImageFiles):
                     return None
                 asked = posixpath.join(parent, posixpath.basename(path))
             try:
-                stat = self.engine.container_path_stat(self.container, asked, timeout=self.timeout)
+                stat = self.box.container_path_stat(self.container, asked, timeout=self.timeout)
             except CrossdockError as e:
                 if "too many links" not in str(e):
                     raise
@@ -275,7 +277,7 @@ class ContainerFiles(ImageFiles):
         if entry.size > self.max_read:
             raise ValueError(f"{path} has {entry.size} bytes, more than the {self.max_read} this check reads")
         if path not in self._recent:
-            data = self.engine.container_path_archive(self.container, path, timeout=self.timeout)
+            data = self.box.container_path_archive(self.container, path, timeout=self.timeout)
             with tarfile.open(fileobj=io.BytesIO(data)) as tar:
                 member = tar.next()
                 f = tar.extractfile(member) if member is not None and member.isreg() else None
@@ -287,17 +289,17 @@ class ContainerFiles(ImageFiles):
         return self._recent[path]
 
 
-def file_checks(engine: Engine, cid: str, tar_path: Path, *, p: Platform, entrypoint: str, env: dict[str, str],
+def file_checks(box: Containers, cid: str, tar_path: Path, *, p: Platform, entrypoint: str, env: dict[str, str],
                 timeout: float, workdir: str = "/") -> list[Check]:
     """The binary and libraries checks, from the files of a created container, read natively (nothing runs):
     through the engine's API, one path at a time, when the engine is local; otherwise from ``docker export``
     (the whole file system as a tar at ``tar_path``, of which only the ELF files the loader needs are read)."""
     import tarfile
 
-    files = ContainerFiles.attach(engine, cid, timeout=timeout)
+    files = ContainerFiles.attach(box, cid, timeout=timeout)
     if files is not None:
         return _binary_and_libraries(files, p=p, entrypoint=entrypoint, env=env, workdir=workdir)
-    exported = engine.export(cid, tar_path, timeout=timeout)
+    exported = box.export(cid, tar_path, timeout=timeout)
     if not exported.ok:
         return [Check("binary", False, f"cannot export the image's files: {exported.error}")]
     try:
@@ -338,22 +340,22 @@ def _binary_and_libraries(files: ImageFiles, *, p: Platform, entrypoint: str, en
     return checks
 
 
-def check_service(engine: Engine, *, ref: str, p: Platform, health_path: str, port: int, timeout: float) -> Check:
-    started = engine.start_service(ref, p.docker, port)
+def check_service(box: Containers, *, ref: str, p: Platform, health_path: str, port: int, timeout: float) -> Check:
+    started = box.start_service(ref, p.docker, port)
     if not started.ok:
         return Check("service", False, f"cannot start the service: {started.stderr.strip()}")
     cid = started.stdout.strip()
     try:
-        host_port = engine.host_port(cid, port)
+        host_port = box.host_port(cid, port)
         if not host_port:
             return Check("service", False, f"port {port} is not published")
         ok, detail = _http_ok(f"http://127.0.0.1:{host_port}{health_path}", time.monotonic() + timeout,
-                              lambda: engine.running(cid))
+                              lambda: box.running(cid))
         if not ok:
-            detail += f"; container log: {engine.logs(cid)[-500:]}"
+            detail += f"; container log: {box.logs(cid)[-500:]}"
         return Check("service", ok, f"GET {health_path} on port {port}: {detail}")
     finally:
-        engine.remove(cid)
+        box.remove(cid)
 
 
 def step_timeout(budget: float, *, emulated: bool) -> float:

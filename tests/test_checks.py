@@ -551,7 +551,7 @@ def test_the_engine_api_is_used_only_for_the_engine_the_cli_talks_to(tmp_path, m
             monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "config"))
             for name, value in env.items():
                 monkeypatch.setenv(name, value)
-            return Engine(Context()).api_socket()
+            return Engine(Context()).api.socket()
 
         assert found(DOCKER_HOST=f"unix://{sock_path}") == str(sock_path)
         assert found(DOCKER_HOST="tcp://10.0.0.1:2376") == ""  # a remote engine: docker export instead

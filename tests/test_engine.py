@@ -19,7 +19,7 @@ def engine_answers(version: str) -> Result:
 @pytest.fixture(autouse=True)
 def cli_only(monkeypatch):
     """These tests check the commands the CLI is asked (the engine socket answers the same; test_engines_real)."""
-    monkeypatch.setattr("tasks.engine.docker.Engine.api_socket", lambda self: "")
+    monkeypatch.setattr("tasks.engine.api.EngineApi.socket", lambda self: "")
 
 
 @pytest.fixture(autouse=True)

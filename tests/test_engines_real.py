@@ -149,9 +149,9 @@ def test_the_engine_socket_and_the_cli_report_the_same_engine(engine):
     from tasks.engine.docker import Engine
 
     through_socket = Engine(Context())
-    assert through_socket.api_socket()
+    assert through_socket.api.socket()
     through_cli = Engine(Context())
-    through_cli.api_socket = lambda: ""  # as for a remote engine
-    assert through_socket._info_from_api()["ServerVersion"]
-    assert through_cli._info_from_api() == {}
+    through_cli.api.socket = lambda: ""  # as for a remote engine
+    assert through_socket.api.info()["ServerVersion"]
+    assert through_cli.api.info() == {}
     assert through_socket.current_facts() == through_cli.current_facts()

@@ -181,16 +181,16 @@ def test_file_checks_agree_through_the_engine_api_and_docker_export(built_exampl
 
     smoke_module = sys.modules["tasks.smoke"]
     p = lookup(name)
-    engine = Engine(Context())
-    assert engine.api_socket()
+    box = Engine(Context()).containers
+    assert box.api_socket()
     ref = f"{REGISTRY}/{built_example.image}@{arch_digest(built_example, p.name)}"
     cid = docker("create", "--platform", p.docker, ref).strip()
     try:
-        through_api = smoke_module.file_checks(engine, cid, tmp_path / "api.tar", p=p, entrypoint="/usr/local/bin/app",
+        through_api = smoke_module.file_checks(box, cid, tmp_path / "api.tar", p=p, entrypoint="/usr/local/bin/app",
                                                env={}, timeout=60)
         assert not (tmp_path / "api.tar").exists()
-        engine.api_socket = lambda: ""  # as for an engine that is not on this machine
-        exported = smoke_module.file_checks(engine, cid, tmp_path / "fs.tar", p=p, entrypoint="/usr/local/bin/app",
+        box.api.socket = lambda: ""  # as for an engine that is not on this machine
+        exported = smoke_module.file_checks(box, cid, tmp_path / "fs.tar", p=p, entrypoint="/usr/local/bin/app",
                                             env={}, timeout=60)
     finally:
         docker("rm", "-f", cid)
