@@ -142,7 +142,7 @@ def inv_build(project: Path, platforms: str, work: Path, *, dry: bool = False, e
 
 def raw_script(project: Path, platforms: str, work: Path) -> Path:
     """The exact commands `inv build` runs (from its --dry output), as a plain shell script."""
-    from tasks.build import stage_build_files
+    from tasks.steps.build import stage_build_files
 
     stage_build_files(project)  # what `inv build` does before its commands (not timed here either)
     out = subprocess.run(inv_build(project, platforms, work, dry=True), capture_output=True, text=True,

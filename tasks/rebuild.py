@@ -22,7 +22,6 @@ from pathlib import Path
 
 from invoke import Context
 
-from .build import stage_build_files
 from .common import say, settings_task
 from .core import buildx
 from .core.capabilities import REWRITE, available
@@ -34,6 +33,7 @@ from .core.report import MACHINE_ARGS, format_table, human_seconds
 from .core.settings import SUITE_ROOT, Settings
 from .engine.docker import Engine
 from .engine.vcs import checkout, probe_vcs
+from .steps.build import stage_build_files
 
 
 class RebuildError(CrossdockError):

@@ -2,7 +2,7 @@
 
 Gather (git, Cargo.toml, the registry's tags) -> guards (tasks.guards) -> show the plan -> log in ->
 build every platform (staging tags only) -> smoke-test that index -> an SBOM per platform (and, with
---sign-key, sign the index and its platforms and attach the SBOMs, offline: tasks.supply_chain) -> point
+--sign-key, sign the index and its platforms and attach the SBOMs, offline: tasks.steps.supply_chain) -> point
 every release tag at that same index -> audit (tags, platforms, signatures, SBOMs) -> write the release
 record. `--promote-from=RECORD` republishes a recorded index without building (also how `latest` is rolled
 back).
@@ -17,7 +17,6 @@ from pathlib import Path
 
 from invoke import Context
 
-from .build import choose_build_target, execute_build
 from .common import say, settings_task
 from .core import buildx
 from .core.guards import ReleaseError, ReleaseState, check_release, published_from_here
@@ -32,10 +31,11 @@ from .engine.emulation import probe_handlers
 from .engine.registry import Client, Repo, is_transient
 from .engine.secrets import credentials, private_docker_config, require_pair, signing_password
 from .engine.vcs import VcsInfo, probe_vcs, project_in_repository
-from .merge import join, read_report
-from .smoke import expectations_from_build, expectations_from_report, run_smoke
-from .supply_chain import OFFLINE_NOTE, Signing, make_sboms, prepare_signing, sign_and_attest
-from .verify import provenance_problems, supply_chain_problems
+from .steps.build import choose_build_target, execute_build
+from .steps.merge import join, read_report
+from .steps.smoke import expectations_from_build, expectations_from_report, run_smoke
+from .steps.supply_chain import OFFLINE_NOTE, Signing, make_sboms, prepare_signing, sign_and_attest
+from .steps.verify import provenance_problems, supply_chain_problems
 
 RETRY_DELAYS = (1.0, 2.0, 4.0)  # seconds between attempts of a registry write (transient errors only)
 

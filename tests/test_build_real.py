@@ -179,7 +179,7 @@ def test_secrets_and_build_output_never_reach_the_builder(built_example, tmp_pat
     (project / "sub" / ".env.local").write_text("TOKEN=abc\n")
     (project / ".dockerignore").write_text("README.md\n!.env\n")  # a project rule trying to let .env in
     (project / "README.md").write_text("docs\n")
-    from tasks.build import stage_build_files
+    from tasks.steps.build import stage_build_files
     staged = stage_build_files(project)
     (project / "target" / "release").mkdir(parents=True)
     (project / "target" / "release" / "big").write_text("artifact")

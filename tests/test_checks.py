@@ -383,7 +383,7 @@ def _tar(members):
 
 
 def test_image_files_from_a_docker_export_tar():
-    from tasks.smoke import image_files_from_tar
+    from tasks.steps.smoke import image_files_from_tar
 
     ld = lib("ld-linux-aarch64.so.1")
     tar = _tar([("usr/", "dir", None), ("usr/lib/", "dir", None), ("lib", "symlink", "usr/lib"),
@@ -423,7 +423,7 @@ class ExportingEngine:
 
 
 def test_smoke_file_checks_read_the_export(tmp_path):
-    from tasks.smoke import file_checks
+    from tasks.steps.smoke import file_checks
 
     members = [("lib", "symlink", "usr/lib"),
                ("usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1", "file", lib("ld-linux-aarch64.so.1")),
@@ -509,7 +509,7 @@ LIBRARY_SCENARIOS = {
 @pytest.mark.parametrize("scenario", sorted(LIBRARY_SCENARIOS))
 def test_container_files_through_the_engine_api_agree_with_the_tree(scenario):
     """The same check over the engine's API (one stat or file per request) as over the whole tree."""
-    from tasks.smoke import ContainerFiles
+    from tasks.steps.smoke import ContainerFiles
 
     tree = LIBRARY_SCENARIOS[scenario]
     files = ContainerFiles.attach(ApiEngine(tree), "c1", timeout=10)
@@ -518,7 +518,7 @@ def test_container_files_through_the_engine_api_agree_with_the_tree(scenario):
 
 
 def test_container_files_ask_for_little(tmp_path):
-    from tasks.smoke import ContainerFiles, file_checks
+    from tasks.steps.smoke import ContainerFiles, file_checks
 
     engine = ApiEngine(image({"/etc/ld.so.cache": make_ld_so_cache([]), "/usr/share/big": b"x" * 100}))
     checks = file_checks(engine, "c1", tmp_path / "unused.tar", p=ARM64, entrypoint="/usr/local/bin/app", env={},

@@ -140,7 +140,7 @@ def test_smoke_refuses_a_platform_the_image_lacks_and_a_single_platform_image(tm
     from tasks.core.platforms import parse_platforms
     from tasks.core.references import IndexEntry
     from tasks.core.settings import resolve
-    from tasks.smoke import SmokeError, run_smoke
+    from tasks.steps.smoke import SmokeError, run_smoke
 
     engine = FakeEngine({"reg:5000/app:1": [IndexEntry("linux/amd64", "sha256:a")], "reg:5000/one:1": []})
     settings = resolve(cwd=tmp_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tasks.engine.registry import Repo
 from tasks.release import attestation_digests
-from tasks.verify import provenance_problems
+from tasks.steps.verify import provenance_problems
 
 AMD, ARM = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 ATT_AMD, ATT_ARM = "sha256:" + "c" * 64, "sha256:" + "d" * 64

@@ -25,7 +25,7 @@ from tasks.core.sbom import (
     sbom_build_argv,
 )
 from tasks.engine.cosign import Cosign, parse_attestations
-from tasks.verify import record_problems
+from tasks.steps.verify import record_problems
 
 ROOT = "path+file:///src#app@1.0.0"
 
@@ -268,7 +268,7 @@ def test_the_signing_password_leaves_the_environment_and_is_redacted(monkeypatch
 
 
 def test_key_reference_resolves_files_and_keeps_kms_uris(tmp_path, monkeypatch):
-    from tasks.supply_chain import SupplyChainError, key_reference
+    from tasks.steps.supply_chain import SupplyChainError, key_reference
 
     (tmp_path / "cosign.key").write_text("k")
     monkeypatch.chdir(tmp_path)

@@ -179,7 +179,7 @@ def test_file_checks_agree_through_the_engine_api_and_docker_export(built_exampl
     from tasks.core.platforms import lookup
     from tasks.engine.docker import Engine
 
-    smoke_module = sys.modules["tasks.smoke"]
+    smoke_module = sys.modules["tasks.steps.smoke"]
     p = lookup(name)
     box = Engine(Context()).containers
     assert box.api_socket()

@@ -18,19 +18,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..common import say
+from ..core.build_plan import build_args
+from ..core.errors import CrossdockError
+from ..core.platforms import lookup
+from ..core.project import Target
+from ..core.references import IndexEntry
+from ..core.report import human_seconds
+from ..core.sbom import SbomError, assemble, contents, sbom_build_argv
+from ..core.settings import Settings
+from ..engine.cosign import Cosign
+from ..engine.docker import Engine, last_line
+from ..engine.vcs import VcsInfo
 from .build import plan_spec, stage_build_files
-from .common import say
-from .core.build_plan import build_args
-from .core.errors import CrossdockError
-from .core.platforms import lookup
-from .core.project import Target
-from .core.references import IndexEntry
-from .core.report import human_seconds
-from .core.sbom import SbomError, assemble, contents, sbom_build_argv
-from .core.settings import Settings
-from .engine.cosign import Cosign
-from .engine.docker import Engine, last_line
-from .engine.vcs import VcsInfo
 
 OFFLINE_NOTE = ("offline signing: nothing is uploaded to a transparency log (--tlog-upload=false), so there is no "
                 "public record or timestamp of this signature: verifiers need the public key from you")
