@@ -347,13 +347,17 @@ cmd_tree() {
       case $kind in
         user) owner="$a:$b" ;;
         workdir) [ -e "$TREE$a" ] || mkdir -p "$TREE$a" ;;
-        dir) mkdir -p "$TREE$b" && chmod "$a" "$TREE$b" && chown "$owner" "$TREE$b" ;;
+        # (chown before chmod: a chown clears the setuid and setgid bits a mode may ask for)
+        dir) mkdir -p "$TREE$b" && chown "$owner" "$TREE$b" && chmod "$a" "$TREE$b" ;;
         bin) [ -f "${BINS_DIR:-/bins}/$a" ] || die "tree: the build produced no binary $a"
-             mkdir -p "$TREE$(dirname "$b")" && cp "${BINS_DIR:-/bins}/$a" "$TREE$b" && chmod 0755 "$TREE$b"
-             chown 0:0 "$TREE$b" ;;
+             [ ! -d "$TREE$b" ] || die "tree: $b is a directory of the runtime, not a place for binary $a"
+             mkdir -p "$TREE$(dirname "$b")" && cp "${BINS_DIR:-/bins}/$a" "$TREE$b" && chown 0:0 "$TREE$b"
+             chmod 0755 "$TREE$b" ;;
         link) mkdir -p "$TREE$(dirname "$a")" && ln -sfn "$b" "$TREE$a" ;;
-        file) mkdir -p "$TREE$(dirname "$c")" && cp "$spec/files$c" "$TREE$c" && chmod "$a" "$TREE$c"
-              if [ "$b" = user ]; then chown "$owner" "$TREE$c"; else chown 0:0 "$TREE$c"; fi ;;
+        file) [ ! -d "$TREE$c" ] || die "tree: asset destination $c is a directory of the runtime"
+              mkdir -p "$TREE$(dirname "$c")" && cp "$spec/files$c" "$TREE$c"
+              if [ "$b" = user ]; then chown "$owner" "$TREE$c"; else chown 0:0 "$TREE$c"; fi
+              chmod "$a" "$TREE$c" ;;
         '') ;;
         *) die "tree: unknown layout line '$kind $a $b $c'" ;;
       esac
@@ -485,6 +489,10 @@ cmd_rootfs() {
     done
   fi
   cp "$base/etc/passwd" "$base/etc/group" "$ROOTFS/etc/"
+  existing=$(awk -F: -v u="$user" '$1 == u { print $3 ":" $4 }' "$ROOTFS/etc/passwd")
+  if [ -n "$existing" ] && [ "$existing" != "$uid:$gid" ]; then
+    die "the runtime base already has a user $user with uid:gid $existing, not $uid:$gid: set uid and gid to $existing, or choose another user name"
+  fi
   grep -q "^$user:" "$ROOTFS/etc/group" || echo "$user:x:$gid:" >>"$ROOTFS/etc/group"
   grep -q "^$user:" "$ROOTFS/etc/passwd" \
     || echo "$user:x:$uid:$gid:$user:$home:/usr/sbin/nologin" >>"$ROOTFS/etc/passwd"

@@ -14,6 +14,7 @@ bash scripts/provision-local.sh
 # also unpacked) are not needed again: tests pull their own.
 docker builder prune --force --keep-storage 15GB >/dev/null
 docker image prune --all --force >/dev/null
+docker volume prune --force >/dev/null  # anonymous volumes of containers removed without --volumes
 # The local registry keeps every image earlier runs pushed under test/ (each test names its own).
 bash scripts/provision-local.sh registry-prune
 shellcheck scripts/provision-local.sh scripts/test.sh .ci/run

@@ -13,6 +13,7 @@ from tasks.core.image import (
     APP_LINK,
     SPEC_LABEL,
     Asset,
+    AssetSource,
     ImageSpec,
     ImageSpecError,
     SpecInputs,
@@ -134,12 +135,26 @@ REFUSALS = [
     ("secret build-env", {"build-env": {"CARGO_REGISTRY_TOKEN": "x"}}, {}, "looks like a secret"),
     ("bad mode", {"dirs": [["/data", "rwx"]]}, {}, "is not octal"),
     ("shell healthcheck", {"healthcheck": ["CMD-SHELL", "curl x"]}, {}, "exec form only"),
+    ("dest on a system directory", {"assets": [["run.sh", "/etc", "644"]]}, {}, "a directory of the runtime itself"),
+    ("a data directory on /usr/local/bin", {"dirs": ["/usr/local/bin"]}, {}, "a directory of the runtime itself"),
+    ("under the merged /usr", {"bin-path": "/bin/app"}, {}, "which is a link to /usr/bin in the runtime"),
+    ("inside a file", {"assets": [["run.sh", "/etc/app", "644"], ["py.sh", "/etc/app/x", "644"]]}, {},
+     "is inside /etc/app"),
+    ("a double slash", {"dirs": ["//etc/passwd"]}, {}, "is not a normal path"),
+    ("a binary on the link", {"bins": ["ctl", "app"]}, {"bin": "ctl", "package_binaries": ("ctl", "app")},
+     "would replace crossdock's link"),
+    ("build-env that undoes the cross build", {"build-env": {"RUSTFLAGS": "-C opt-level=1"}}, {},
+     "RUSTFLAGS is set by crossdock"),
+    ("secret file in a directory asset", {"assets": [["conf", "/etc/app/", "644"]]}, {},
+     "conf/.env is an .env file: crossdock never copies it"),
+    ("absolute source", {"assets": [["/etc/passwd", "/etc/app/", "644"]]}, {}, "is absolute"),
 ]
 
 
 @pytest.mark.parametrize(("name", "metadata", "over", "message"), REFUSALS, ids=[r[0] for r in REFUSALS])
 def test_refusals_name_the_key_and_the_fix(tmp_path, name, metadata, over, message):
-    root = project(tmp_path / "p", {"run.sh": "#!/bin/bash\necho\n", "py.sh": "#!/usr/bin/env python3\n"})
+    root = project(tmp_path / "p", {"run.sh": "#!/bin/bash\necho\n", "py.sh": "#!/usr/bin/env python3\n",
+                                    "conf/app.toml": "", "conf/.env": "TOKEN=x\n"})
     (tmp_path / "outside.txt").write_text("x")
     assets = probe_assets(root, ".", metadata.get("assets"))
     heads = {"run.sh": b"#!/bin/bash\n", "py.sh": b"#!/usr/bin/env python3\n"}
@@ -161,6 +176,18 @@ def test_volumes_become_directories_of_the_user_and_assets_keep_root():
     spec = plan_image_spec({"volumes": ["/data"], "dirs": ["/var/cache/app"]}, inputs())
     assert [d.path for d in spec.dirs] == ["/data", "/var/cache/app"]
     assert Asset("a", "/b", 0o644).owned_by_user is False
+
+
+def test_env_interpreters_and_plural_secret_names():
+    heads = {"run.sh": b"#!/usr/bin/env bash\n"}
+    source = (probe_assets(Path(__file__).parent, ".", None))
+    assert source == ()
+    spec = plan_image_spec({"entrypoint": ["/run.sh"]}, inputs(
+        assets=(AssetSource(pattern="run.sh", dest="/run.sh", mode=0o755, files=(("run.sh", ""),)),), heads=heads))
+    assert spec.entrypoint == ("/run.sh",)  # #!/usr/bin/env bash: the slim runtime's bash
+    for name in ("API_KEYS", "APP_SECRETS", "AWS_CREDENTIALS", "DB_PASS", "GITHUB_TOKENS"):
+        with pytest.raises(ImageSpecError, match="looks like a secret"):
+            plan_image_spec({"env": {name: "x"}}, inputs())
 
 
 def test_a_name_that_points_at_a_secret_is_no_secret():

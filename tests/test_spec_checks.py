@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from tasks.core.spec_checks import PROBE_MOUNT, check_config, check_files, parse_probe, probe_args, probe_argv
+from tasks.core.spec_checks import (
+    PROBE_MOUNT,
+    check_config,
+    check_files,
+    parse_probe,
+    probe_args,
+    probe_create_argv,
+)
 
 SPEC = {"uid": 333, "gid": 333, "workdir": "/", "binaries": ["/depot"], "entrypoint": ["/start.sh"],
         "cmd": ["--listen", "0.0.0.0:8000"], "assets": [["/start.sh", "0755", "root"], ["/etc/d.toml", "0644", "user"]],
@@ -20,8 +27,8 @@ writable /data
 
 def test_probe_arguments_list_every_path_then_the_directories():
     assert probe_args(SPEC) == ("/depot", "/start.sh", "/etc/d.toml", "/data", "--", "/data")
-    argv = probe_argv(ref="r@sha256:x", platform="linux/arm64", probe="/bin/busybox", args=("/a", "--"), name="n")
-    assert argv[argv.index("-v") + 1] == f"/bin/busybox:{PROBE_MOUNT}:ro" and argv[-2:] == ("/a", "--")
+    argv = probe_create_argv(ref="r@sha256:x", platform="linux/arm64", args=("/a", "--"), name="n")
+    assert argv[:2] == ("docker", "create") and argv[-2:] == ("/a", "--") and "-v" not in argv
     assert "--network" in argv and argv[argv.index("--entrypoint") + 1] == PROBE_MOUNT
 
 
@@ -54,3 +61,9 @@ def test_the_config_is_compared_with_the_spec():
     failed = {c.name: c.detail for c in check_config(SPEC, wrong, {}) if not c.ok}
     assert set(failed) == {"config user", "env A", "exposed ports", "config cmd", "annotation description"}
     assert failed["config user"] == "'0:0', the spec says '333:333'"
+
+
+def test_an_empty_asset_is_a_regular_file():
+    stats, writable = parse_probe(GOOD.replace("stat /etc/d.toml 644 333 333 regular file",
+                                               "stat /etc/d.toml 644 333 333 regular empty file"))
+    assert all(c.ok for c in check_files(SPEC, stats, writable))

@@ -285,8 +285,9 @@ def merge_dockerignore(user_rules: str) -> str:
               "target/*", "**/target/*",
               "# the dependency recipe (tasks/core/recipe.py) is sent, with the project's rules applied to it too",
               f"!{RECIPE_DIR}", *recipe_rules(user_rules),
-              ".git", "**/.git", ".env", "**/.env", ".env.*", "**/.env.*",
-              f"!{STAGED_DIR}/sh", f"!{STAGED_DIR}/build-env", f"!{STAGED_DIR}/image", ""]
+              f"!{STAGED_DIR}/sh", f"!{STAGED_DIR}/build-env", f"!{STAGED_DIR}/image",
+              "# last, so that nothing above lets them in (the staged trees included)",
+              ".git", "**/.git", ".env", "**/.env", ".env.*", "**/.env.*", ""]
     return "\n".join(lines)
 
 

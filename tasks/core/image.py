@@ -204,7 +204,7 @@ def _absolute(key: str, path: str) -> str:
     if not _SAFE_PATH.match(path):
         raise _fail(key, f"{path!r}: image paths use letters, digits and ._+@%=,:/- only (no spaces)")
     normal = posixpath.normpath(path)
-    if normal != path.rstrip("/") and path != "/" or ".." in path.split("/"):
+    if path.startswith("//") or normal != path.rstrip("/") and path != "/" or ".." in path.split("/"):
         raise _fail(key, f"{path!r} is not a normal path (write {normal})")
     return normal
 
@@ -222,17 +222,28 @@ def _flag(key: str, value: Any) -> bool:
 
 
 def _secret_like(name: str) -> bool:
-    """TOKEN, PASSWORD, SECRET, KEY... as a word or the end of the name; a name that points at a secret
-    (``..._FILE``, ``..._PATH``, ``..._DIR``) holds none."""
+    """TOKEN, PASSWORD, SECRET, CREDENTIAL... as (the start of) a word or the end of the name, KEY or PASS as a
+    word; a name that points at a secret (``..._FILE``, ``..._PATH``, ``..._DIR``) holds none."""
     upper = name.upper()
     if upper.endswith(("_FILE", "_PATH", "_DIR")):
         return False
-    return any(word in re.split(r"[^A-Z0-9]+", upper) or upper.endswith(word) for word in SECRET_WORDS)
+    words = [w for w in re.split(r"[^A-Z0-9]+", upper) if w]
+    return (any(w.startswith(("TOKEN", "PASSWORD", "PASSWD", "SECRET", "CREDENTIAL", "APIKEY")) for w in words)
+            or any(w in ("KEY", "KEYS", "PASS", "PWD") for w in words)
+            or upper.endswith(("TOKEN", "PASSWORD", "SECRET", "KEY")))
+
+
+# build-env names crossdock sets itself for the cross build: the project's value would undo it.
+RESERVED_BUILD_ENV = ("PATH", "HOME", "CARGO_HOME", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS",
+                      "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_MAKEFLAGS", "RUSTUP_TOOLCHAIN")
 
 
 def _env(key: str, value: Any) -> tuple[tuple[str, str], ...]:
     pairs = _table(key, value, example='{ RUST_LOG = "info" }')
     for name, _ in pairs:
+        if key == "build_env" and (name in RESERVED_BUILD_ENV or name.startswith(("CARGO_TARGET_", "CC_", "AR_"))):
+            raise _fail(key, f"{name} is set by crossdock for the cross build (the target's linker, flags and dirs): "
+                             f"put rustflags in the project's Cargo.toml profile or .cargo/config.toml instead")
         if not _ENV_NAME.match(name):
             raise _fail(key, f"{name!r} is not an environment variable name (letters, digits, _)")
         if _secret_like(name):
@@ -277,25 +288,48 @@ def probe_assets(project: Path, package_dir: str, raw: Any) -> tuple[AssetSource
         mode = _mode("assets", mode_text, default=0o644)
         files: list[tuple[str, str]] = []
         problem = ""
+        if pattern.startswith("/"):
+            found.append(AssetSource(pattern=pattern, dest=dest, mode=mode, files=(),
+                                     problem=f"{pattern!r} is absolute: SOURCE is relative to the package directory"))
+            continue
         candidates = sorted(base.glob(pattern)) if any(ch in pattern for ch in "*?[") else [base / pattern]
-        if not candidates or not all(c.exists() or c.is_symlink() for c in candidates):
-            problem = f"{pattern!r} does not exist in {base}"
+        if not candidates or not all(c.exists() for c in candidates):
+            dangling = [c for c in candidates if c.is_symlink() and not c.exists()]
+            problem = (f"{dangling[0]} is a symlink to nothing" if dangling else
+                       f"{pattern!r} does not exist in {base}")
         for c in candidates if not problem else ():
             real = c.resolve()
             if not real.is_relative_to(root):
                 problem = f"{pattern!r} leads outside the project ({real}): assets come from the build context"
                 break
-            if real.is_dir():
-                for f in sorted(p for p in real.rglob("*") if p.is_file()):
-                    if not f.resolve().is_relative_to(root):
-                        problem = f"{f} leads outside the project: assets come from the build context"
-                        break
-                    # a directory's contents go under DEST (a directory, with or without the final /)
-                    files.append((f.resolve().relative_to(root).as_posix(), f.relative_to(real).as_posix()))
-            else:
-                files.append((real.relative_to(root).as_posix(), real.name if dest.endswith("/") else ""))
+            inner = [(f, f.relative_to(real).as_posix()) for f in sorted(real.rglob("*")) if f.is_file()] \
+                if real.is_dir() else [(c, c.name if dest.endswith("/") else "")]
+            for f, below in inner:  # a directory's contents go under DEST (a directory, with or without the /)
+                if not f.resolve().is_relative_to(root):
+                    problem = f"{f} leads outside the project: assets come from the build context"
+                    break
+                secret = secret_file(f.relative_to(base).as_posix() if f.is_relative_to(base) else f.name)
+                if secret:
+                    problem = (f"{f.relative_to(root)} is {secret}: crossdock never copies it into an image (list the "
+                               f"files you want, or move it out of the asset's directory)")
+                    break
+                files.append((f.resolve().relative_to(root).as_posix(), below))
+            if problem:
+                break
         found.append(AssetSource(pattern=pattern, dest=dest, mode=mode, files=tuple(files), problem=problem))
     return tuple(found)
+
+
+def secret_file(path: str) -> str:
+    """What a file is when it must stay out of every image and build context ('' when it may go in): the
+    rules of crossdock's own ignore file (.env files, VCS data)."""
+    parts = path.split("/")
+    name = parts[-1]
+    if name == ".env" or name.startswith(".env."):
+        return "an .env file"
+    if any(part in (".git", ".hg", ".svn") for part in parts[:-1]) or name in (".git", ".gitconfig", ".netrc"):
+        return "version control or credential data"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -314,13 +348,14 @@ class SpecInputs:
 
 
 def _interpreter(head: bytes) -> str:
+    """The program a script's #! line runs: its path, or for ``#!/usr/bin/env NAME`` the NAME."""
     if not head.startswith(b"#!"):
         return ""
     words = head[2:].split(b"\n", 1)[0].decode(errors="replace").split()
     if not words:
         return ""
     if posixpath.basename(words[0]) == "env" and len(words) > 1:
-        return words[1] if words[1].startswith("/") else f"env {words[1]}"
+        return words[2] if words[1] == "-S" and len(words) > 2 else words[1]
     return words[0]
 
 
@@ -403,19 +438,52 @@ def _plan_assets(m: Mapping[str, Any], inputs: SpecInputs) -> tuple[Asset, ...]:
     return tuple(assets)
 
 
-def _check_places(binaries: tuple[Binary, ...], links: tuple[tuple[str, str], ...], assets: tuple[Asset, ...],
-                  dirs: tuple[Directory, ...]) -> None:
-    """No asset or directory lands on a binary, crossdock's link, a runtime file, or another asset."""
-    taken: dict[str, str] = {b.path: f"binary {b.name}" for b in binaries}
-    taken.update({link: "crossdock's link to the binary" for link, _ in links})
-    taken.update({f: "a file crossdock writes into the runtime" for f in RUNTIME_FILES})
+# Directories of the runtime itself: no asset, directory, volume or binary may be one of them (an asset would
+# replace it, a data directory would hand it to the service's user).
+SYSTEM_DIRS = frozenset({"/", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/usr/bin", "/usr/sbin",
+                         "/usr/lib", "/usr/lib64", "/usr/local", "/usr/local/bin", "/usr/local/sbin", "/usr/local/lib",
+                         "/usr/share", "/etc", "/etc/ssl", "/etc/ssl/certs", "/var", "/var/lib", "/var/lib/dpkg",
+                         "/tmp", "/home", "/root", "/dev", "/proc", "/sys", "/run", "/boot", "/opt", "/srv", "/mnt",
+                         "/media"})
+MERGED_USR = ("/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/", "/libx32/")  # links to usr/... in the runtime
+
+
+def _check_places(binaries: tuple[Binary, ...], links: Links, assets: tuple[Asset, ...],
+                  dirs: tuple[Directory, ...], *, home: str, workdir: str) -> None:
+    """Every declared path is a place of its own: no asset or directory lands on a binary, crossdock's link,
+    a runtime file, another asset or a system directory; nothing is inside a file; nothing goes under the
+    runtime's /bin, /lib, ... links (merged /usr: write /usr/bin/...)."""
+    files: dict[str, tuple[str, str]] = {}  # path -> (key, what)
+    for b in binaries:
+        files[b.path] = ("bin_path" if b.path != f"{DEFAULT_BIN_DIR}/{b.name}" else "bins", f"binary {b.name}")
+    for link, target in links:
+        if link in files:
+            raise _fail("bins", f"a binary named {posixpath.basename(link)} would replace crossdock's link {link} to "
+                                f"{target}: set bin-path (or entrypoint) so that the link is not needed")
+        files[link] = ("bins", "crossdock's link to the binary")
+    files.update({f: ("assets", "a file crossdock writes into the runtime") for f in RUNTIME_FILES})
     for a in assets:
-        if a.dest in taken:
-            raise _fail("assets", f"{a.source} -> {a.dest} lands on {taken[a.dest]}: choose another DEST")
-        taken[a.dest] = f"asset {a.source}"
+        if a.dest in files:
+            raise _fail("assets", f"{a.source} -> {a.dest} lands on {files[a.dest][1]}: choose another DEST")
+        files[a.dest] = ("assets", f"asset {a.source}")
+    declared = [(path, key, what) for path, (key, what) in files.items() if path not in RUNTIME_FILES]
+    declared += [(d.path, "dirs", f"directory {d.path}") for d in dirs]
+    for path, key, what in declared:
+        if path in SYSTEM_DIRS:
+            raise _fail(key, f"{path} ({what}) is a directory of the runtime itself: choose a path of the service's "
+                             f"own (e.g. {path.rstrip('/')}/<name> or /data)")
+        if path.startswith(MERGED_USR):
+            raise _fail(key, f"{path} ({what}) is under {path.split('/')[1]}, which is a link to /usr/"
+                             f"{path.split('/')[1]} in the runtime: write /usr{path}")
+        if path in files and key != "dirs" and path in (home, workdir):
+            raise _fail(key, f"{path} ({what}) is the user's home or the working directory: choose another path")
+        inside = next((f for f in files if path.startswith(f + "/")), None)
+        if inside is not None:
+            raise _fail(key, f"{path} ({what}) is inside {inside}, which is {files[inside][1]} (a file): choose "
+                             f"another path")
     for d in dirs:
-        if d.path in taken or d.path == "/":
-            raise _fail("dirs", f"{d.path} is {taken.get(d.path, 'the root')}: choose another path")
+        if d.path in files:
+            raise _fail("dirs", f"{d.path} is {files[d.path][1]}: choose another path")
 
 
 def _system_program(path: str, runtime: str) -> bool:
@@ -442,14 +510,16 @@ def _plan_entrypoint(m: Mapping[str, Any], inputs: SpecInputs, *, provided: set[
         raise _fail("assets", f"{script.source} is the entrypoint but its mode {script.mode:04o} is not "
                               f"executable: give it \"755\"")
     interpreter = _interpreter(inputs.heads.get(script.source, b""))
-    if interpreter and interpreter not in provided:
+    candidates = {interpreter} if interpreter.startswith("/") else {f"/bin/{interpreter}", f"/usr/bin/{interpreter}"}
+    if interpreter and not candidates & provided:
         if inputs.runtime != "slim":
             raise _fail("entrypoint", f"{script.source} starts with #!{interpreter}, but the {inputs.runtime} "
                                       f"flavour has no shell or interpreter: use runtime = \"slim\", or make the "
                                       f"entrypoint a binary")
-        if interpreter not in SLIM_INTERPRETERS and not inputs.runtime_packages:
+        name = posixpath.basename(interpreter)
+        if not candidates & set(SLIM_INTERPRETERS) and not any(p.startswith(name) for p in inputs.runtime_packages):
             raise _fail("entrypoint", f"{script.source} starts with #!{interpreter}, which a slim Debian runtime "
-                                      f"lacks: add its package to runtime-packages, or use #!/bin/sh")
+                                      f"lacks: add its package ({name}) to runtime-packages, or use #!/bin/sh")
     return entrypoint
 
 
@@ -505,7 +575,7 @@ def plan_image_spec(metadata: Mapping[str, Any], inputs: SpecInputs) -> ImageSpe
     user, uid, gid, home, workdir = _plan_user(m)
     dirs, volumes = _plan_dirs(m)
     assets = _plan_assets(m, inputs)
-    _check_places(binaries, links, assets, dirs)
+    _check_places(binaries, links, assets, dirs, home=home, workdir=workdir)
     provided = {b.path for b in binaries} | {a.dest for a in assets} | {link for link, _ in links}
     entrypoint = _plan_entrypoint(m, inputs, provided=provided, assets=assets,
                                   default=links[0][0] if links else binaries[0].path)

@@ -39,7 +39,8 @@ class Containers:
         return self.cli.quiet(["docker", "create", "--platform", platform, ref])
 
     def remove(self, container: str) -> None:
-        self.cli.quiet(["docker", "rm", "-f", container])
+        """The container and its anonymous volumes (an image's VOLUMEs get one each)."""
+        self.cli.quiet(["docker", "rm", "--force", "--volumes", container])
 
     def run(self, ref: str, platform: str, args: list[str] | tuple[str, ...], *, name: str, timeout: float) -> Ran:
         """``docker run --rm`` in the foreground, named so a timed-out run can be removed."""
@@ -48,10 +49,13 @@ class Containers:
 
     def probe_files(self, ref: str, platform: str, args: tuple[str, ...], *, name: str, timeout: float) -> Ran:
         """Run the spec probe (tasks/core/spec_checks.py) in a container of the image, as its user: the build
-        machine's static busybox, mounted read-only, stats the declared paths and writes into the declared
-        directories. Not ok, with the fix, when this machine has no static busybox."""
+        machine's static busybox, copied into the created container, stats the declared paths and writes into
+        the declared directories. Not ok, with the fix, when this machine has no static busybox. The caller
+        removes the container ``name``."""
+        import tempfile
+
         from ..core.elf import ElfError, parse_elf
-        from ..core.spec_checks import probe_argv
+        from ..core.spec_checks import PROBE_DIR, PROBE_MOUNT, probe_create_argv
 
         probe = shutil.which("busybox") or "/bin/busybox"
         try:
@@ -62,8 +66,17 @@ class Containers:
         if not static:
             return Ran(ok=False, stderr=f"no static busybox at {probe} to probe the image's files with: apt-get "
                                         f"install busybox-static (scripts/provision-local.sh packages)", exited=-1)
-        return self.cli.quiet(probe_argv(ref=ref, platform=platform, probe=probe, args=args, name=name),
-                              timeout=timeout)
+        created = self.cli.quiet(probe_create_argv(ref=ref, platform=platform, args=args, name=name),
+                                 timeout=timeout)
+        if not created.ok:
+            return created
+        with tempfile.TemporaryDirectory(prefix="crossdock-probe-") as folder:
+            Path(folder).chmod(0o755)  # docker cp gives the directory this mode: the image's user must enter it
+            shutil.copy2(probe, Path(folder) / Path(PROBE_MOUNT).name)
+            copied = self.cli.quiet(["docker", "cp", f"{folder}/.", f"{name}:{PROBE_DIR}"], timeout=timeout)
+        if not copied.ok:
+            return copied
+        return self.cli.quiet(["docker", "start", "--attach", name], timeout=timeout)
 
     def start_service(self, ref: str, platform: str, port: int) -> Ran:
         """``docker run -d`` with the service's port published on loopback only."""
