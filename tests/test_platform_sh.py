@@ -130,3 +130,40 @@ def test_the_environment_env_prints_is_the_one_cargo_gets(tmp_path):
                                       "RUST_FLAVOUR": "debian", "LINKAGE": linkage}).stdout.splitlines()
         assert printed and set(printed) <= seen, set(printed) - seen
         assert ("PKG_CONFIG_ALL_STATIC=1" in seen) == (linkage == "static")
+
+
+def test_tree_places_the_spec_layout_with_modes_and_owners(tmp_path):
+    """`platform.sh tree` (run natively, as root, as in the image-tree stage) from a layout tasks/core/image.py
+    writes: owners before modes (a setuid mode survives), a link, a binary, a data directory; an asset whose
+    destination is a directory of the runtime stops it by name."""
+    import os
+    import stat
+
+    tree, spec, bins = tmp_path / "tree", tmp_path / "spec", tmp_path / "bins"
+    (tree / "etc").mkdir(parents=True)
+    (spec / "files" / "usr" / "local" / "bin").mkdir(parents=True)
+    (spec / "files" / "etc").mkdir()
+    (spec / "files" / "usr" / "local" / "bin" / "helper").write_text("#!/bin/sh\n")
+    (spec / "files" / "etc" / "app.toml").write_text("x = 1\n")
+    bins.mkdir()
+    (bins / "app").write_text("\x7fELF")
+    (spec / "layout").write_text("user 2000 3000\nworkdir /srv/app\ndir 0750 /data\nbin app /usr/local/bin/app\n"
+                                 "link /usr/local/bin/main app\nfile 4755 user /usr/local/bin/helper\n"
+                                 "file 0640 root /etc/app.toml\n")
+    env = {"PATH": "/usr/bin:/bin", "TREE": str(tree), "SPEC_DIR": str(spec), "BINS_DIR": str(bins),
+           "SOURCE_DATE_EPOCH": "1700000000"}
+    r = subprocess.run(["sh", str(SCRIPT), "tree"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+    def facts(rel: str) -> tuple[int, int, int]:
+        st = os.lstat(tree / rel)
+        return stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+
+    assert facts("usr/local/bin/helper") == (0o4755, 2000, 3000)
+    assert facts("etc/app.toml") == (0o640, 0, 0) and facts("data") == (0o750, 2000, 3000)
+    assert facts("usr/local/bin/app")[0] == 0o755 and (tree / "srv" / "app").is_dir()
+    assert os.readlink(tree / "usr" / "local" / "bin" / "main") == "app"
+    assert os.lstat(tree / "etc" / "app.toml").st_mtime == 1700000000
+    (spec / "layout").write_text("user 2000 3000\nfile 0644 root /etc\n")
+    r = subprocess.run(["sh", str(SCRIPT), "tree"], env=env, capture_output=True, text=True)
+    assert r.returncode != 0 and "asset destination /etc is a directory of the runtime" in r.stderr
