@@ -51,3 +51,20 @@ def test_base_images_are_pinned_unless_given_by_digest_or_unreadable(tmp_path):
     settings = resolve(cli={"project": str(tmp_path), "builder_image": "b:1", "runtime_image": pinned}, cwd=tmp_path)
     assert pin_base_images(settings, {"b:1": "sha256:" + "3" * 64}) == {"BUILDER_IMAGE": "b:1@sha256:" + "3" * 64}
     assert pin_base_images(settings, {}) == {}
+
+
+def test_the_debian_release_of_an_image_and_a_mismatch_refused_naming_both():
+    import pytest
+
+    from tasks.core.build_plan import check_same_debian_release, debian_release
+    from tasks.core.settings import SettingsError
+
+    assert [debian_release(i) for i in ("docker.io/library/rust:1-bookworm", "debian:trixie-slim", "debian:12",
+                                        "127.0.0.1:5000/crossdock/debian:bookworm@sha256:" + "1" * 64,
+                                        "rust:1.94-trixie", "alpine:3", "registry/app:1.0")] == [
+        "bookworm", "trixie", "bookworm", "bookworm", "trixie", "", ""]
+    check_same_debian_release("rust:1-bookworm", "debian:bookworm-slim")
+    check_same_debian_release("rust:1", "debian:trixie-slim")  # unknown: not refused (the README says why to match)
+    with pytest.raises(SettingsError, match="rust:1-bookworm is Debian bookworm but the runtime image "
+                                            "debian:trixie-slim is Debian trixie"):
+        check_same_debian_release("rust:1-bookworm", "debian:trixie-slim")

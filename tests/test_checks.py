@@ -565,3 +565,17 @@ def test_the_engine_api_is_used_only_for_the_engine_the_cli_talks_to(tmp_path, m
         assert found(DOCKER_CONTEXT="remote") == ""
     finally:
         server.close()
+
+
+def test_the_elf_abi_of_ppc64le_and_riscv64_is_what_debian_runs():
+    from dataclasses import replace
+
+    ppc, riscv = lookup("ppc64le"), lookup("riscv64")
+    v2 = replace(elf(21), flags=2)
+    assert failed(check_binary(ppc, v2, LIBC)) == [] and failed(check_binary(ppc, elf(21), LIBC)) == []  # unstated
+    (abi,) = [c for c in check_binary(ppc, replace(elf(21), flags=1), LIBC) if c.name == "ELF ABI"]
+    assert not abi.ok and "ELFv1" in abi.detail and "needs ELFv2" in abi.detail
+    assert failed(check_binary(riscv, replace(elf(243), flags=0x5), LIBC)) == []  # RVC + double float
+    (abi,) = [c for c in check_binary(riscv, replace(elf(243), flags=0x1), LIBC) if c.name == "ELF ABI"]
+    assert not abi.ok and "lp64 (soft float)" in abi.detail
+    assert "ELF ABI" not in [c.name for c in check_binary(lookup("arm64"), elf(183), LIBC)]

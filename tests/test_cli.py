@@ -166,3 +166,10 @@ def test_task_flags_are_the_settings_declared_once():
     assert params["join"].default is True and params["no_cache"].default is False
     assert set(task.help) == {BY_NAME[n].option.removeprefix("--") for n in module.BUILD_SETTINGS} | {"join",
                                                                                                      "no-cache"}
+
+
+def test_builder_and_runtime_of_different_debian_releases_are_refused_before_anything(tmp_path):
+    r = run_inv("--dry", "build", "--platforms=amd64", "--builder-image=docker.io/library/rust:1-bookworm",
+                "--runtime-image=docker.io/library/debian:trixie-slim", env=NO_ENGINE)
+    assert r.returncode == 1 and not build_lines(r.stdout)
+    assert "is Debian bookworm but the runtime image docker.io/library/debian:trixie-slim is Debian trixie" in r.stderr

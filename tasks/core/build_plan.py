@@ -16,7 +16,7 @@ from .image import ImageSpec
 from .project import Target
 from .references import join_repository
 from .revision import VcsInfo, version_for
-from .settings import Settings
+from .settings import Settings, SettingsError
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,36 @@ class EngineSide:
 
 # What a dry run plans for when no engine answers (the default builder, nothing attached, bases unpinned).
 NO_ENGINE = EngineSide(driver="docker", features=Features(provenance="off", rewrite_timestamps=False))
+
+
+DEBIAN_RELEASES = {"buster": "10", "bullseye": "11", "bookworm": "12", "trixie": "13", "forky": "14",
+                   "sid": "unstable"}
+_NUMBERED = {number: name for name, number in DEBIAN_RELEASES.items()}
+
+
+def debian_release(image: str) -> str:
+    """The Debian release an image reference names (``rust:1-bookworm``, ``debian:trixie-slim``,
+    ``debian:12``, ``crossdock/debian:bookworm@sha256:...``), or '' when it names none."""
+    name = image.split("@", 1)[0]
+    repository, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "")
+    words = [w for part in (*repository.split("/"), tag) for w in re.split(r"[-_.]", part) if w]
+    found = [w for w in words if w in DEBIAN_RELEASES]
+    if found:
+        return found[-1]
+    if repository.rsplit("/", 1)[-1] == "debian" and tag:
+        return _NUMBERED.get(re.split(r"[-_.]", tag)[0], "")
+    return ""
+
+
+def check_same_debian_release(builder_image: str, runtime_image: str) -> None:
+    """A binary built on one Debian release and run on another needs glibc symbols the runtime may lack:
+    refused before anything is built when both images name their release and the two differ."""
+    built, runs = debian_release(builder_image), debian_release(runtime_image)
+    if built and runs and built != runs:
+        raise SettingsError(f"the builder image {builder_image} is Debian {built} but the runtime image "
+                            f"{runtime_image} is Debian {runs}: the binary's glibc symbols must exist at run time. "
+                            f"Use one release for both (--builder-image / --runtime-image, e.g. "
+                            f"docker.io/library/rust:1-{runs} with {runtime_image})")
 
 
 def cache_key(project: Path, bin: str) -> str:

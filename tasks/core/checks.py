@@ -14,7 +14,7 @@ from typing import Any
 
 from .elf import ElfInfo, glibc_key, highest
 from .loader import describe_elf, resolve_libraries
-from .platforms import Platform
+from .platforms import ELF_ABI_PPC64_V2, Platform, elf_abi_of
 
 REQUIRED_LABELS = ("org.opencontainers.image.version", "org.opencontainers.image.revision",
                    "org.opencontainers.image.created")
@@ -143,6 +143,11 @@ def check_binary(p: Platform, binary: ElfInfo, libc: ElfInfo | None) -> list[Che
     got = (binary.machine, binary.elf_class, binary.endian)
     want = (p.elf_machine, p.elf_class, p.endian.value)
     checks = [Check("ELF machine", got == want, f"binary is {describe(*got)}; {p.docker} needs {describe(*want)}")]
+    if p.elf_abi and got == want:
+        abi = elf_abi_of(binary.machine, binary.flags)
+        ok = abi == p.elf_abi or (abi == "unstated" and p.elf_abi == ELF_ABI_PPC64_V2)
+        checks.append(Check("ELF ABI", ok, f"binary's ABI is {abi}; {p.docker} (Debian's {p.debian_arch}) needs "
+                                           f"{p.elf_abi}"))
     if p.arm_float_abi:
         checks.append(Check("ARM float ABI", binary.arm_float_abi == p.arm_float_abi,
                             f"binary is {binary.arm_float_abi or 'unstated'}-float; {p.docker} needs "

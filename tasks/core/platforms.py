@@ -32,6 +32,19 @@ EM_X86_64 = 62
 EM_AARCH64 = 183
 EM_RISCV = 243
 
+ELF_ABI_PPC64_V2 = "ELFv2"  # e_flags & 3 == 2 (1 is ELFv1, the big-endian ppc64 ABI)
+ELF_ABI_RISCV_LP64D = "lp64d"  # e_flags & 6 == 4: double-precision float ABI (Debian's riscv64)
+
+
+def elf_abi_of(machine: int, flags: int) -> str:
+    """The ABI an ELF file's e_flags state, for the machines whose Debian port fixes one ('' otherwise)."""
+    if machine == EM_PPC64:
+        return {0: "unstated", 1: "ELFv1", 2: ELF_ABI_PPC64_V2}.get(flags & 3, f"e_flags {flags:#x}")
+    if machine == EM_RISCV:
+        return {0: "lp64 (soft float)", 2: "lp64f (single float)", 4: ELF_ABI_RISCV_LP64D,
+                6: "lp64q (quad float)"}[flags & 6]
+    return ""
+
 
 @dataclass(frozen=True)
 class Platform:
@@ -54,6 +67,8 @@ class Platform:
     arm_float_abi: str = ""
     # Debian's multiarch directory (/usr/lib/<multiarch>), when it differs from the GNU type.
     multiarch_dir: str = ""
+    # The ELF ABI its Debian port uses, where e_flags say it: ppc64le's ELFv2, riscv64's double-float lp64d.
+    elf_abi: str = ""
 
     @property
     def multiarch(self) -> str:
@@ -119,14 +134,14 @@ PLATFORMS: tuple[Platform, ...] = (
     _row("ppc64le", ("ppc64el", "powerpc64le", "linux/ppc64le"), arch="ppc64le", variant="",
          rust_triple="powerpc64le-unknown-linux-gnu", debian_arch="ppc64el",
          gnu_type="powerpc64le-linux-gnu", qemu_handler="qemu-ppc64le", elf_machine=EM_PPC64,
-         elf_class=64, endian=Endian.LITTLE, uname_m="ppc64le", rust_arch="powerpc64"),
+         elf_class=64, endian=Endian.LITTLE, uname_m="ppc64le", rust_arch="powerpc64", elf_abi=ELF_ABI_PPC64_V2),
     _row("s390x", ("linux/s390x",), arch="s390x", variant="", rust_triple="s390x-unknown-linux-gnu",
          debian_arch="s390x", gnu_type="s390x-linux-gnu", qemu_handler="qemu-s390x",
          elf_machine=EM_S390, elf_class=64, endian=Endian.BIG, uname_m="s390x", rust_arch="s390x"),
     _row("riscv64", ("riscv64gc", "linux/riscv64"), arch="riscv64", variant="",
          rust_triple="riscv64gc-unknown-linux-gnu", debian_arch="riscv64", gnu_type="riscv64-linux-gnu",
          qemu_handler="qemu-riscv64", elf_machine=EM_RISCV, elf_class=64, endian=Endian.LITTLE,
-         uname_m="riscv64", rust_arch="riscv64"),
+         uname_m="riscv64", rust_arch="riscv64", elf_abi=ELF_ABI_RISCV_LP64D),
 )
 
 _BY_NAME: dict[str, Platform] = {}

@@ -16,7 +16,14 @@ from pathlib import Path
 
 from ..common import say, say_block
 from ..core import buildx, image
-from ..core.build_plan import NO_ENGINE, EngineSide, ProjectFacts, pin_base_images, plan_request
+from ..core.build_plan import (
+    NO_ENGINE,
+    EngineSide,
+    ProjectFacts,
+    check_same_debian_release,
+    pin_base_images,
+    plan_request,
+)
 from ..core.capabilities import Features, decide, require_annotations, require_cache_export
 from ..core.image import ImageSpec
 from ..core.platforms import base_image_problem
@@ -148,6 +155,7 @@ def gather(
     """Probe (the project, git and the engine, git and the engine at once: both mostly wait on other
     processes), then plan (``build_plan.plan_request``, pure). A dry run with no engine plans for the
     default builder (``NO_ENGINE``); anything the engine cannot do that the settings ask for stops here."""
+    check_same_debian_release(settings.builder_image, settings.runtime_image)  # before any probe
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="crossdock-probe") as pool:
         vcs_probe = pool.submit(probe_vcs, settings.project) if known is None else None
         engine_probe = pool.submit(probe_engine_side, engine, settings)
