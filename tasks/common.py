@@ -14,7 +14,7 @@ from invoke import Context, Exit, task
 
 from .core.errors import CrossdockError
 from .core.project import crossdock_metadata
-from .core.settings import BY_NAME, HELP, Settings, project_dir, raw_value, resolve, unknown_names
+from .core.settings import BY_NAME, Settings, flag_help, project_dir, raw_value, resolve, unknown_names
 
 _print_lock = threading.Lock()
 
@@ -86,8 +86,7 @@ def settings_task(*settings: str, flags: Mapping[str, tuple[Any, str]] | None = 
     clash = set(by_flag) & set(flags)
     if clash:
         raise TypeError(f"task flags that are also settings: {sorted(clash)}")
-    help_text = {flag.replace("_", "-"): HELP[name] + ((" " + extend[name]) if extend and name in extend else "")
-                 for flag, name in by_flag.items()}
+    help_text = flag_help(*settings, extend=extend)
     help_text.update({name.replace("_", "-"): text for name, (_, text) in flags.items()})
     params = [inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     params += [inspect.Parameter(flag, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for flag in by_flag]

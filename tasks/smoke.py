@@ -11,19 +11,16 @@ from .common import crossdock_task, load_settings
 from .core.checks import (
     Expectations,
 )
-from .core.settings import HELP, flag_help, image_reference, parse_flag, platform_list
+from .core.settings import flag_help, image_reference, parse_flag, platform_list
 from .engine.docker import Engine
 from .steps.smoke import SmokeError, last_build, run_smoke
 
 
 @crossdock_task(
     help={
-        **flag_help("health_path", "port", "jobs", "out_dir"),
-        "expect": HELP["smoke_expect"],
+        **flag_help("health_path", "port", "jobs", "out_dir", "smoke_command", "smoke_expect", "smoke_timeout"),
         "image": "Manifest list to test (registry/repo:tag or @digest). Default: what the last `inv build` made.",
         "platforms": "Platforms to test (default: every platform of the manifest list).",
-        "command": HELP["smoke_command"],
-        "timeout": HELP["smoke_timeout"],
     },
 )
 def smoke(c: Context, image=None, platforms=None, command=None, expect=None, health_path=None, port=None,

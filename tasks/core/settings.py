@@ -355,14 +355,12 @@ DEFAULTS: dict[str, str] = {k.name: k.default for k in KNOBS}
 HELP: dict[str, str] = {k.name: f"{k.help} [{k.env}; default: {k.default!r}]" for k in KNOBS}
 
 
-def flag_help(*settings: str, **flags: str) -> dict[str, str]:
-    """invoke `help=` for a task: the settings' own help under their flag names, plus task-only flags
-    (keyword names use _ for -; a value starting with "+" extends the setting's help)."""
-    result = {name.replace("_", "-"): HELP[name] for name in settings}
-    for name, help_text in flags.items():
-        flag = name.replace("_", "-")
-        result[flag] = HELP[name] + help_text[1:] if help_text.startswith("+") else help_text
-    return result
+def flag_help(*settings: str, extend: Mapping[str, str] | None = None) -> dict[str, str]:
+    """invoke `help=` for the settings a task takes: each one's own help under its flag (``--command`` for
+    smoke_command), with ``extend``'s sentence added where a task says more."""
+    return {BY_NAME[name].option.removeprefix("--"): HELP[name] + (f" {extend[name]}" if extend and name in extend
+                                                                     else "")
+            for name in settings}
 
 
 def bad_value(knob: Knob, value: str, accepted: str, *, reason: bool = False) -> SettingsError:
@@ -471,23 +469,29 @@ def resolve(
     return Settings(**parsed)
 
 
+def unknown_metadata_keys(metadata: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """The project's crossdock metadata keys that are neither a setting nor an image key, kebab-case, each with
+    the closest known name ('' when none is close). `inv build` refuses them; the other tasks warn."""
+    from difflib import get_close_matches
+
+    known = KNOB_NAMES + SPEC_KEYS
+    return [(key.replace("_", "-"), next((c.replace("_", "-") for c in get_close_matches(key, known, n=1)), ""))
+            for key in sorted(metadata_layer(metadata)) if key not in known and key != "project"]
+
+
 def unknown_names(*, config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
                   metadata: Mapping[str, Any] | None = None, manifest: str = "Cargo.toml") -> list[str]:
     """Warnings for config keys, Cargo metadata keys and CROSSDOCK_* variables that are no setting, with
     the closest known name."""
     from difflib import get_close_matches
 
-    warnings = []
-    for key in sorted(metadata_layer(metadata)):
-        if key == "project":
-            warnings.append(f"warning: {manifest}: crossdock metadata cannot set project (it is this project); "
-                            f"ignored")
-        elif key not in BY_NAME and key not in SPEC_KEYS:
-            close = get_close_matches(key, KNOB_NAMES + SPEC_KEYS, n=1)
-            warnings.append(f"warning: {manifest}: [package.metadata.crossdock] key {key.replace('_', '-')} is not "
-                            f"a setting or image key"
-                            + (f" (did you mean {close[0].replace('_', '-')}?)" if close else "")
-                            + ": `inv build` refuses it")
+    about_metadata = [(key, f"warning: {manifest}: [package.metadata.crossdock] key {key} is not a setting or image "
+                            f"key" + (f" (did you mean {close}?)" if close else "") + ": `inv build` refuses it")
+                      for key, close in unknown_metadata_keys(metadata)]
+    if "project" in metadata_layer(metadata):
+        about_metadata.append(("project", f"warning: {manifest}: crossdock metadata cannot set project (it is this "
+                                          f"project); ignored"))
+    warnings = [text for _, text in sorted(about_metadata)]
     for key in sorted(set(config or {}) - set(KNOB_NAMES)):
         close = get_close_matches(str(key), KNOB_NAMES, n=1)
         warnings.append(f"warning: config key crossdock.{key} is not a setting and is ignored"
