@@ -23,7 +23,6 @@ from tasks.core.image import (
     probe_assets,
     render_image_stage,
     spec_label,
-    unknown_keys,
 )
 
 SERVICE = Path(__file__).resolve().parent.parent / "examples" / "service"
@@ -169,7 +168,9 @@ def test_root_is_allowed_when_said_and_slim_takes_system_programs():
 
 
 def test_unknown_keys_are_the_ones_neither_setting_nor_spec():
-    assert unknown_keys({"health-path": "/", "workdir": "/", "workdri": "/"}, ("health_path",)) == ["workdri"]
+    from tasks.core.settings import unknown_metadata_keys
+
+    assert [k for k, _ in unknown_metadata_keys({"health-path": "/", "workdir": "/", "workdri": "/"})] == ["workdri"]
 
 
 def test_volumes_become_directories_of_the_user_and_assets_keep_root():

@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ class ImageSpec:
     features: tuple[str, ...] = ()
     no_default_features: bool = False
     all_features: bool = False
-    build_env: tuple[tuple[str, str], ...] = field(default=(), compare=True)
+    build_env: tuple[tuple[str, str], ...] = ()
 
     @property
     def extra_bins(self) -> tuple[str, ...]:
@@ -592,10 +592,6 @@ def plan_image_spec(metadata: Mapping[str, Any], inputs: SpecInputs) -> ImageSpe
         build_env=_env("build_env", m.get("build_env", {})))
 
 
-def with_runtime(spec: ImageSpec, runtime: str) -> ImageSpec:
-    return replace(spec, runtime=runtime)
-
-
 # --- what the spec becomes ------------------------------------------------------------------------------
 
 def _quote(value: str) -> str:
@@ -688,9 +684,3 @@ def parse_checks(label: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
-
-
-def unknown_keys(metadata: Mapping[str, Any], settings_names: Sequence[str]) -> list[str]:
-    """Metadata keys that are neither a setting nor a spec key (as written, kebab-case)."""
-    known = set(settings_names) | set(SPEC_KEYS)
-    return sorted(str(k) for k in metadata if str(k).replace("-", "_") not in known)

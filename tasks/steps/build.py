@@ -31,7 +31,7 @@ from ..core.project import Target, check_lockfile, choose_target, crossdock_meta
 from ..core.recipe import probe_recipe, write_recipe
 from ..core.references import manifest_size, pushed_platform
 from ..core.report import ArchResult, BuildResult, human_seconds, summary_table
-from ..core.settings import KNOB_NAMES, SUITE_ROOT, Settings, resolve
+from ..core.settings import SUITE_ROOT, Settings, resolve, unknown_metadata_keys
 from ..engine.docker import Engine, EngineError
 from ..engine.preflight import emulator_warning
 from ..engine.vcs import VcsInfo, probe_vcs
@@ -79,9 +79,9 @@ def plan_spec(settings: Settings, target: Target, metadata: dict | None = None) 
     if metadata is None:
         metadata = crossdock_metadata(settings.project, package=target.cargo_package or settings.package)
     assets = image.probe_assets(settings.project, target.package.directory, metadata.get("assets"))
-    heads = {}
+    heads = {}  # the #! line of each executable asset (an entrypoint script is one: the planner reads it)
     for source in assets:
-        for rel, _ in source.files:
+        for rel, _ in source.files if source.mode & 0o111 else ():
             try:
                 with open(settings.project / rel, "rb") as f:
                     heads[rel] = f.read(256)
@@ -91,13 +91,9 @@ def plan_spec(settings: Settings, target: Target, metadata: dict | None = None) 
                               package_features=target.package.features, runtime=settings.runtime,
                               runtime_packages=settings.runtime_packages, port=settings.port,
                               bin_set_explicitly=bool(settings.bin), assets=assets, heads=heads)
-    unknown = image.unknown_keys(metadata, KNOB_NAMES)
+    unknown = unknown_metadata_keys(metadata)
     if unknown:
-        from difflib import get_close_matches
-
-        known = [k.replace("_", "-") for k in (*KNOB_NAMES, *image.SPEC_KEYS)]
-        hints = [f"{k} (did you mean {close[0]}?)" if (close := get_close_matches(k, known, n=1)) else k
-                 for k in unknown]
+        hints = [f"{key} (did you mean {close}?)" if close else key for key, close in unknown]
         raise image.ImageSpecError(f"{settings.project / 'Cargo.toml'}: [package.metadata.crossdock] has keys that "
                                    f"are no setting or image key: {', '.join(hints)}")
     return image.plan_image_spec(metadata, inputs)
@@ -108,14 +104,24 @@ def project_spec(project: Path, *, package: str = "") -> ImageSpec:
     metadata = crossdock_metadata(project, package=package)
     settings = resolve(cli={"project": str(project), "package": package or None}, metadata=metadata)
     packages, root_name = probe_project(project)
-    return plan_spec(settings, choose_build_target(settings, packages, root_name), metadata)
+    target = choose_build_target(settings, packages, root_name, metadata=metadata)
+    return plan_spec(settings, target, metadata_for(target, settings, metadata))
 
 
-def choose_build_target(settings: Settings, packages, root_name: str) -> Target:
-    """The package and binary: with ``bins`` in the metadata and no --bin, the first of them."""
+def metadata_for(target: Target, settings: Settings, metadata: dict) -> dict | None:
+    """``metadata`` (read for the settings' package) when it is the chosen target's too; None (plan_spec reads
+    the member's table) when the target is a workspace member the settings did not name."""
+    return metadata if (target.cargo_package or settings.package) == settings.package else None
+
+
+def choose_build_target(settings: Settings, packages, root_name: str, *, metadata: dict | None = None) -> Target:
+    """The package and binary: with ``bins`` in the metadata (read unless given) and no --bin, the first of
+    them."""
     bin_name = settings.bin
     if not bin_name:
-        bins = crossdock_metadata(settings.project, package=settings.package).get("bins")
+        if metadata is None:
+            metadata = crossdock_metadata(settings.project, package=settings.package)
+        bins = metadata.get("bins")
         if isinstance(bins, list) and bins and isinstance(bins[0], str):
             bin_name = bins[0]
     return choose_target(packages, bin=bin_name, package=settings.package, root_package=root_name)
@@ -127,9 +133,10 @@ def probe_project_facts(settings: Settings, *, known: tuple[Target, VcsInfo | No
     release, already read; ``vcs_probe``: git asked already, in the background)."""
     if known is None:
         packages, root_name = probe_project(settings.project)
-        target = choose_build_target(settings, packages, root_name)
+        metadata = crossdock_metadata(settings.project, package=settings.package)  # read once for both
+        target = choose_build_target(settings, packages, root_name, metadata=metadata)
         check_lockfile(settings.project, packages)
-        spec = plan_spec(settings, target)
+        spec = plan_spec(settings, target, metadata_for(target, settings, metadata))
         vcs = vcs_probe.result() if vcs_probe is not None else probe_vcs(settings.project)
     else:
         target, vcs = known
