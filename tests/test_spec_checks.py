@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tasks.core.spec_checks import (
-    PROBE_MOUNT,
+    PROBE_PATH,
     check_config,
     check_files,
     parse_probe,
@@ -29,7 +29,7 @@ def test_probe_arguments_list_every_path_then_the_directories():
     assert probe_args(SPEC) == ("/depot", "/start.sh", "/etc/d.toml", "/data", "--", "/data")
     argv = probe_create_argv(ref="r@sha256:x", platform="linux/arm64", args=("/a", "--"), name="n")
     assert argv[:2] == ("docker", "create") and argv[-2:] == ("/a", "--") and "-v" not in argv
-    assert "--network" in argv and argv[argv.index("--entrypoint") + 1] == PROBE_MOUNT
+    assert "--network" in argv and argv[argv.index("--entrypoint") + 1] == PROBE_PATH
 
 
 def test_an_image_as_declared_passes_every_file_check():

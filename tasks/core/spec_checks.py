@@ -14,13 +14,13 @@ from typing import Any
 
 from .checks import Check
 
-PROBE_MOUNT = "/.crossdock-probe/busybox"  # where the static probe binary is mounted in the container
+PROBE_PATH = "/.crossdock-probe/busybox"  # where the static probe binary is copied into the container
 WRITE_TEST = ".crossdock-write-test"
 
 # The probe: for each path up to "--", one line `stat PATH MODE UID GID KIND` (or `missing PATH`); for each
 # directory after it, `writable DIR` or `unwritable DIR` after really creating and removing a file there.
 PROBE_SCRIPT = (
-    'b=' + PROBE_MOUNT + '; while [ "$#" -gt 0 ] && [ "$1" != -- ]; do '
+    'b=' + PROBE_PATH + '; while [ "$#" -gt 0 ] && [ "$1" != -- ]; do '
     'if [ -e "$1" ] || [ -L "$1" ]; then echo "stat $1 $($b stat -c "%a %u %g %F" "$1")"; '
     'else echo "missing $1"; fi; shift; done; '
     '[ "$#" -gt 0 ] && shift; for d in "$@"; do '
@@ -150,7 +150,7 @@ def check_config(spec: Mapping[str, Any], config: Mapping[str, Any],
     return checks
 
 
-PROBE_DIR = PROBE_MOUNT.rsplit("/", 1)[0]
+PROBE_DIR = PROBE_PATH.rsplit("/", 1)[0]
 
 
 def probe_create_argv(*, ref: str, platform: str, args: Sequence[str], name: str) -> tuple[str, ...]:
@@ -158,4 +158,4 @@ def probe_create_argv(*, ref: str, platform: str, args: Sequence[str], name: str
     the static probe binary (the build machine's busybox, run natively by the kernel whatever the image's
     platform) is copied into it before it starts (``docker cp``: works with a remote engine too)."""
     return ("docker", "create", "--name", name, "--platform", platform, "--network", "none",
-            "--entrypoint", PROBE_MOUNT, ref, "sh", "-c", PROBE_SCRIPT, "sh", *args)
+            "--entrypoint", PROBE_PATH, ref, "sh", "-c", PROBE_SCRIPT, "sh", *args)

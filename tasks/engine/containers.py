@@ -55,7 +55,7 @@ class Containers:
         import tempfile
 
         from ..core.elf import ElfError, parse_elf
-        from ..core.spec_checks import PROBE_DIR, PROBE_MOUNT, probe_create_argv
+        from ..core.spec_checks import PROBE_DIR, PROBE_PATH, probe_create_argv
 
         probe = shutil.which("busybox") or "/bin/busybox"
         try:
@@ -72,7 +72,7 @@ class Containers:
             return created
         with tempfile.TemporaryDirectory(prefix="crossdock-probe-") as folder:
             Path(folder).chmod(0o755)  # docker cp gives the directory this mode: the image's user must enter it
-            shutil.copy2(probe, Path(folder) / Path(PROBE_MOUNT).name)
+            shutil.copy2(probe, Path(folder) / Path(PROBE_PATH).name)
             copied = self.cli.quiet(["docker", "cp", f"{folder}/.", f"{name}:{PROBE_DIR}"], timeout=timeout)
         if not copied.ok:
             return copied

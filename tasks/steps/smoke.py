@@ -117,8 +117,8 @@ def smoke_platform(engine: Engine, *, repo: str, entry: IndexEntry, p: Platform,
         port = port if port in declared or not declared else declared[0]  # the service listens where it says
 
     # the ELF checks read the main binary (the spec's first; the entrypoint may be a script)
-    entrypoint = (spec or {}).get("binaries", [""])[0] if spec else \
-        ((config.get("Config") or {}).get("Entrypoint") or [""])[0]
+    entrypoint = (spec.get("binaries") if spec else (config.get("Config") or {}).get("Entrypoint")) or [""]
+    entrypoint = entrypoint[0]
     created = box.create(ref, p.docker)
     if not created.ok or not entrypoint:
         checks.append(Check("binary", False, created.stderr.strip() or "no entrypoint to inspect"))
