@@ -64,13 +64,10 @@ class Engine(Cli):
         if shutil.which("docker") is None:
             raise EngineError("the docker CLI is not on PATH: install Docker (Debian: apt-get install docker.io; "
                               "this project's machines: scripts/provision-local.sh)")
-        docker_info = self.api.info()  # version and image store in one probe, without starting the CLI
-        if not docker_info.get("ServerVersion"):
-            r = self.probe(["docker", "info", "--format", "{{json .}}"])
-            docker_info = _json_object(r.stdout) if r.ok else {}
+        docker_info, error = self._ask_docker_info()  # version and image store in one probe
         server = str(docker_info.get("ServerVersion") or "")
         if not server:
-            raise EngineError(f"cannot reach the Docker engine ({last_line(r.stderr)}): start dockerd "
+            raise EngineError(f"cannot reach the Docker engine ({error}): start dockerd "
                               f"(or scripts/provision-local.sh), or point DOCKER_HOST at a running engine")
         self._docker_info = docker_info
         if not self.builder and _default_builder_is_current() and _buildx_plugin_present():
@@ -109,14 +106,18 @@ class Engine(Cli):
                            image_store=image_store(docker_info.get("DriverStatus") or [],
                                                    str(docker_info.get("Driver", ""))))
 
-    def engine_facts(self) -> dict:
-        """`docker info` as JSON ({} when the engine does not answer), asked now: from the engine's socket when
-        the CLI would talk to it, else through the CLI (as ``info`` does)."""
+    def _ask_docker_info(self) -> tuple[dict, str]:
+        """What `docker info` says as JSON, and the CLI's last error line when the engine does not answer ({}):
+        from the engine's socket when the CLI would talk to that engine (no CLI start), else through the CLI."""
         answer = self.api.info()
         if answer.get("ServerVersion"):
-            return answer
+            return answer, ""
         r = self.probe(["docker", "info", "--format", "{{json .}}"])
-        return _json_object(r.stdout) if r.ok else {}
+        return (_json_object(r.stdout) if r.ok else {}), last_line(r.stderr)
+
+    def engine_facts(self) -> dict:
+        """`docker info` as JSON ({} when the engine does not answer), asked now."""
+        return self._ask_docker_info()[0]
 
     def versions(self) -> Ran:
         """``client server`` versions (for `inv setup`)."""
