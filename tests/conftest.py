@@ -107,6 +107,22 @@ def make_project(dest: Path, *, source: Path = EXAMPLE, tag: str | None = None) 
     return dest
 
 
+def release_amd64_arm64(project: Path, *, image: str, out: Path, version: str) -> tuple[Path, dict]:
+    """`inv release` of the tagged project for amd64 and arm64 on the local world: its record's path and content."""
+    r = run_inv("-f", str(LOCAL_WORLD), "release", "--platforms=amd64,arm64", f"--project={project}",
+                f"--image={image}", f"--out-dir={out}")
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr
+    path = out / "releases" / f"{version}.json"
+    return path, json.loads(path.read_text())
+
+
+def rebuild_record(record: Path, *, project: Path, out: Path) -> dict:
+    """`inv rebuild` of a release record (it must succeed): its report."""
+    r = run_inv("-f", str(LOCAL_WORLD), "rebuild", f"--record={record}", f"--project={project}", f"--out-dir={out}")
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr
+    return json.loads((out / "rebuild-report.json").read_text())
+
+
 def registry_get(path: str, accept: str = "") -> tuple[int, dict, bytes]:
     req = urllib.request.Request(f"http://{REGISTRY}{path}")
     if accept:

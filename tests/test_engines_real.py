@@ -16,7 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LOCAL_WORLD, make_project, manifest, registry_get, run_inv, unique_image
+from tests.conftest import (
+    LOCAL_WORLD,
+    make_project,
+    manifest,
+    rebuild_record,
+    registry_get,
+    release_amd64_arm64,
+    run_inv,
+    unique_image,
+)
 
 pytestmark = pytest.mark.real
 ID = ["-c", "user.email=t@example.invalid", "-c", "user.name=t"]
@@ -86,18 +95,10 @@ def test_rebuild_from_the_release_record(engine, tmp_path):
     platform's image is the released one; a record naming another digest is reported as a mismatch."""
     assert engine_version().startswith("26."), "needs Docker 26.1 (CROSSDOCK_ENGINE=26.1, the default)"
     project = make_project(tmp_path / "hello", tag="v0.1.0")
-    image = unique_image("rebuild")
-    out = tmp_path / "out"
-    r = run_inv("-f", str(LOCAL_WORLD), "release", "--platforms=amd64,arm64", f"--project={project}",
-                f"--image={image}", f"--out-dir={out}")
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
-    path = out / "releases" / "0.1.0.json"
-    record = json.loads(path.read_text())
+    path, record = release_amd64_arm64(project, image=unique_image("rebuild"), out=tmp_path / "out",
+                                       version="0.1.0")
     assert all(p["attestation"] for p in record["platforms"])
-    r = run_inv("-f", str(LOCAL_WORLD), "rebuild", f"--record={path}", f"--project={project}",
-                f"--out-dir={tmp_path / 'rebuilt'}")
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
-    report = json.loads((tmp_path / "rebuilt" / "rebuild-report.json").read_text())
+    report = rebuild_record(path, project=project, out=tmp_path / "rebuilt")
     assert [(p["platform"], p["result"]) for p in report["platforms"]] == [("linux/amd64", "match"),
                                                                           ("linux/arm64", "match")]
     assert [p["rebuilt"] for p in report["platforms"]] == [p["digest"] for p in record["platforms"]]

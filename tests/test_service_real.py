@@ -14,7 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LOCAL_WORLD, REGISTRY, SUITE, make_project, run_inv, unique_image
+from tests.conftest import (
+    LOCAL_WORLD,
+    REGISTRY,
+    SUITE,
+    make_project,
+    rebuild_record,
+    release_amd64_arm64,
+    run_inv,
+    unique_image,
+)
 from tests.test_smoke_real import derived_list
 
 pytestmark = pytest.mark.real
@@ -155,18 +164,11 @@ def test_each_refusal_comes_before_any_buildx_build(engine, tmp_path, name, chan
 
 def test_release_record_and_rebuild_reproduce_the_service(engine, tmp_path):
     project = make_project(tmp_path / "depot", source=SERVICE, tag="v0.3.0")
-    out = tmp_path / "out"
-    r = run_inv("-f", str(LOCAL_WORLD), "release", "--platforms=amd64,arm64", f"--project={project}",
-                f"--image={unique_image('depot-release')}", f"--out-dir={out}")
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr
-    path = out / "releases" / "0.3.0.json"
-    record = json.loads(path.read_text())
+    path, record = release_amd64_arm64(project, image=unique_image("depot-release"), out=tmp_path / "out",
+                                       version="0.3.0")
     image = record["build"]["image"]
     assert image["entrypoint"] == ["/start-depot.sh"] and image["uid"] == 333333
     assert ["/data/layers", "0755"] in image["dirs"] and image["build_env"] == {"DEPOT_BUILD_MODE": "offline"}
-    r = run_inv("-f", str(LOCAL_WORLD), "rebuild", f"--record={path}", f"--project={project}",
-                f"--out-dir={tmp_path / 'rebuilt'}")
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr
-    report = json.loads((tmp_path / "rebuilt" / "rebuild-report.json").read_text())
+    report = rebuild_record(path, project=project, out=tmp_path / "rebuilt")
     assert [(p["platform"], p["result"]) for p in report["platforms"]] == [("linux/amd64", "match"),
                                                                           ("linux/arm64", "match")]
