@@ -24,6 +24,7 @@
 #                             20.10 has only classic]
 #   CROSSDOCK_DOCKER_DATA_ROOT  dockerd's --data-root [/var/lib/docker-26.1 for 26.1, /var/lib/docker
 #                             for 20.10]: one per engine, so switching engines keeps both caches
+#   CROSSDOCK_BUILD_CACHE_KEEP  the build cache BuildKit's garbage collection keeps [12GB]
 #   CROSSDOCK_APT_SOURCES_DIR where the machine's apt sources are read [/etc/apt]
 #   CROSSDOCK_DEBIAN_MIRROR   Debian archive URI serving bookworm (and trixie, for buildx) [the URI the
 #                             machine's apt sources use for suite bookworm]
@@ -322,7 +323,10 @@ step_dockerd() {
   mkdir -p "$(dirname "$DOCKERD_LOG")" "$STATE/engines"
   local config="$STATE/engines/daemon-$ENGINE-$STORE.json" snapshotter=false
   [ "$STORE" = containerd ] && snapshotter=true
-  printf '{"features": {"containerd-snapshotter": %s}}\n' "$snapshotter" >"$config"
+  # BuildKit's garbage collection keeps the build cache bounded while a run builds (its default, a tenth
+  # of the disk's nominal size, is larger than what this shared disk can give).
+  printf '{"features": {"containerd-snapshotter": %s}, "builder": {"gc": {"enabled": true, "defaultKeepStorage": "%s"}}}\n' \
+    "$snapshotter" "${CROSSDOCK_BUILD_CACHE_KEEP:-12GB}" >"$config"
   log "dockerd: starting Docker $ENGINE, $STORE image store, data root $DATA_ROOT (log: $DOCKERD_LOG)"
   PATH=$ENGINE_PATH nohup dockerd --config-file "$config" --data-root "$DATA_ROOT" \
     --pidfile "$DOCKERD_PIDFILE" >"$DOCKERD_LOG" 2>&1 &
