@@ -46,24 +46,26 @@ flavour() {
   fi
 }
 
-# Sets RUST_TARGET DEBIAN_ARCH GNU_TYPE (and DEBIAN_RUST_TARGET) for TARGETARCH/TARGETVARIANT.
+# Sets RUST_TARGET DEBIAN_ARCH GNU_TYPE (MULTIARCH, DEBIAN_REFUSAL) for TARGETARCH/TARGETVARIANT.
 map_target() {
   arch=${TARGETARCH:-}
   variant=${TARGETVARIANT:-}
-  DEBIAN_RUST_TARGET=""
+  DEBIAN_REFUSAL=""
   MULTIARCH=""
   case "$arch/$variant" in
     amd64/)        RUST_TARGET=x86_64-unknown-linux-gnu;      DEBIAN_ARCH=amd64;   GNU_TYPE=x86_64-linux-gnu ;;
     arm64/|arm64/v8) RUST_TARGET=aarch64-unknown-linux-gnu;   DEBIAN_ARCH=arm64;   GNU_TYPE=aarch64-linux-gnu ;;
     arm/|arm/v7)   RUST_TARGET=armv7-unknown-linux-gnueabihf; DEBIAN_ARCH=armhf;   GNU_TYPE=arm-linux-gnueabihf ;;
-    arm/v6)        RUST_TARGET=arm-unknown-linux-gnueabi;     DEBIAN_ARCH=armel;   GNU_TYPE=arm-linux-gnueabi
-                   DEBIAN_RUST_TARGET=armv5te-unknown-linux-gnueabi ;;
+    arm/v5)        RUST_TARGET=armv5te-unknown-linux-gnueabi; DEBIAN_ARCH=armel;   GNU_TYPE=arm-linux-gnueabi ;;
+    # Raspberry Pi OS's ARMv6 hard float: rustup only (Debian's armhf is ARMv7), refused in compute.
+    arm/v6)        RUST_TARGET=arm-unknown-linux-gnueabihf;   DEBIAN_ARCH=armhf;   GNU_TYPE=arm-linux-gnueabihf
+                   DEBIAN_REFUSAL="Debian has no ARMv6 hard-float port (its armhf is ARMv7): build arm/v6 with a rustup builder image and an ARMv6 C cross toolchain, or build arm/v5 (armel), which also runs on ARMv6 boards" ;;
     386/)          RUST_TARGET=i686-unknown-linux-gnu;        DEBIAN_ARCH=i386;    GNU_TYPE=i686-linux-gnu
                    MULTIARCH=i386-linux-gnu ;;
     ppc64le/)      RUST_TARGET=powerpc64le-unknown-linux-gnu; DEBIAN_ARCH=ppc64el; GNU_TYPE=powerpc64le-linux-gnu ;;
     s390x/)        RUST_TARGET=s390x-unknown-linux-gnu;       DEBIAN_ARCH=s390x;   GNU_TYPE=s390x-linux-gnu ;;
     riscv64/)      RUST_TARGET=riscv64gc-unknown-linux-gnu;   DEBIAN_ARCH=riscv64; GNU_TYPE=riscv64-linux-gnu ;;
-    *) die "unsupported target platform TARGETARCH='$arch' TARGETVARIANT='$variant'. Supported: amd64, arm64, arm/v7, arm/v6, 386, ppc64le, s390x, riscv64" ;;
+    *) die "unsupported target platform TARGETARCH='$arch' TARGETVARIANT='$variant'. Supported: amd64, arm64, arm/v7, arm/v5, arm/v6, 386, ppc64le, s390x, riscv64" ;;
   esac
 }
 
@@ -83,7 +85,7 @@ build_debian_arch() {
 compute() {
   map_target
   FLAVOUR=$(flavour)
-  if [ "$FLAVOUR" = debian ] && [ -n "$DEBIAN_RUST_TARGET" ]; then RUST_TARGET=$DEBIAN_RUST_TARGET; fi
+  if [ "$FLAVOUR" = debian ] && [ -n "$DEBIAN_REFUSAL" ]; then die "$arch/$variant: $DEBIAN_REFUSAL"; fi
   BUILD_DEBIAN_ARCH=$(build_debian_arch)
   LINKER=$GNU_TYPE-gcc
   MULTIARCH=${MULTIARCH:-$GNU_TYPE}

@@ -12,7 +12,9 @@
 #   CROSSDOCK_STATE           state dir: apt state for buildx, registry config/storage/log/pid file,
 #                             rootfs tarballs, dockerd's log [/var/lib/crossdock]
 #   CROSSDOCK_LOCAL_REGISTRY  address the registry listens on, and where the base images go [127.0.0.1:5000]
-#   CROSSDOCK_BASE_ARCHES     Debian architectures of the base images ["amd64 arm64 armhf"]
+#   CROSSDOCK_BASE_RELEASES   Debian releases of the base images, the default world's first ["trixie bookworm"]
+#   CROSSDOCK_BASE_ARCHES     Debian architectures of every release's base image [trixie: amd64 arm64 armhf
+#                             armel i386 ppc64el s390x riscv64; bookworm: amd64 arm64 armhf]
 #   CROSSDOCK_PLUGIN_DIR      where the buildx CLI plugin is looked for and installed; must be one the
 #                             docker CLI searches [/usr/libexec/docker/cli-plugins]
 #   CROSSDOCK_VENV            the Python venv made from requirements.txt [<checkout>/.venv]
@@ -26,12 +28,13 @@
 #                             for 20.10]: one per engine, so switching engines keeps both caches
 #   CROSSDOCK_BUILD_CACHE_KEEP  the build cache BuildKit's garbage collection keeps [12GB]
 #   CROSSDOCK_APT_SOURCES_DIR where the machine's apt sources are read [/etc/apt]
-#   CROSSDOCK_DEBIAN_MIRROR   Debian archive URI serving bookworm (and trixie, for buildx) [the URI the
-#                             machine's apt sources use for suite bookworm]
-#   CROSSDOCK_DEBIAN_SECURITY_MIRROR  URI serving bookworm-security, or `none` to bootstrap without it
+#   CROSSDOCK_DEBIAN_MIRROR   Debian archive URI serving the base images' releases (and trixie, for buildx)
+#                             [the URI the machine's apt sources use for suite bookworm]
+#   CROSSDOCK_DEBIAN_SECURITY_MIRROR  URI serving <release>-security, or `none` to bootstrap without it
 #                             [the URI the machine's apt sources use for suite bookworm-security]
 #   CROSSDOCK_SOURCE_DATE_EPOCH  timestamp of the base images' files, which makes them reproducible
-#                             [the Date of the mirror's bookworm InRelease]
+#                             [the Date of the mirror's InRelease of each release, recorded in
+#                             $CROSSDOCK_STATE/rootfs/<release>/epoch]
 # The registry writes its pid to $CROSSDOCK_STATE/registry/registry.pid. Fixed by the kernel, not a
 # parameter: /proc/sys/fs/binfmt_misc.
 #
@@ -57,9 +60,17 @@ CHECKOUT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${CROSSDOCK_STATE:-/var/lib/crossdock}
 REGISTRY_ADDR=${CROSSDOCK_LOCAL_REGISTRY:-127.0.0.1:5000}
 BASE_REPO="$REGISTRY_ADDR/crossdock/debian"
-BASE_TAG=bookworm
-# Debian architectures of the base images; arm64 and armhf are bootstrapped under QEMU.
-BASE_ARCHES=${CROSSDOCK_BASE_ARCHES:-"amd64 arm64 armhf"}
+# Debian releases of the base images (tag = codename); the first is the default world (local-world.yaml).
+BASE_RELEASES=${CROSSDOCK_BASE_RELEASES:-"trixie bookworm"}
+# Debian architectures of each release's base image; the foreign ones are bootstrapped under QEMU.
+# trixie: every architecture Debian 13 ships; bookworm (oldstable, still tested): the three most used.
+base_arches() {  # RELEASE
+  if [ -n "${CROSSDOCK_BASE_ARCHES:-}" ]; then echo "$CROSSDOCK_BASE_ARCHES"; return; fi
+  case "$1" in
+    bookworm) echo "amd64 arm64 armhf" ;;
+    *) echo "amd64 arm64 armhf armel i386 ppc64el s390x riscv64" ;;
+  esac
+}
 PLUGIN_DIR=${CROSSDOCK_PLUGIN_DIR:-/usr/libexec/docker/cli-plugins}
 VENV=${CROSSDOCK_VENV:-$CHECKOUT/.venv}
 DOCKERD_LOG=${CROSSDOCK_DOCKERD_LOG:-$STATE/dockerd.log}
@@ -82,9 +93,9 @@ mkdir -p "$STATE"
 docker_platform() {
   case "$1" in
     amd64) echo linux/amd64 ;; arm64) echo linux/arm64 ;; armhf) echo linux/arm/v7 ;;
-    # Debian's armel port targets ARMv5TE, which runs on v6 boards.
-    armel) echo linux/arm/v6 ;; i386) echo linux/386 ;; ppc64el) echo linux/ppc64le ;;
-    s390x) echo linux/s390x ;; *) die "no Docker platform known for Debian arch $1" ;;
+    # Debian's armel port targets ARMv5TE (soft float).
+    armel) echo linux/arm/v5 ;; i386) echo linux/386 ;; ppc64el) echo linux/ppc64le ;;
+    s390x) echo linux/s390x ;; riscv64) echo linux/riscv64 ;; *) die "no Docker platform known for Debian arch $1" ;;
   esac
 }
 
@@ -130,7 +141,7 @@ apt_source_uri() {  # SUITE
 }
 
 # MIRROR and SECURITY_MIRROR ("" for none): the overrides, else what the machine's apt uses.
-MIRROR="" SECURITY_MIRROR="" MIRRORS_KNOWN="" EPOCH=""
+MIRROR="" SECURITY_MIRROR="" MIRRORS_KNOWN=""
 find_mirrors() {
   [ -z "$MIRRORS_KNOWN" ] || return 0
   local where="$APT_SOURCES_DIR/sources.list, $APT_SOURCES_DIR/sources.list.d/*.list or *.sources"
@@ -406,8 +417,8 @@ image_exists() {  # REPO TAG -> 0 when the registry has the tag
     "http://$REGISTRY_ADDR/v2/$repo/manifests/$2"
 }
 
-bootstrap_rootfs() {  # DEBARCH -> $STATE/rootfs/DEBARCH/rootfs.tar (run in the background)
-  local arch=$1 dir="$STATE/rootfs/$1"
+bootstrap_rootfs() {  # RELEASE DEBARCH -> $STATE/rootfs/RELEASE/DEBARCH/rootfs.tar (run in the background)
+  local release=$1 arch=$2 dir="$STATE/rootfs/$1/$2"
   [ -s "$dir/rootfs.tar" ] && return 0
   mkdir -p "$dir"
   # The host's resolv.conf and hostname stay out of the image (the engine provides both at run time),
@@ -420,77 +431,147 @@ bootstrap_rootfs() {  # DEBARCH -> $STATE/rootfs/DEBARCH/rootfs.tar (run in the 
               --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
               --aptopt='Acquire::Retries "3"'
               --customize-hook=': >"$1/etc/resolv.conf"' --customize-hook='echo localhost >"$1/etc/hostname"')
-  local cmd=(mmdebstrap "${opts[@]}" bookworm "$dir/partial-rootfs.tar"
-             "deb $MIRROR bookworm main" "deb $MIRROR bookworm-updates main")
-  local log_file="$dir/mmdebstrap.log"
+  local cmd=(mmdebstrap "${opts[@]}" "$release" "$dir/partial-rootfs.tar"
+             "deb $MIRROR $release main" "deb $MIRROR $release-updates main")
+  local log_file="$dir/mmdebstrap.log" epoch
+  epoch=$(cat "$STATE/rootfs/$release/epoch")
   : >"$log_file"
-  log "base image: mmdebstrap bookworm for $arch"
+  log "base image: mmdebstrap $release for $arch"
   if [ -n "$SECURITY_MIRROR" ]; then
-    if SOURCE_DATE_EPOCH=$EPOCH "${cmd[@]}" "deb $SECURITY_MIRROR bookworm-security main" >>"$log_file" 2>&1; then
+    if SOURCE_DATE_EPOCH=$epoch "${cmd[@]}" "deb $SECURITY_MIRROR $release-security main" >>"$log_file" 2>&1; then
       mv "$dir/partial-rootfs.tar" "$dir/rootfs.tar"
-      log "base image: rootfs for $arch ready"
+      log "base image: $release rootfs for $arch ready"
       return 0
     fi
     # Seen on this project's machines: a mirror serving a stale bookworm-security index for some
-    # architectures (size mismatch). The image is still bookworm; it only lacks security updates.
-    log "base image: WARNING: bookworm-security unusable for $arch ($(grep -m1 '^E: ' "$log_file" || echo "see $log_file"));" \
+    # architectures (size mismatch). The image is still that release; it only lacks security updates.
+    log "base image: WARNING: $release-security unusable for $arch ($(grep -m1 '^E: ' "$log_file" || echo "see $log_file"));" \
         "retrying without it"
   fi
-  SOURCE_DATE_EPOCH=$EPOCH "${cmd[@]}" >>"$log_file" 2>&1 || {
+  SOURCE_DATE_EPOCH=$epoch "${cmd[@]}" >>"$log_file" 2>&1 || {
+    # Seen on this project's machines: a mirror whose index names packages its pool does not serve
+    # for some architectures (trixie's armel, ppc64el, s390x). Not this machine's fault, and not the
+    # other architectures': that one is left out of the base image (marked, so later runs do not retry
+    # for a day) and the pre-flight refuses its platform by name.
+    if grep -q '404  Not Found' "$log_file"; then
+      grep -o 'http[^ ]*\.deb  404' "$log_file" | sed 's/  404$//' | sort -u >"$dir/unavailable"
+      log "base image: WARNING: the mirror does not serve $(wc -l <"$dir/unavailable") of $release's $arch" \
+          "packages (404, listed in $dir/unavailable; e.g. $(head -n 1 "$dir/unavailable")): $release's base" \
+          "image goes without $arch"
+      return 3
+    fi
     tail -n 30 "$log_file" >&2
     local quoted
     quoted=$(printf ' %q' "${cmd[@]}")
-    die "mmdebstrap failed for $arch (log: $log_file): SOURCE_DATE_EPOCH=$EPOCH$quoted"
+    die "mmdebstrap failed for $release $arch (log: $log_file): SOURCE_DATE_EPOCH=$epoch$quoted"
   }
   mv "$dir/partial-rootfs.tar" "$dir/rootfs.tar"
-  log "base image: rootfs for $arch ready"
+  log "base image: $release rootfs for $arch ready"
+}
+
+# The architectures RELEASE's base image should have, on stdout, when it lacks one (nothing when complete).
+# An architecture the mirror could not serve within the last day is left out (not retried yet).
+base_image_wanted() {  # RELEASE
+  local release=$1 record="$STATE/rootfs/$1/arches" have=" " arches arch
+  arches=$(base_arches "$release")
+  # No record yet is the fresh machine's normal case, not an error.
+  if [ -e "$record" ]; then have=" $(cat "$record") "; fi
+  # Keep the architectures an earlier run added (CROSSDOCK_BASE_ARCHES="... armel"): only ever grow.
+  for arch in $have; do case " $arches " in *" $arch "*) ;; *) arches="$arches $arch" ;; esac; done
+  local wanted="" missing=""
+  for arch in $arches; do
+    if [ -n "$(find "$STATE/rootfs/$release/$arch/unavailable" -mmin -1440 2>/dev/null)" ]; then continue; fi
+    wanted="$wanted $arch"
+    case "$have" in *" $arch "*) ;; *) missing="$missing $arch" ;; esac
+  done
+  if image_exists "$BASE_REPO" "$release" && [ -z "$missing" ]; then return 0; fi
+  echo "${wanted# }"
+}
+
+# A release's rootfs tarballs' timestamp: the Date of the mirror's InRelease, recorded once per release
+# (so a later bootstrap of one more architecture dates its files the same).
+release_epoch() {  # RELEASE
+  local file="$STATE/rootfs/$1/epoch" release date
+  [ -s "$file" ] && return 0
+  mkdir -p "$(dirname "$file")"
+  if [ -n "${CROSSDOCK_SOURCE_DATE_EPOCH:-}" ]; then echo "$CROSSDOCK_SOURCE_DATE_EPOCH" >"$file"; return 0; fi
+  release=$(curl -fsS "$MIRROR/dists/$1/InRelease")
+  date=$(sed -n 's/^Date: //p' <<<"$release")
+  [ -n "$date" ] || die "no Date in $MIRROR/dists/$1/InRelease (set CROSSDOCK_SOURCE_DATE_EPOCH)"
+  date -d "$date" +%s >"$file"
+}
+
+# Earlier versions kept bookworm's tarballs in $STATE/rootfs/DEBARCH: move them where they now belong.
+adopt_old_rootfs_layout() {
+  local old="$STATE/rootfs" arch arches
+  [ -e "$old/arches" ] || return 0
+  mkdir -p "$old/bookworm"
+  arches=$(cat "$old/arches")
+  for arch in $arches; do
+    if [ -d "$old/$arch" ] && [ ! -e "$old/bookworm/$arch" ]; then mv "$old/$arch" "$old/bookworm/$arch"; fi
+  done
+  mv "$old/arches" "$old/bookworm/arches"
 }
 
 step_base_images() {
-  local record="$STATE/rootfs/arches" have=" " missing="" arch
-  # No record yet is the fresh machine's normal case, not an error.
-  if [ -e "$record" ]; then have=" $(cat "$record") "; fi
-  for arch in $BASE_ARCHES; do case "$have" in *" $arch "*) ;; *) missing="$missing $arch" ;; esac; done
-  if image_exists "$BASE_REPO" "$BASE_TAG" && [ -z "$missing" ]; then
-    log "base image: $BASE_REPO:$BASE_TAG present (${have:1:-1})"; return
-  fi
-  # Keep the architectures an earlier run added (CROSSDOCK_BASE_ARCHES="... armel"): only ever grow.
-  for arch in $have; do case " $BASE_ARCHES " in *" $arch "*) ;; *) BASE_ARCHES="$BASE_ARCHES $arch" ;; esac; done
-  # Only a bootstrap needs the mirror: tarballs cached in the state dir are pushed as they are.
-  local to_bootstrap=""
-  for arch in $BASE_ARCHES; do [ -s "$STATE/rootfs/$arch/rootfs.tar" ] || to_bootstrap="$to_bootstrap $arch"; done
-  EPOCH=${CROSSDOCK_SOURCE_DATE_EPOCH:-}
-  if [ -n "$to_bootstrap" ]; then find_mirrors; fi
-  if [ -n "$to_bootstrap" ] && [ -z "$EPOCH" ]; then
-    local release date
-    release=$(curl -fsS "$MIRROR/dists/bookworm/InRelease")
-    date=$(sed -n 's/^Date: //p' <<<"$release")
-    [ -n "$date" ] || die "no Date in $MIRROR/dists/bookworm/InRelease (set CROSSDOCK_SOURCE_DATE_EPOCH)"
-    EPOCH=$(date -d "$date" +%s)
-  fi
-  local failed="" pids=() refs=()
-  for arch in $BASE_ARCHES; do bootstrap_rootfs "$arch" & pids+=($!); done
+  adopt_old_rootfs_layout
+  local release arch arches wanted=() jobs=() pids=() failed=""
+  for release in $BASE_RELEASES; do
+    arches=$(base_image_wanted "$release")
+    if [ -z "$arches" ]; then
+      log "base image: $BASE_REPO:$release present ($(cat "$STATE/rootfs/$release/arches"))"; continue
+    fi
+    wanted+=("$release:$arches")
+  done
+  [ ${#wanted[@]} -gt 0 ] || return 0
+  # Only a bootstrap needs the mirror: tarballs cached in the state dir are pushed as they are. Every
+  # missing tarball of every release is bootstrapped at once (the foreign ones are QEMU-bound).
+  local entry
+  for entry in "${wanted[@]}"; do
+    release=${entry%%:*}
+    for arch in ${entry#*:}; do
+      [ -s "$STATE/rootfs/$release/$arch/rootfs.tar" ] && continue
+      rm -f "$STATE/rootfs/$release/$arch/unavailable"
+      find_mirrors
+      release_epoch "$release"
+      bootstrap_rootfs "$release" "$arch" & pids+=($!); jobs+=("$release/$arch")
+    done
+  done
   # Wait for every job (none is left running), then name each that failed; each printed why above.
-  local i=0
-  for arch in $BASE_ARCHES; do
-    wait "${pids[$i]}" || failed="$failed $arch"
-    i=$((i + 1))
+  local i
+  local status
+  for i in "${!pids[@]}"; do
+    status=0
+    wait "${pids[$i]}" || status=$?
+    [ "$status" -eq 0 ] || [ "$status" -eq 3 ] || failed="$failed ${jobs[$i]}"
   done
   [ -z "$failed" ] || die "rootfs bootstrap failed for:$failed (the reason is above)"
-  for arch in $BASE_ARCHES; do
-    local dir="$STATE/rootfs/$arch" platform digest
+  for entry in "${wanted[@]}"; do
+    release=${entry%%:*} arches=""
+    for arch in ${entry#*:}; do
+      if [ -s "$STATE/rootfs/$release/$arch/rootfs.tar" ]; then arches="$arches $arch"; fi
+    done
+    [ -n "$arches" ] || die "no architecture of $release could be bootstrapped (the reasons are above)"
+    push_base_image "$release" "${arches# }"
+  done
+}
+
+push_base_image() {  # RELEASE "DEBARCH..." -> $BASE_REPO:RELEASE, one index of every architecture
+  local release=$1 arches=$2 refs=() arch
+  for arch in $arches; do
+    local dir="$STATE/rootfs/$release/$arch" platform digest
     platform=$(docker_platform "$arch")
     printf 'FROM scratch\nADD rootfs.tar /\nCMD ["bash"]\n' >"$dir/Dockerfile"
     printf '*.log\npartial-*\nmetadata.json\n' >"$dir/.dockerignore"
-    log "base image: pushing $platform"
+    log "base image: pushing $release $platform"
     docker buildx build --quiet --provenance=false --platform "$platform" \
-      --tag "$BASE_REPO:$BASE_TAG-$arch" --push --metadata-file "$dir/metadata.json" "$dir" >/dev/null
+      --tag "$BASE_REPO:$release-$arch" --push --metadata-file "$dir/metadata.json" "$dir" >/dev/null
     digest=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["containerimage.digest"])' "$dir/metadata.json")
     refs+=("$BASE_REPO@$digest")
   done
-  docker buildx imagetools create --tag "$BASE_REPO:$BASE_TAG" "${refs[@]}"
-  echo "$BASE_ARCHES" >"$record"
-  log "base image: $BASE_REPO:$BASE_TAG ($BASE_ARCHES)"
+  docker buildx imagetools create --tag "$BASE_REPO:$release" "${refs[@]}"
+  echo "$arches" >"$STATE/rootfs/$release/arches"
+  log "base image: $BASE_REPO:$release ($arches)"
 }
 
 step_venv() {
@@ -524,4 +605,4 @@ for STEP in "${steps[@]}"; do
   esac
 done
 STEP=finish
-[ $# -gt 0 ] || log "done: engine, buildx, QEMU, registry $REGISTRY_ADDR and $BASE_REPO:$BASE_TAG are ready"
+[ $# -gt 0 ] || log "done: engine, buildx, QEMU, registry $REGISTRY_ADDR and $BASE_REPO:{${BASE_RELEASES// /,}} are ready"

@@ -16,9 +16,11 @@ from pathlib import Path
 from invoke import Context
 
 from .common import say, settings_task
+from .core.build_plan import debian_release
+from .core.buildx import flavour_of
 from .core.capabilities import Capability, capabilities
 from .core.errors import CrossdockError
-from .core.platforms import Platform, lookup
+from .core.platforms import Platform, lookup, toolchain_problem
 from .core.report import format_table
 from .core.settings import SUITE_ROOT, Settings
 from .engine.docker import Engine, EngineInfo, inspect_field, last_line
@@ -30,7 +32,10 @@ from .engine.secrets import PASSWORD_ENV, USER_ENV, CredentialsError, credential
 PROVISION = SUITE_ROOT / "scripts" / "provision-local.sh"
 # The local world's registry, as scripts/provision-local.sh starts it (its CROSSDOCK_LOCAL_REGISTRY).
 LOCAL_REGISTRY = os.environ.get("CROSSDOCK_LOCAL_REGISTRY") or "127.0.0.1:5000"
-LOCAL_BASE = f"{LOCAL_REGISTRY}/crossdock/debian:bookworm"
+# Its base images, one tag per Debian release (crossdock/debian:trixie, :bookworm), and where it records
+# an architecture the Debian mirror did not serve (<state>/rootfs/<release>/<arch>/unavailable).
+LOCAL_BASE = f"{LOCAL_REGISTRY}/crossdock/debian:"
+LOCAL_STATE = Path(os.environ.get("CROSSDOCK_STATE") or "/var/lib/crossdock")
 
 
 @dataclass(frozen=True)
@@ -106,12 +111,40 @@ def check_emulators(engine: Engine, platforms: tuple[Platform, ...]) -> list[Row
 
 
 
+def check_toolchains(settings: Settings, platforms: tuple[Platform, ...]) -> list[Row]:
+    """One row per platform the builder image cannot compile for (build_plan.toolchain_problems)."""
+    flavour = flavour_of(settings.builder_image)
+    release = debian_release(settings.builder_image)
+    rows = []
+    for p in platforms:
+        problem = toolchain_problem(p, flavour, release)
+        if problem:
+            rows.append(Row(f"toolchain {p.docker}", False, problem.split(": ", 1)[1],
+                            "another --builder-image, or drop the platform"))
+        else:
+            rows.append(Row(f"toolchain {p.docker}", True, f"{flavour} {p.rust_triple}"))
+    return rows
+
+
+def local_base_fix(image: str, offered: list[str], missing: list[Platform]) -> str:
+    """How to add architectures to the local world's base image, or why the mirror cannot give them."""
+    release = image.removeprefix(LOCAL_BASE).split("@")[0]
+    unserved = [p for p in missing if (LOCAL_STATE / "rootfs" / release / p.debian_arch / "unavailable").exists()]
+    if unserved:
+        files = ", ".join(str(LOCAL_STATE / "rootfs" / release / p.debian_arch / "unavailable") for p in unserved)
+        return (f"the Debian mirror did not serve {release}'s packages for "
+                f"{', '.join(p.debian_arch for p in unserved)} ({files} lists them); provisioning retries a day "
+                f"later, or now after removing those files: {PROVISION} base-images")
+    arches = " ".join(dict.fromkeys([*(lookup(o).debian_arch for o in offered), *(p.debian_arch for p in missing)]))
+    return f'CROSSDOCK_BASE_RELEASES={release} CROSSDOCK_BASE_ARCHES="{arches}" {PROVISION} base-images'
+
+
 def check_base_images(engine: Engine, settings: Settings, platforms: tuple[Platform, ...]) -> list[Row]:
     host = lookup(host_platform_name())
     rows = []
     for label, image, wanted in (("builder image", settings.builder_image, (host,)),
                                  ("runtime image", settings.runtime_image, platforms)):
-        local = image == LOCAL_BASE
+        local = image.startswith(LOCAL_BASE)
         fix_cmd = f"{PROVISION} base-images" if local else f"choose an image that has them (--{label.split()[0]}-image)"
         offered, error = image_platforms(engine, image)
         if offered is None:
@@ -122,9 +155,7 @@ def check_base_images(engine: Engine, settings: Settings, platforms: tuple[Platf
         if missing:
             names = ", ".join(p.docker for p in missing)
             if local:  # the local world's base image: add Debian architectures to it
-                arches = " ".join(dict.fromkeys([*(lookup(o).debian_arch for o in offered),
-                                                 *(p.debian_arch for p in missing)]))
-                fix_cmd = f'CROSSDOCK_BASE_ARCHES="{arches}" {PROVISION} base-images'
+                fix_cmd = local_base_fix(image, offered, missing)
             rows.append(Row(f"{label} {image}", False, f"has no {names} (it has {', '.join(offered) or 'none'})",
                             fix_cmd))
         else:
@@ -210,6 +241,7 @@ def gather_rows(engine: Engine, settings: Settings, platforms: tuple[Platform, .
     rows = check_engine(engine, settings)
     engine_ok = all(r.ok for r in rows)
     rows += check_emulators(engine, platforms)
+    rows += check_toolchains(settings, platforms)
     if engine_ok:
         rows += check_base_images(engine, settings, platforms)
     else:

@@ -170,9 +170,9 @@ def _engine_problem() -> str:
         return "no buildx"
     if not Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists():
         return "no qemu-aarch64 binfmt handler"
-    digest, _ = manifest("crossdock/debian", "bookworm")
+    digest, _ = manifest("crossdock/debian", "trixie")
     if not digest:
-        return f"no base image crossdock/debian:bookworm in the registry at {REGISTRY}"
+        return f"no base image crossdock/debian:trixie in the registry at {REGISTRY}"
     return ""
 
 

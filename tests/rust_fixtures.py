@@ -60,7 +60,7 @@ def commit(project: Path, *, tag: str | None = None) -> Path:
     return project
 
 
-OPENSSL_MAIN = r'''//! Links the system's OpenSSL (libssl3 and libcrypto3 through pkg-config, not vendored): prints
+OPENSSL_MAIN = r'''//! Links the system's OpenSSL (libssl3t64 through pkg-config, not vendored): prints
 //! OpenSSL's version and the SHA-256 of a fixed string, computed by OpenSSL.
 fn main() {
     let digest = openssl::sha::sha256(b"crossdock");
@@ -75,7 +75,7 @@ CROSSDOCK_SHA256 = hashlib.sha256(b"crossdock").hexdigest()  # what the fixture 
 def openssl_project(dest: Path, *, runtime_packages: bool = True) -> Path:
     """A binary crate using the `openssl` crate, with its build and runtime packages in its metadata."""
     dest.mkdir(parents=True)
-    runtime = 'runtime-packages = ["libssl3", "ca-certificates"]\n' if runtime_packages else ""
+    runtime = 'runtime-packages = ["libssl3t64", "ca-certificates"]\n' if runtime_packages else ""  # trixie: t64
     (dest / "Cargo.toml").write_text(f"""[package]
 name = "tls-probe"
 version = "0.3.0"

@@ -68,3 +68,23 @@ def test_the_debian_release_of_an_image_and_a_mismatch_refused_naming_both():
     with pytest.raises(SettingsError, match="rust:1-bookworm is Debian bookworm but the runtime image "
                                             "debian:trixie-slim is Debian trixie"):
         check_same_debian_release("rust:1-bookworm", "debian:trixie-slim")
+
+
+def test_platforms_the_builder_cannot_compile_are_refused_before_anything_runs():
+    import pytest
+
+    from tasks.core.build_plan import check_toolchains, toolchain_problems
+    from tasks.core.settings import SettingsError
+
+    def settings(builder: str, platforms: str):
+        return resolve(cli={"builder_image": builder, "runtime_image": "debian:trixie-slim", "platforms": platforms})
+
+    assert toolchain_problems(settings("127.0.0.1:5000/crossdock/debian:trixie", "amd64,arm/v5,riscv64,s390x")) == []
+    assert toolchain_problems(settings("rust:1-bookworm", "arm/v6,arm/v5,riscv64")) == []  # rustup: any target
+    with pytest.raises(SettingsError) as e:
+        check_toolchains(settings("127.0.0.1:5000/crossdock/debian:bookworm", "amd64,arm/v6,riscv64"))
+    message = str(e.value)
+    assert "crossdock/debian:bookworm cannot build every platform" in message
+    assert "linux/arm/v6: Debian has no ARMv6 hard-float port" in message
+    assert "linux/riscv64: Debian bookworm ships no Rust standard library for riscv64" in message
+    assert "amd64" not in message.replace("crossdock", "")

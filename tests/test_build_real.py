@@ -147,7 +147,7 @@ def test_build_needs_no_emulator(built_example, tmp_path):
     with binfmt_disabled("qemu-aarch64", "qemu-arm"):
         assert (BINFMT / "qemu-aarch64").read_text().startswith("disabled")
         probe = docker("run", "--rm", "--platform", "linux/arm64", "--entrypoint", "true",
-                       f"{REGISTRY}/crossdock/debian:bookworm", check=False)
+                       f"{REGISTRY}/crossdock/debian:trixie", check=False)
         assert probe.returncode != 0  # emulation really is off
         r = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=arm64,arm", "--no-cache", f"--project={project}",
                     f"--image={image}", "--tag=noemu", f"--out-dir={tmp_path / 'out'}")

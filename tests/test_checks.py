@@ -82,7 +82,11 @@ def test_arm_float_abi_and_version():
     assert failed(check_binary(v7, elf(40, 32, float_abi="hard", arm_arch="v7"), LIBC)) == []
     assert failed(check_binary(v7, elf(40, 32, float_abi="soft", arm_arch="v5TE"), LIBC)) == ["ARM float ABI"]
     v6 = lookup("arm/v6")
-    assert failed(check_binary(v6, elf(40, 32, float_abi="hard", arm_arch="v7"), LIBC)) == [
+    assert failed(check_binary(v6, elf(40, 32, float_abi="hard", arm_arch="v7"), LIBC)) == ["ARM architecture"]
+    assert failed(check_binary(v6, elf(40, 32, float_abi="hard", arm_arch="v6KZ"), LIBC)) == []
+    v5 = lookup("arm/v5")
+    assert failed(check_binary(v5, elf(40, 32, float_abi="soft", arm_arch="v5TE"), LIBC)) == []
+    assert failed(check_binary(v5, elf(40, 32, float_abi="hard", arm_arch="v6"), LIBC)) == [
         "ARM float ABI", "ARM architecture"]
 
 

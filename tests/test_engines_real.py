@@ -82,7 +82,7 @@ def test_two_clean_builds_of_one_commit_give_the_same_digests(engine, tmp_path):
     assert a["manifest"]["digest"] == b["manifest"]["digest"]
     # No timestamp leaks: every file crossdock adds on top of the runtime base is dated the commit's time.
     epoch = int(a["settings"]["SOURCE_DATE_EPOCH"])
-    _, base = manifest("crossdock/debian", "bookworm")
+    _, base = manifest("crossdock/debian", "trixie")
     base_layers = len(manifest("crossdock/debian", base["manifests"][0]["digest"])[1]["layers"])
     times = {m.name: m.mtime for tar in layers(image, a["platforms"][1]["digest"])[base_layers:]
              for m in tar.getmembers()}  # (WORKDIR adds an empty layer)

@@ -23,7 +23,7 @@ def platform_env(*, arch: str, variant: str = "", build_arch: str = "amd64", fla
 
 
 def expected(p: Platform, *, flavour: str, build_debian_arch: str = "amd64") -> dict[str, str]:
-    triple = p.triple_for(flavour)
+    triple = p.rust_triple
     native = p.debian_arch == build_debian_arch
     packages = "gcc libc6-dev" if native else f"{p.cross_gcc_package} {p.libc_dev_cross_package}"
     if flavour == "debian":
@@ -51,8 +51,10 @@ def expected(p: Platform, *, flavour: str, build_debian_arch: str = "amd64") -> 
     return want
 
 
-@pytest.mark.parametrize("flavour", ["rustup", "debian"])
-@pytest.mark.parametrize("platform", PLATFORMS, ids=[p.name for p in PLATFORMS])
+# Every row in both flavours, but arm/v6 with the Debian one (refused: test_debian_flavour_refuses_arm_v6...).
+@pytest.mark.parametrize("platform, flavour", [(p, f) for p in PLATFORMS for f in ("rustup", "debian")
+                                               if not (f == "debian" and p.debian_refusal)],
+                         ids=lambda v: v.name if isinstance(v, Platform) else v)
 def test_script_agrees_with_table(platform, flavour):
     got = platform_env(arch=platform.arch, variant=platform.variant, flavour=flavour)
     want = expected(platform, flavour=flavour)
@@ -76,7 +78,15 @@ def test_default_variants(arch, variant, triple):
     assert platform_env(arch=arch, variant=variant, flavour="rustup")["RUST_TARGET"] == triple
 
 
-@pytest.mark.parametrize("arch, variant", [("mips64le", ""), ("arm", "v5"), ("", ""), ("amd64", "v3")])
+def test_debian_flavour_refuses_arm_v6_naming_what_to_use():
+    r = subprocess.run(["sh", str(SCRIPT), "env"], capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin", "TARGETARCH": "arm", "TARGETVARIANT": "v6",
+                            "BUILDARCH": "amd64", "RUST_FLAVOUR": "debian"})
+    assert r.returncode == 1 and r.stdout == ""
+    assert "no ARMv6 hard-float port" in r.stderr and "rustup" in r.stderr and "arm/v5" in r.stderr
+
+
+@pytest.mark.parametrize("arch, variant", [("mips64le", ""), ("arm", "v4"), ("", ""), ("amd64", "v3")])
 def test_unknown_target_exits_1_naming_supported_platforms(arch, variant):
     r = subprocess.run(["sh", str(SCRIPT), "env"], capture_output=True, text=True,
                        env={"PATH": "/usr/bin:/bin", "TARGETARCH": arch, "TARGETVARIANT": variant,
@@ -112,8 +122,10 @@ def test_provision_script_maps_debian_arches_like_the_table():
     body = body[:body.index("\n}\n")]
     pairs = dict(re.findall(r"(\w+)\) echo (linux/[\w/]+) ;;", body))
     assert pairs, "no mappings found"
-    by_debian = {p.debian_arch: p.docker for p in PLATFORMS}
+    # Debian's ports only: arm/v6 (Raspberry Pi OS) shares armhf's userland ABI but is no Debian port.
+    by_debian = {p.debian_arch: p.docker for p in PLATFORMS if not p.debian_refusal}
     assert {arch: by_debian.get(arch) for arch in pairs} == pairs
+    assert set(pairs) == set(by_debian)  # every Debian port has a base image platform
 
 
 def test_the_environment_env_prints_is_the_one_cargo_gets(tmp_path):

@@ -9,7 +9,8 @@ from tasks.core.platforms import PLATFORMS, PlatformError, by_target, lookup, pa
     ("amd64", "linux/amd64"), ("x86_64", "linux/amd64"),
     ("arm64", "linux/arm64"), ("aarch64", "linux/arm64"),
     ("arm", "linux/arm/v7"), ("armv7", "linux/arm/v7"), ("arm/v7", "linux/arm/v7"), ("armhf", "linux/arm/v7"),
-    ("arm/v6", "linux/arm/v6"), ("armel", "linux/arm/v6"),
+    ("arm/v6", "linux/arm/v6"), ("armv6hf", "linux/arm/v6"),
+    ("arm/v5", "linux/arm/v5"), ("armel", "linux/arm/v5"), ("armv5te", "linux/arm/v5"),
     ("386", "linux/386"), ("i386", "linux/386"),
     ("ppc64le", "linux/ppc64le"), ("s390x", "linux/s390x"), ("riscv64", "linux/riscv64"),
     ("ARM64", "linux/arm64"), (" arm ", "linux/arm/v7"),
@@ -18,28 +19,31 @@ def test_names_and_aliases_resolve(name, docker):
     assert lookup(name).docker == docker
 
 
-@pytest.mark.parametrize("name, triple, debian_triple, uname, rust_arch", [
-    ("amd64", "x86_64-unknown-linux-gnu", "x86_64-unknown-linux-gnu", "x86_64", "x86_64"),
-    ("arm64", "aarch64-unknown-linux-gnu", "aarch64-unknown-linux-gnu", "aarch64", "aarch64"),
-    ("arm/v7", "armv7-unknown-linux-gnueabihf", "armv7-unknown-linux-gnueabihf", "armv7l", "arm"),
-    ("arm/v6", "arm-unknown-linux-gnueabi", "armv5te-unknown-linux-gnueabi", "armv7l", "arm"),
-    ("386", "i686-unknown-linux-gnu", "i686-unknown-linux-gnu", "i686", "x86"),
-    ("riscv64", "riscv64gc-unknown-linux-gnu", "riscv64gc-unknown-linux-gnu", "riscv64", "riscv64"),
+@pytest.mark.parametrize("name, triple, uname, rust_arch", [
+    ("amd64", "x86_64-unknown-linux-gnu", "x86_64", "x86_64"),
+    ("arm64", "aarch64-unknown-linux-gnu", "aarch64", "aarch64"),
+    ("arm/v7", "armv7-unknown-linux-gnueabihf", "armv7l", "arm"),
+    ("arm/v5", "armv5te-unknown-linux-gnueabi", "armv7l", "arm"),
+    ("arm/v6", "arm-unknown-linux-gnueabihf", "armv7l", "arm"),
+    ("ppc64le", "powerpc64le-unknown-linux-gnu", "ppc64le", "powerpc64"),
+    ("s390x", "s390x-unknown-linux-gnu", "s390x", "s390x"),
+    ("386", "i686-unknown-linux-gnu", "i686", "x86"),
+    ("riscv64", "riscv64gc-unknown-linux-gnu", "riscv64", "riscv64"),
 ])
-def test_triples_per_flavour(name, triple, debian_triple, uname, rust_arch):
+def test_triples(name, triple, uname, rust_arch):
     p = lookup(name)
-    assert p.triple_for("rustup") == triple
-    assert p.triple_for("debian") == debian_triple
+    assert p.rust_triple == triple
     assert (p.uname_m, p.rust_arch) == (uname, rust_arch)
 
 
 def test_arm_variants_are_keyed_on_targetvariant():
     assert by_target("arm", "v7").name == "arm/v7"
     assert by_target("arm", "v6").name == "arm/v6"
+    assert by_target("arm", "v5").name == "arm/v5"
     assert by_target("arm", "").name == "arm/v7"  # Docker's default arm variant
     assert by_target("arm64", "v8").name == "arm64"
     with pytest.raises(PlatformError):
-        by_target("arm", "v5")
+        by_target("arm", "v4")
     with pytest.raises(PlatformError):
         by_target("mips", "")
 
@@ -76,3 +80,15 @@ def test_unknown_names_are_all_reported_with_supported_names():
         parse_platforms("amd64,arm65,sparc")
     message = str(e.value)
     assert "'arm65'" in message and "'sparc'" in message and "arm/v7" in message
+
+
+def test_toolchain_problems_name_the_platform_the_release_and_what_to_use():
+    from tasks.core.platforms import toolchain_problem
+    v6, v5, riscv = lookup("arm/v6"), lookup("arm/v5"), lookup("riscv64")
+    assert "no ARMv6 hard-float port" in toolchain_problem(v6, "debian", "trixie")
+    assert toolchain_problem(v6, "rustup", "trixie") == ""
+    for p in (v5, riscv):
+        problem = toolchain_problem(p, "debian", "bookworm")
+        assert f"bookworm ships no Rust standard library for {p.debian_arch}" in problem and "trixie" in problem
+        assert toolchain_problem(p, "debian", "trixie") == "" == toolchain_problem(p, "rustup", "bookworm")
+    assert all(toolchain_problem(p, "debian", "trixie") == "" for p in PLATFORMS if not p.debian_refusal)

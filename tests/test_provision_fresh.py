@@ -103,15 +103,16 @@ def test_provisions_from_empty_state_then_builds_and_runs_the_example(fresh, tmp
     plugin = Path(fresh["CROSSDOCK_PLUGIN_DIR"]) / "docker-buildx"
     assert f"installed in {plugin.parent}" in r.stdout and os.access(plugin, os.X_OK), r.stdout
     assert f"registry: starting on {ADDRESS}" in r.stdout
-    assert "mmdebstrap bookworm for amd64" in r.stdout
-    assert f"base image: {ADDRESS}/crossdock/debian:bookworm (amd64)" in r.stdout
+    for release in ("trixie", "bookworm"):  # both worlds, from the mirror
+        assert f"mmdebstrap {release} for amd64" in r.stdout
+        assert f"base image: {ADDRESS}/crossdock/debian:{release} (amd64)" in r.stdout
     venv = Path(fresh["CROSSDOCK_VENV"])
     assert f"venv: installing requirements.txt into {venv}" in r.stdout
 
     # Built through `inv` from the fresh venv, on the fresh base images, into the fresh registry.
     config = tmp_path / "fresh-world.yaml"
-    config.write_text(f"crossdock:\n  builder_image: {ADDRESS}/crossdock/debian:bookworm\n"
-                      f"  runtime_image: {ADDRESS}/crossdock/debian:bookworm\n  registry: {ADDRESS}\n")
+    config.write_text(f"crossdock:\n  builder_image: {ADDRESS}/crossdock/debian:trixie\n"
+                      f"  runtime_image: {ADDRESS}/crossdock/debian:trixie\n  registry: {ADDRESS}\n")
     project = make_project(tmp_path / "hello")
     image = unique_image("fresh")
     b = subprocess.run([str(venv / "bin" / "python"), "-m", "invoke", "--search-root", str(SUITE), "-f", str(config),
@@ -127,9 +128,9 @@ def test_provisions_from_empty_state_then_builds_and_runs_the_example(fresh, tmp
 
 @pytest.mark.parametrize("epoch, where, failed", [
     # The mirror's InRelease gives the base images' timestamp: the first command that fails.
-    ("", "step base-images failed: ", 'curl -fsS "$MIRROR/dists/bookworm/InRelease"'),
+    ("", "step base-images failed: ", 'curl -fsS "$MIRROR/dists/$1/InRelease"'),
     # With the timestamp given, mmdebstrap itself fails, in the background job of the architecture.
-    ("0", "step base-images: mmdebstrap failed for amd64", "mmdebstrap --variant=minbase"),
+    ("0", "step base-images: mmdebstrap failed for trixie amd64", "mmdebstrap --variant=minbase"),
 ])
 def test_a_failing_step_exits_non_zero_naming_the_step_and_command(engine, tmp_path, epoch, where, failed):
     env = {"CROSSDOCK_STATE": str(tmp_path / "state"), "CROSSDOCK_LOCAL_REGISTRY": "127.0.0.1:9",
@@ -139,7 +140,7 @@ def test_a_failing_step_exits_non_zero_naming_the_step_and_command(engine, tmp_p
     assert r.returncode != 0, r.stdout + r.stderr
     assert where in r.stderr and failed in r.stderr, r.stderr
     if epoch:
-        assert "rootfs bootstrap failed for: amd64" in r.stderr, r.stderr
+        assert "rootfs bootstrap failed for: trixie/amd64" in r.stderr, r.stderr
 
 
 SOURCES = """\

@@ -84,7 +84,7 @@ def test_openssl_project_runs_on_every_platform(flavour, request):
 def test_runtime_packages_are_recorded_for_scanners(openssl_slim, openssl_minimal):
     for image in (openssl_slim, openssl_minimal):
         text = _read_file(image.ref, "linux/arm64", "/var/lib/dpkg/status")
-        assert "Package: libssl3\nStatus: install ok installed" in text
+        assert "Package: libssl3t64\nStatus: install ok installed" in text
         assert "Architecture: arm64" in text
     minimal = _read_file(openssl_minimal.ref, "linux/arm64", "/var/lib/dpkg/status")
     assert "Package: libc6\n" in minimal and "Package: bash\n" not in minimal  # only what the binary needs

@@ -103,7 +103,7 @@ def test_release_publishes_the_tested_index_under_every_tag(engine, tmp_path):
     assert all(p["digest"].startswith("sha256:") for p in record["platforms"])
     assert {p["digest"]: p["attestation"] for p in record["platforms"]} == about
     assert record["engine"]["docker"].startswith("26.1") and record["engine"]["image_store"] == "containerd"
-    assert record["build"]["args"]["BUILDER_IMAGE"].startswith(f"{REGISTRY}/crossdock/debian:bookworm@sha256:")
+    assert record["build"]["args"]["BUILDER_IMAGE"].startswith(f"{REGISTRY}/crossdock/debian:trixie@sha256:")
     assert record["build"]["provenance"] == "max" and record["build"]["reproducible"] is True
     assert record["base_images"]["runtime"]["linux/arm64"].startswith("sha256:")
     assert record["smoke"] == {"linux/amd64": "ok", "linux/arm64": "ok", "linux/arm/v7": "ok"}
@@ -145,7 +145,7 @@ def test_guards_refuse_before_any_build_or_push(engine, tmp_path, case):
 
 def test_failed_platform_tags_nothing(engine, tmp_path):
     image = unique_image("fail")
-    base = f"{REGISTRY}/crossdock/debian:bookworm"
+    base = f"{REGISTRY}/crossdock/debian:trixie"
     subprocess.run(["docker", "buildx", "imagetools", "create", "--tag", f"{REGISTRY}/{image}:latest", base],
                    check=True, capture_output=True)
     before = tag_digests(image, ["latest", "1"])
@@ -204,7 +204,7 @@ def test_registry_stopped_while_publishing_then_rerun_completes(engine, tmp_path
         image = "test/stopped"
         # Something older is already published: its tags must end on the old or the complete new index.
         subprocess.run(["docker", "buildx", "imagetools", "create", "--tag", f"{reg.address}/{image}:latest",
-                        f"{REGISTRY}/crossdock/debian:bookworm"], check=True, capture_output=True)
+                        f"{REGISTRY}/crossdock/debian:trixie"], check=True, capture_output=True)
         old = tag_digests(image, ["latest"], registry=reg.address)["latest"]
         argv = [*INV, "-f", str(LOCAL_WORLD), "release", f"--project={project}", f"--image={image}",
                 f"--registry={reg.address}", "--platforms=amd64,arm64", f"--out-dir={tmp_path / 'out'}"]

@@ -101,7 +101,7 @@ def test_the_image_is_as_declared_and_the_build_env_stays_out_of_it(built_servic
 def test_an_image_changed_after_the_build_fails_naming_the_platform_and_the_check(built_service, tmp_path):
     """The arm64 image with one directory made unwritable (root's, mode 0555) and one asset's mode changed,
     written natively on top of the built image: smoke checks it against the spec the image carries."""
-    dockerfile = (f"FROM --platform=$BUILDPLATFORM {REGISTRY}/crossdock/debian:bookworm AS changes\n"
+    dockerfile = (f"FROM --platform=$BUILDPLATFORM {REGISTRY}/crossdock/debian:trixie AS changes\n"
                   "RUN mkdir -p /x/data/layers /x/install/self-cert && chmod 0555 /x/data/layers \\\n"
                   "    && echo changed >/x/install/self-cert/depot.pem && chmod 0600 /x/install/self-cert/depot.pem\n"
                   f"FROM {built_service.ref('arm64')}\n"

@@ -22,7 +22,8 @@ def test_everything_is_ready_for_the_three_platforms(engine):
     r = setup("--platforms=amd64,arm64,arm")
     assert r.returncode == 0, r.stdout + r.stderr
     for row in ("Docker engine", "buildx plugin", "emulator linux/arm64", "emulator linux/arm/v7",
-                "runtime image 127.0.0.1:5000/crossdock/debian:bookworm", "registry 127.0.0.1:5000"):
+                "toolchain linux/arm64", "runtime image 127.0.0.1:5000/crossdock/debian:trixie",
+                "registry 127.0.0.1:5000"):
         line = next(line for line in r.stdout.splitlines() if row in line)
         assert line.startswith("✓"), line
     assert "qemu-aarch64 version" in r.stdout
@@ -69,12 +70,29 @@ def test_no_engine_is_reported_without_a_traceback():
 
 
 def test_platform_missing_from_the_runtime_image_is_named_before_any_build(engine, tmp_path):
-    r = setup("--platforms=arm/v6")
-    assert r.returncode == 1 and "has no linux/arm/v6" in r.stderr and "CROSSDOCK_BASE_ARCHES" in r.stderr
-    b = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=amd64,arm/v6", f"--out-dir={tmp_path}")
+    # The bookworm world has amd64, arm64 and armhf: 386 is a Debian port it lacks.
+    bookworm = str(LOCAL_WORLD.with_name("local-world-bookworm.yaml"))
+    r = run_inv("-f", bookworm, "setup", "--platforms=386")
+    assert r.returncode == 1 and "has no linux/386" in r.stderr, r.stdout + r.stderr
+    assert 'CROSSDOCK_BASE_RELEASES=bookworm CROSSDOCK_BASE_ARCHES="amd64 arm64 armhf i386"' in r.stderr
+    b = run_inv("-f", bookworm, "build", "--platforms=amd64,386", f"--out-dir={tmp_path}")
     assert b.returncode == 1
-    assert "runtime image 127.0.0.1:5000/crossdock/debian:bookworm has no linux/arm/v6" in b.stderr
+    assert "runtime image 127.0.0.1:5000/crossdock/debian:bookworm has no linux/386" in b.stderr
     assert "build started" not in b.stdout
+
+
+def test_platforms_the_builder_cannot_compile_are_named_by_setup_and_refused_by_build(engine, tmp_path):
+    bookworm = str(LOCAL_WORLD.with_name("local-world-bookworm.yaml"))
+    r = run_inv("-f", bookworm, "setup", "--platforms=amd64,arm/v6,riscv64")
+    assert r.returncode == 1
+    rows = {name: next(line for line in r.stdout.splitlines() if f"toolchain {name}" in line)
+            for name in ("linux/amd64", "linux/arm/v6", "linux/riscv64")}
+    assert rows["linux/amd64"].startswith("✓") and "x86_64-unknown-linux-gnu" in rows["linux/amd64"]
+    assert rows["linux/arm/v6"].startswith("✗") and "no ARMv6 hard-float port" in rows["linux/arm/v6"]
+    assert rows["linux/riscv64"].startswith("✗") and "bookworm ships no Rust standard library" in r.stdout
+    b = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=amd64,arm/v6", f"--out-dir={tmp_path}")
+    assert b.returncode == 1 and "linux/arm/v6: Debian has no ARMv6 hard-float port" in b.stderr
+    assert "rustup builder image" in b.stderr and "build started" not in b.stdout
 
 
 def test_wrong_password_is_refused_and_never_shown(auth_registry, tmp_path):

@@ -148,7 +148,7 @@ def test_binary_needing_a_library_the_image_lacks(built_example, tmp_path):
     few seconds): the libraries check names the library and where it looked, read natively before the run,
     and the run under QEMU then fails on exactly that library."""
     ref = derived_list(tmp_path, platform="linux/arm64", dockerfile=(
-        f"FROM {REGISTRY}/crossdock/debian:bookworm AS base\n"
+        f"FROM {REGISTRY}/crossdock/debian:trixie AS base\n"
         f"FROM {REGISTRY}/{built_example.image}@{arch_digest(built_example, 'arm64')} AS example\n"
         "FROM scratch\n"
         "COPY --from=base /usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1 /lib/ld-linux-aarch64.so.1\n"

@@ -146,7 +146,7 @@ def test_inv_verify_accepts_the_release_and_refuses_a_wrong_key_and_a_moved_tag(
 
     # `latest` moved by hand to another index (the base image): verify and the audit name it.
     subprocess.run(["docker", "buildx", "imagetools", "create", "--tag", f"{rel.repo}:latest",
-                    f"{REGISTRY}/crossdock/debian:bookworm"], check=True, capture_output=True)
+                    f"{REGISTRY}/crossdock/debian:trixie"], check=True, capture_output=True)
     moved = tag_digests(rel.image, ["latest"])["latest"]
     assert moved != index
     r = run_inv("verify", f"{rel.repo}:latest", f"--key={rel.public_key}", f"--record={record}")

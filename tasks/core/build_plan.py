@@ -13,6 +13,7 @@ from pathlib import Path
 from . import buildx, image
 from .capabilities import Features
 from .image import ImageSpec
+from .platforms import toolchain_problem
 from .project import Target
 from .references import join_repository
 from .revision import VcsInfo, version_for
@@ -70,6 +71,21 @@ def check_same_debian_release(builder_image: str, runtime_image: str) -> None:
                             f"{runtime_image} is Debian {runs}: the binary's glibc symbols must exist at run time. "
                             f"Use one release for both (--builder-image / --runtime-image, e.g. "
                             f"docker.io/library/rust:1-{runs} with {runtime_image})")
+
+
+def toolchain_problems(settings: Settings) -> list[str]:
+    """What the builder cannot compile, per requested platform: arm/v6 with Debian's Rust, a Debian release
+    without Rust's standard library for an architecture. Its flavour is read from the image's name (rust*
+    images are rustup's); docker/platform.sh refuses again in the build, from what the image really has."""
+    flavour, release = buildx.flavour_of(settings.builder_image), debian_release(settings.builder_image)
+    return [problem for p in settings.platforms if (problem := toolchain_problem(p, flavour, release))]
+
+
+def check_toolchains(settings: Settings) -> None:
+    problems = toolchain_problems(settings)
+    if problems:
+        raise SettingsError(f"the builder image {settings.builder_image} cannot build every platform asked for:\n"
+                            + "\n".join(f"  {problem}" for problem in problems))
 
 
 def cache_key(project: Path, bin: str) -> str:

@@ -135,7 +135,7 @@ def plan_arch(request: BuildRequest, platform: Platform) -> ArchBuild:
     if request.image is not None and request.output != "load":
         args += annotation_args(request.image)
     args += [*output, str(request.project)]
-    return ArchBuild(platform=platform, triple=platform.triple_for(request.flavour), tag=tag,
+    return ArchBuild(platform=platform, triple=platform.rust_triple, tag=tag,
                      metadata_file=metadata, log_file=request.run_dir / f"{platform.suffix}.log",
                      argv=tuple(args), push_argv=push, archive=archive)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .elf import ElfInfo, glibc_key, highest
+from .elf import ElfInfo, arm_arch_rank, glibc_key, highest
 from .loader import describe_elf, resolve_libraries
 from .platforms import ELF_ABI_PPC64_V2, Platform, elf_abi_of
 
@@ -152,12 +152,12 @@ def check_binary(p: Platform, binary: ElfInfo, libc: ElfInfo | None) -> list[Che
         checks.append(Check("ARM float ABI", binary.arm_float_abi == p.arm_float_abi,
                             f"binary is {binary.arm_float_abi or 'unstated'}-float; {p.docker} needs "
                             f"{p.arm_float_abi}-float"))
-        if binary.arm_arch:
-            # v7 boards run v6 code; a v6 board cannot run v7 code.
-            too_new = p.variant == "v6" and binary.arm_arch.startswith(("v7", "v8"))
+        if binary.arm_arch and p.arm_max_arch:
+            # Newer boards run older code; an ARMv5 or v6 board cannot run v7 code.
+            too_new = arm_arch_rank(binary.arm_arch) > arm_arch_rank(p.arm_max_arch)
             checks.append(Check("ARM architecture", not too_new,
                                 f"binary targets ARM {binary.arm_arch}; {p.docker} runs up to ARM "
-                                f"{p.variant}" if too_new else f"binary targets ARM {binary.arm_arch}"))
+                                f"{p.arm_max_arch}" if too_new else f"binary targets ARM {binary.arm_arch}"))
     needed = highest(binary.glibc_needed)
     if libc is None:
         checks.append(Check("glibc", not needed, f"binary needs {needed}, but the image has no libc.so.6"

@@ -42,6 +42,13 @@ ARM_CPU_ARCH = {0: "pre-v4", 1: "v4", 2: "v4T", 3: "v5T", 4: "v5TE", 5: "v5TEJ",
                 16: "v8-M.baseline", 17: "v8-M.mainline"}
 
 
+def arm_arch_rank(name: str) -> int:
+    """Order of an ARM architecture name (``v5TE`` < ``v6KZ`` < ``v7``), for 'runs on' comparisons. v6T2
+    (Thumb-2, the ARM1156 only) ranks above v6KZ (v6K plus TrustZone: the Raspberry Pi 1 and Zero's ARM1176)."""
+    order = ["pre-v4", "v4", "v4T", "v5T", "v5TE", "v5TEJ", "v6", "v6K", "v6KZ", "v6T2", "v7", "v8"]
+    return order.index(name) if name in order else len(order)
+
+
 class ElfError(CrossdockError):
     """Not an ELF file, or one too damaged to read."""
 

@@ -52,7 +52,7 @@ class Platform:
     aliases: tuple[str, ...]
     arch: str  # TARGETARCH
     variant: str  # TARGETVARIANT ("" when none)
-    rust_triple: str  # rustup's glibc target
+    rust_triple: str  # Rust's glibc target (rustup and Debian's rustc-web name them alike)
     debian_arch: str
     gnu_type: str  # Debian's GNU type: the cross gcc is "<gnu_type>-gcc"
     qemu_handler: str  # /proc/sys/fs/binfmt_misc/<qemu_handler>
@@ -61,14 +61,16 @@ class Platform:
     endian: Endian
     uname_m: str  # what `uname -m` prints in a container of this platform
     rust_arch: str  # std::env::consts::ARCH
-    # Debian's own Rust (rustc-web) names some targets differently from rustup.
-    debian_rust_triple: str = ""
     # ARM only: the float ABI the binary must use ("hard" or "soft").
     arm_float_abi: str = ""
     # Debian's multiarch directory (/usr/lib/<multiarch>), when it differs from the GNU type.
     multiarch_dir: str = ""
     # The ELF ABI its Debian port uses, where e_flags say it: ppc64le's ELFv2, riscv64's double-float lp64d.
     elf_abi: str = ""
+    # ARM only: the newest architecture (Tag_CPU_arch) the platform's boards run.
+    arm_max_arch: str = ""
+    # Why Debian's own Rust (the debian builder flavour) cannot build for it ("" when it can).
+    debian_refusal: str = ""
 
     @property
     def multiarch(self) -> str:
@@ -97,12 +99,6 @@ class Platform:
     def libc_dev_cross_package(self) -> str:
         return f"libc6-dev-{self.debian_arch}-cross"
 
-    def triple_for(self, flavour: str) -> str:
-        """The Rust target triple for a builder flavour: ``rustup`` or ``debian``."""
-        if flavour == "debian" and self.debian_rust_triple:
-            return self.debian_rust_triple
-        return self.rust_triple
-
 
 def _row(name: str, aliases: tuple[str, ...], **fields: object) -> Platform:
     return Platform(name=name, aliases=aliases, **fields)  # type: ignore[arg-type]
@@ -120,13 +116,24 @@ PLATFORMS: tuple[Platform, ...] = (
     _row("arm/v7", ("arm", "armv7", "armhf", "armv7l", "linux/arm", "linux/arm/v7"), arch="arm",
          variant="v7", rust_triple="armv7-unknown-linux-gnueabihf", debian_arch="armhf",
          gnu_type="arm-linux-gnueabihf", qemu_handler="qemu-arm", elf_machine=EM_ARM, elf_class=32,
-         endian=Endian.LITTLE, uname_m="armv7l", rust_arch="arm", arm_float_abi="hard"),
-    # Debian's armel port (and so Debian's rustc-web for it) targets ARMv5TE, which also runs on v6.
-    _row("arm/v6", ("armv6", "armel", "armv6l", "linux/arm/v6"), arch="arm", variant="v6",
-         rust_triple="arm-unknown-linux-gnueabi", debian_arch="armel", gnu_type="arm-linux-gnueabi",
+         endian=Endian.LITTLE, uname_m="armv7l", rust_arch="arm", arm_float_abi="hard", arm_max_arch="v7"),
+    # Debian's armel port (and Debian's rustc-web for it) targets ARMv5TE, soft float; runs on v5 to v7 boards.
+    _row("arm/v5", ("armv5", "armv5te", "armel", "armv5tel", "linux/arm/v5"), arch="arm", variant="v5",
+         rust_triple="armv5te-unknown-linux-gnueabi", debian_arch="armel", gnu_type="arm-linux-gnueabi",
          qemu_handler="qemu-arm", elf_machine=EM_ARM, elf_class=32, endian=Endian.LITTLE,
-         uname_m="armv7l", rust_arch="arm", debian_rust_triple="armv5te-unknown-linux-gnueabi",
-         arm_float_abi="soft"),
+         uname_m="armv7l", rust_arch="arm", arm_float_abi="soft", arm_max_arch="v5TEJ"),
+    # Raspberry Pi OS's armhf: ARMv6 hard float (the Pi 1 and Zero). No Debian port builds for it (Debian's
+    # armhf is ARMv7: its crt objects and libraries would put v7 code into the binary), so only a rustup
+    # builder (arm-unknown-linux-gnueabihf) with an ARMv6 C toolchain, for a Raspberry Pi OS runtime.
+    _row("arm/v6", ("armv6", "armv6l", "armv6hf", "linux/arm/v6"), arch="arm", variant="v6",
+         rust_triple="arm-unknown-linux-gnueabihf", debian_arch="armhf", gnu_type="arm-linux-gnueabihf",
+         qemu_handler="qemu-arm", elf_machine=EM_ARM, elf_class=32, endian=Endian.LITTLE,
+         uname_m="armv7l", rust_arch="arm", arm_float_abi="hard", arm_max_arch="v6KZ",
+         debian_refusal="Debian has no ARMv6 hard-float port (its armhf is ARMv7; a binary linked with "
+                        "Debian's armhf C library would not run on an ARMv6 board): build arm/v6 with a rustup "
+                        "builder image (target arm-unknown-linux-gnueabihf, with an ARMv6 C cross toolchain) for "
+                        "a Raspberry Pi OS runtime image, or build arm/v5 (Debian's armel, soft float), which "
+                        "also runs on ARMv6 boards"),
     _row("386", ("i386", "i686", "x86", "linux/386"), arch="386", variant="",
          rust_triple="i686-unknown-linux-gnu", debian_arch="i386", gnu_type="i686-linux-gnu",
          qemu_handler="qemu-i386", elf_machine=EM_386, elf_class=32, endian=Endian.LITTLE,
@@ -149,6 +156,24 @@ for _p in PLATFORMS:
     for _key in (_p.name, *_p.aliases):
         assert _key not in _BY_NAME, f"platform name {_key!r} is used twice"
         _BY_NAME[_key] = _p
+
+
+# Debian architectures whose Rust standard library (libstd-rust-web-dev, matching rustc-web) a Debian
+# release lacks: bookworm has none for armel (only the old libstd-rust-dev 1.63) and no riscv64 port at all.
+NO_RUST_STD = {"bookworm": frozenset({"armel", "riscv64"})}
+
+
+def toolchain_problem(p: Platform, flavour: str, release: str) -> str:
+    """Why the builder cannot compile for ``p`` (its flavour, and the builder's Debian release when known), or ''."""
+    if flavour != "debian":
+        return ""
+    if p.debian_refusal:
+        return f"{p.docker}: {p.debian_refusal}"
+    if p.debian_arch in NO_RUST_STD.get(release, ()):
+        return (f"{p.docker}: Debian {release} ships no Rust standard library for {p.debian_arch} "
+                f"(libstd-rust-web-dev:{p.debian_arch}): use a trixie builder and runtime (the default), or a "
+                f"rustup builder image")
+    return ""
 
 
 class PlatformError(CrossdockError):

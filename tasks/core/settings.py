@@ -38,11 +38,12 @@ from .references import (
 ENV_PREFIX = "CROSSDOCK_"
 SUITE_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_PROJECT = SUITE_ROOT / "example"
-# CROSSDOCK_* variables that are not task settings: scripts/provision-local.sh's parameters.
+# CROSSDOCK_* variables that are not task settings: scripts/provision-local.sh's parameters (and test.sh's).
 OTHER_ENV = ("CROSSDOCK_STATE", "CROSSDOCK_LOCAL_REGISTRY", "CROSSDOCK_BASE_ARCHES", "CROSSDOCK_DEBIAN_MIRROR",
              "CROSSDOCK_DEBIAN_SECURITY_MIRROR", "CROSSDOCK_PLUGIN_DIR", "CROSSDOCK_VENV", "CROSSDOCK_DOCKERD_LOG",
              "CROSSDOCK_DOCKERD_PIDFILE", "CROSSDOCK_APT_SOURCES_DIR", "CROSSDOCK_SOURCE_DATE_EPOCH",
-             "CROSSDOCK_ENGINE", "CROSSDOCK_IMAGE_STORE", "CROSSDOCK_DOCKER_DATA_ROOT")
+             "CROSSDOCK_ENGINE", "CROSSDOCK_IMAGE_STORE", "CROSSDOCK_DOCKER_DATA_ROOT", "CROSSDOCK_BASE_RELEASES",
+             "CROSSDOCK_BUILD_CACHE_KEEP", "CROSSDOCK_MIN_FREE_GB")
 
 
 class SettingsError(CrossdockError):
@@ -307,10 +308,10 @@ KNOBS: tuple[Knob, ...] = (
          "project: all compiles together run at most this many jobs, and a core one compile leaves idle is taken "
          "by another. auto: the build machine's cores; 0: off (compile-slots applies).", token_count),
     Knob("builder", "", "buildx builder name (docker buildx ls). Empty: the current builder.", builder_name),
-    Knob("builder_image", "docker.io/library/rust:1-bookworm",
+    Knob("builder_image", "docker.io/library/rust:1-trixie",
          "Image of the native compile stage: a rustup image, or a plain Debian (uses Debian's rustc-web).",
          image_reference),
-    Knob("runtime_image", "docker.io/library/debian:bookworm-slim",
+    Knob("runtime_image", "docker.io/library/debian:trixie-slim",
          "Runtime base image. Must be the same Debian release as the builder (glibc).", image_reference),
     Knob("cargo_profile", "release", "Cargo profile to build with.", required_cargo_name),
     Knob("port", "8080", "Port the service listens on (EXPOSE in the image).", port),

@@ -21,6 +21,7 @@ from ..core.build_plan import (
     EngineSide,
     ProjectFacts,
     check_same_debian_release,
+    check_toolchains,
     pin_base_images,
     plan_request,
 )
@@ -163,6 +164,7 @@ def gather(
     processes), then plan (``build_plan.plan_request``, pure). A dry run with no engine plans for the
     default builder (``NO_ENGINE``); anything the engine cannot do that the settings ask for stops here."""
     check_same_debian_release(settings.builder_image, settings.runtime_image)  # before any probe
+    check_toolchains(settings)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="crossdock-probe") as pool:
         vcs_probe = pool.submit(probe_vcs, settings.project) if known is None else None
         engine_probe = pool.submit(probe_engine_side, engine, settings)
