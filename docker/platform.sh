@@ -152,7 +152,7 @@ cmd_toolchain() {
     command -v cargo >/dev/null 2>&1 || die "rustup flavour but no cargo on PATH"
     return 0
   fi
-  command -v apt-get >/dev/null 2>&1 || die "the builder image has neither rustup nor apt-get: use a rust:*-bookworm image or a Debian image"
+  command -v apt-get >/dev/null 2>&1 || die "the builder image has neither rustup nor apt-get: use a rust:*-trixie image or a Debian image"
   apt_update
   apt_install ca-certificates rustc-web cargo-web
 }
