@@ -58,6 +58,9 @@ def test_not_elf(data):
 def test_glibc_ordering_is_numeric():
     assert highest(["GLIBC_2.9", "GLIBC_2.17", "GLIBC_2.2.5"]) == "GLIBC_2.17"
     assert highest([]) == ""
+    # trixie's libc also defines ABI markers, whose digits are no release number
+    assert highest(["GLIBC_2.41", "GLIBC_ABI_DT_X86_64_PLT", "GLIBC_ABI_DT_RELR", "GLIBC_PRIVATE"]) == "GLIBC_2.41"
+    assert glibc_key("GLIBC_ABI_DT_X86_64_PLT") == () and glibc_key("GLIBC_2.2.5") == (2, 2, 5)
 
 
 @pytest.mark.parametrize("size", [52, 58, 63, 64, 200])

@@ -139,7 +139,7 @@ def test_binary_needing_a_newer_glibc_than_the_runtime(built_example, tmp_path):
                        dockerfile=f"FROM {good}\nCOPY newer /usr/local/bin/hello-crossdock\n")
     r = smoke(f"--image={ref}", out=tmp_path / "out")
     assert r.returncode == 1
-    assert "linux/amd64: glibc: binary needs GLIBC_2.99, the runtime image has GLIBC_2.36" in r.stderr
+    assert "linux/amd64: glibc: binary needs GLIBC_2.99, the runtime image has GLIBC_2.41" in r.stderr  # trixie
     assert "GLIBC_2.99' not found" in r.stderr  # and the run shows why it matters
 
 

@@ -80,13 +80,20 @@ class _Section:
     link: int
 
 
+_NUMBERED = re.compile(r"GLIBC_(\d+(?:\.\d+)*)$")
+
+
 def glibc_key(version: str) -> tuple[int, ...]:
-    """``GLIBC_2.34`` -> (2, 34), for comparisons."""
-    return tuple(int(x) for x in re.findall(r"\d+", version))
+    """``GLIBC_2.34`` -> (2, 34), for comparisons; () for a version that is no release number."""
+    m = _NUMBERED.match(version)
+    return tuple(int(x) for x in m.group(1).split(".")) if m else ()
 
 
 def highest(versions: tuple[str, ...] | list[str]) -> str:
-    return max(versions, key=glibc_key) if versions else ""
+    """The newest numbered glibc version (``GLIBC_2.41``) among ``versions``; the ABI markers trixie's libc
+    also defines (``GLIBC_ABI_DT_X86_64_PLT``, ``GLIBC_ABI_DT_RELR``) and ``GLIBC_PRIVATE`` are no release."""
+    numbered = [v for v in versions if glibc_key(v)]
+    return max(numbered, key=glibc_key) if numbered else ""
 
 
 def _cstr(data: bytes, offset: int) -> str:
