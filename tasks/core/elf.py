@@ -360,6 +360,6 @@ def _parse_elf(data: bytes) -> ElfInfo:
         float_abi = "hard" if flags & EF_ARM_ABI_FLOAT_HARD else "soft" if flags & EF_ARM_ABI_FLOAT_SOFT else ""
     dyn = _dynamic(data, fmt, elf_class, segments, sections)
     return ElfInfo(machine=machine, elf_class=elf_class, endian=endian, flags=flags, arm_float_abi=float_abi,
-                   arm_arch=arm_arch, glibc_needed=tuple(sorted(set(needed), key=glibc_key)),
-                   glibc_defined=tuple(sorted(set(defined), key=glibc_key)),
+                   arm_arch=arm_arch, glibc_needed=tuple(sorted(set(needed), key=lambda v: (glibc_key(v), v))),
+                   glibc_defined=tuple(sorted(set(defined), key=lambda v: (glibc_key(v), v))),
                    interpreter=_interpreter(data, segments), **dyn)
