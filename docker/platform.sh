@@ -250,10 +250,33 @@ EOF_ENV
       [ -n "$assignment" ] && export "${assignment?}"
     done <"${BUILD_ENV_FILE:-/usr/local/share/crossdock/build-env}"
   fi
+  private_sources
   target_dir=${CARGO_TARGET_DIR:-target}
   mkdir -p "$target_dir"
   share_cargo_downloads
   tokens=$(compile_tokens) || exit 1
+}
+
+# Private sources, as crossdock hands them to the compile steps (BuildKit secrets and the SSH agent
+# forward, never build arguments, so no layer, cache key or provenance holds them): registry tokens
+# (NAME=VALUE lines, cargo's CARGO_REGISTRIES_<NAME>_TOKEN) exported for cargo's process only; for git
+# over SSH (SSH_AUTH_SOCK set by `RUN --mount=type=ssh`) the known hosts, checked strictly, through git.
+private_sources() {
+  credentials=${CARGO_CREDENTIALS_FILE:-/run/secrets/cargo-credentials}
+  if [ -s "$credentials" ]; then
+    # cargo's own provider of tokens from CARGO_REGISTRIES_<NAME>_TOKEN (cargo refuses an authenticated
+    # registry with no provider configured; a credential file or keyring is no part of a build).
+    export CARGO_REGISTRY_GLOBAL_CREDENTIAL_PROVIDERS=cargo:token
+    while IFS= read -r assignment; do
+      [ -n "$assignment" ] && export "${assignment?}"
+    done <"$credentials"
+  fi
+  known_hosts=${SSH_KNOWN_HOSTS_FILE:-/run/secrets/ssh-known-hosts}
+  if [ -n "${SSH_AUTH_SOCK:-}" ] && [ -s "$known_hosts" ]; then
+    export CARGO_NET_GIT_FETCH_WITH_CLI=true
+    export GIT_SSH_COMMAND="ssh -o UserKnownHostsFile=$known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes"
+  fi
+  return 0
 }
 
 # One build at a time per target dir (two builds of the same project and arch may run at once): the

@@ -179,7 +179,7 @@ class ReleasePlan:
 
 
 RELEASE_SETTINGS = ("platforms", "project", "registry", "image", "jobs", "builder_image", "runtime_image", "out_dir",
-                    "sign_key", "provenance", "reproducible")
+                    "sign_key", "provenance", "reproducible", "build_network", "ssh_known_hosts")
 
 
 @settings_task(

@@ -126,6 +126,35 @@ def check_toolchains(settings: Settings, platforms: tuple[Platform, ...]) -> lis
     return rows
 
 
+def check_private_sources(settings: Settings) -> list[Row]:
+    """One row per private source the project fetches from: whether its credential is here (never its value)."""
+    from .engine.secrets import cargo_tokens
+    from .steps.private import probe_private_sources, requires_auth
+
+    sources = probe_private_sources(settings.project)
+    tokens = cargo_tokens()
+    rows = []
+    for r in sources.used_registries:
+        have, needed = bool(tokens.get(r.token_env)), requires_auth(r)
+        found = (f"{r.index}: {r.token_env} is set" if have else
+                 f"{r.index} requires a token: {r.token_env} is not set" if needed else
+                 f"{r.index}: no token needed")
+        rows.append(Row(f"private registry {r.name}", have or not needed, found,
+                        f"set {r.token_env} in the environment or .env"))
+    if sources.ssh_git:
+        hosts = sorted({g.host for g in sources.ssh_git})
+        agent = bool(os.environ.get("SSH_AUTH_SOCK"))
+        known = settings.ssh_known_hosts.read_text() if settings.ssh_known_hosts.is_file() else ""
+        unknown = [h for h in hosts if h not in known]
+        ok = agent and not unknown
+        found = ("SSH agent forwarded; " if agent else "no SSH agent (SSH_AUTH_SOCK unset); ") + (
+            f"{', '.join(unknown)} not in {settings.ssh_known_hosts}" if unknown else
+            f"known hosts in {settings.ssh_known_hosts}")
+        rows.append(Row(f"git over SSH {', '.join(hosts)}", ok, found,
+                        "eval $(ssh-agent) && ssh-add KEY; ssh-keyscan HOST >> the known hosts file"))
+    return rows
+
+
 def local_base_fix(image: str, offered: list[str], missing: list[Platform]) -> str:
     """How to add architectures to the local world's base image, or why the mirror cannot give them."""
     release = image.removeprefix(LOCAL_BASE).split("@")[0]
@@ -248,6 +277,7 @@ def gather_rows(engine: Engine, settings: Settings, platforms: tuple[Platform, .
         rows.append(Row("base images", False, "not checked: the engine is not ready", "fix the rows above first",
                         ("registry", "base-images")))
     rows += check_registry(engine, settings)
+    rows += check_private_sources(settings)
     if settings.sign_key:
         rows.append(check_cosign(engine))
     return rows
@@ -296,7 +326,8 @@ def apply_fixes(engine: Engine, rows: list[Row]) -> list[str]:
     return done
 
 
-@settings_task("platforms", "builder", "builder_image", "runtime_image", "registry", flags={
+@settings_task("platforms", "project", "builder", "builder_image", "runtime_image", "registry", "ssh_known_hosts",
+               flags={
     "fix": (False, "Repair what can be repaired here (provision steps, emulators, builder), then check again.")})
 def setup(c: Context, settings: Settings, *, fix: bool = False) -> None:
     """Check the engine, buildx, builder, emulators, base images and registry for the platforms."""

@@ -38,7 +38,7 @@ UNIT_MODULES = frozenset({
     "test_bench_fixed_cost", "test_bench_jobserver", "test_build_flow", "test_build_plan", "test_buildx",
     "test_capabilities", "test_checks", "test_elf", "test_emulation", "test_engine", "test_guards", "test_image",
     "test_merge", "test_platforms", "test_readme", "test_recipe", "test_references", "test_release_audit",
-    "test_sbom", "test_settings", "test_spec_checks", "test_tags"})
+    "test_private_sources", "test_sbom", "test_settings", "test_spec_checks", "test_tags"})
 
 
 @pytest.fixture(autouse=True)

@@ -92,6 +92,8 @@ BAD_VALUES = [
     ("cache", "Team/Cache", "off, on .* or the repository to keep it in"),
     ("cache", "app:latest", "off, on .* or the repository to keep it in"),
     ("cache", "read:", "off, on .* read or read:<repository>"),
+    ("build_network", "bridge", "'default' or 'host'"),
+    ("ssh_known_hosts", " ", "a file path"),
     ("reproducible", "yes", "'auto' or 'on' or 'off'"),
 ]
 
@@ -148,7 +150,7 @@ def test_env_example_lists_exactly_the_settings_with_their_defaults():
     text = (SUITE_ROOT / ".env.example").read_text()
     documented = parse_env_example(text)
     assert documented == {**{k.env: k.default for k in KNOBS}, "REGISTRY_USER": "", "REGISTRY_PASSWORD": "",
-                          "COSIGN_PASSWORD": ""}
+                          "COSIGN_PASSWORD": "", "CARGO_REGISTRIES_MY_CORP_TOKEN": ""}
     for k in KNOBS:  # every key has a comment line right above it
         lines = text.splitlines()
         i = lines.index(f"# {k.env}={k.default}")

@@ -134,7 +134,8 @@ def pin_base_images(settings: Settings, digests: Mapping[str, str]) -> dict[str,
 
 
 def plan_request(settings: Settings, project: ProjectFacts, engine: EngineSide, *, no_cache: bool = False,
-                 manifest_tag: str = "", version: str = "") -> buildx.BuildRequest:
+                 manifest_tag: str = "", version: str = "",
+                 secret_args: tuple[str, ...] = ()) -> buildx.BuildRequest:
     """The build request for every platform of the settings."""
     target, spec = project.target, project.spec
     repository = join_repository(settings.registry, settings.image or target.bin)
@@ -158,4 +159,6 @@ def plan_request(settings: Settings, project: ProjectFacts, engine: EngineSide, 
         rewrite_timestamps=engine.features.rewrite_timestamps,
         cache_repository=cache_repository,
         cache_export=cache_export,
+        network=settings.build_network,
+        secret_args=secret_args,
     )

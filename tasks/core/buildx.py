@@ -42,6 +42,8 @@ class BuildRequest:
     cache_repository: str = ""  # registry build cache: --cache-from/--cache-to <repo>:buildcache-<arch> ("" = none)
     cache_export: bool = True  # --cache-to too (False: import only)
     image: ImageSpec | None = None  # what goes into the image (None: a rebuild's recorded arguments only)
+    network: str = "default"  # the fetching steps' network: default, or host (--allow network.host)
+    secret_args: tuple[str, ...] = ()  # --secret/--ssh for private sources (paths and ids only, no value)
 
     @property
     def push_by_digest(self) -> bool:
@@ -134,10 +136,24 @@ def plan_arch(request: BuildRequest, platform: Platform) -> ArchBuild:
         args += ["--build-arg", f"{key}={value}"]
     if request.image is not None and request.output != "load":
         args += annotation_args(request.image)
-    args += [*output, str(request.project)]
+    args += [*network_args(request.network), *request.secret_args, *output, str(request.project)]
     return ArchBuild(platform=platform, triple=platform.rust_triple, tag=tag,
                      metadata_file=metadata, log_file=request.run_dir / f"{platform.suffix}.log",
                      argv=tuple(args), push_argv=push, archive=archive)
+
+
+def network_args(network: str) -> tuple[str, ...]:
+    """The entitlement the staged Dockerfile's ``RUN --network=host`` steps need (build_network = host)."""
+    return ("--allow", "network.host") if network == "host" else ()
+
+
+def staged_dockerfile(text: str, network: str) -> str:
+    """docker/Dockerfile as staged: with build_network = host, the steps that fetch (they mount the cargo
+    credentials) run on the build machine's network."""
+    if network != "host":
+        return text
+    return text.replace("RUN --mount=type=secret,id=cargo-credentials", "RUN --network=host --mount=type=secret,"
+                                                                         "id=cargo-credentials")
 
 
 def cache_ref(repository: str, platform: Platform) -> str:

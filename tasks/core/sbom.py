@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from .buildx import STAGED_DIR, buildx_prefix
+from .buildx import STAGED_DIR, buildx_prefix, network_args
 from .errors import CrossdockError
 
 SPEC_VERSION = "1.5"
@@ -285,7 +285,7 @@ def contents(bom: Mapping) -> tuple[list[str], list[str]]:
 
 
 def sbom_build_argv(*, builder: str, platform: str, project: Path, build_args: Mapping[str, str],
-                    dest: Path) -> tuple[str, ...]:
+                    dest: Path, network: str = "default") -> tuple[str, ...]:
     """The second, cheap build of one platform: the same Dockerfile and build arguments as the image (so
     every stage is a cache hit), target ``sbom``, exported to ``dest`` on this machine. Nothing is pushed."""
     args = [*buildx_prefix(builder), "build", "--platform", platform,
@@ -293,4 +293,4 @@ def sbom_build_argv(*, builder: str, platform: str, project: Path, build_args: M
             "--target", "sbom"]
     for key, value in build_args.items():
         args += ["--build-arg", f"{key}={value}"]
-    return (*args, "--output", f"type=local,dest={dest}", str(project))
+    return (*args, *network_args(network), "--output", f"type=local,dest={dest}", str(project))

@@ -138,6 +138,12 @@ def path(value: str) -> Path:
     return Path(value).expanduser()
 
 
+def file_path(value: str) -> Path:
+    if not value.strip():
+        raise BadValue("a file path")
+    return Path(value).expanduser()
+
+
 def optional_path(value: str) -> Path | None:
     return Path(value).expanduser() if value else None
 
@@ -324,7 +330,7 @@ KNOBS: tuple[Knob, ...] = (
          package_list),
     Knob("build_tools", "", "Debian packages for the build machine the compile needs (e.g. protobuf-compiler, "
          "cmake, clang).", package_list),
-    Knob("runtime_packages", "", "Debian packages the binary needs at run time (e.g. libssl3, ca-certificates): "
+    Knob("runtime_packages", "", "Debian packages the binary needs at run time (e.g. libssl3t64, ca-certificates): "
          "unpacked natively for the target, never installed under emulation.", package_list),
     Knob("smoke_command", "--version", "Arguments `inv smoke` runs the image with; the output must name the "
          "version and the platform's architecture.", argv, flag="--command"),
@@ -345,6 +351,12 @@ KNOBS: tuple[Knob, ...] = (
          "another repository for it; read (or read:<repository>) imports it without exporting, e.g. for pull "
          "requests; off: BuildKit's local cache only. Needs a builder that can export a cache (the containerd "
          "image store, or a docker-container builder).", cache_setting),
+    Knob("build_network", "default", "Network of the compile steps that fetch crates: default (BuildKit's own, "
+         "what reaches a private registry or git host in real use) or host (the build machine's: a server on its "
+         "loopback; crossdock passes --allow network.host, which the builder must permit).",
+         choice("default", "host")),
+    Knob("ssh_known_hosts", "~/.ssh/known_hosts", "Known hosts for git dependencies over SSH (checked strictly in "
+         "the compile steps, handed to them as a build secret with the forwarded SSH agent).", file_path),
     Knob("sign_key", "", "cosign private key (file or KMS URI) `inv release` signs the published index, its "
          "platforms and their SBOM attestations with, offline (no transparency log). Its password: COSIGN_PASSWORD "
          "in .env or the environment. Empty: no signing.", key_reference),
@@ -408,6 +420,8 @@ class Settings:
     reproducible: str
     cache: str
     sign_key: str
+    build_network: str
+    ssh_known_hosts: Path
 
 
 def _text(value: Any) -> str:

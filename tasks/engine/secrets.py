@@ -5,7 +5,9 @@ put it) into this module, so dockerd, the registry or any other process crossdoc
 inherits it. The password only ever travels through `docker login --password-stdin` into a private,
 temporary Docker config that is deleted when the task ends, and through HTTP Authorization headers
 that are not forwarded on redirects. COSIGN_PASSWORD (the signing key's password) is taken out the same
-way and handed only to cosign's own process, in its environment (tasks/engine/cosign.py).
+way and handed only to cosign's own process, in its environment (tasks/engine/cosign.py); cargo's
+registry tokens (CARGO_REGISTRIES_<NAME>_TOKEN, CARGO_REGISTRY_TOKEN) too, handed only to the compile steps
+as a BuildKit secret file (tasks/steps/private.py).
 """
 
 from __future__ import annotations
@@ -25,11 +27,23 @@ COSIGN_PASSWORD_ENV = "COSIGN_PASSWORD"  # the signing key's password: only cosi
 _store: dict[str, str] = {}
 
 
+def is_cargo_token(name: str) -> bool:
+    """cargo's registry token variables: CARGO_REGISTRIES_<NAME>_TOKEN and crates.io's CARGO_REGISTRY_TOKEN."""
+    return name == "CARGO_REGISTRY_TOKEN" or (name.startswith("CARGO_REGISTRIES_") and name.endswith("_TOKEN"))
+
+
 def take_from_environment(environ: MutableMapping[str, str] = os.environ) -> None:
     """Called once by the entry point, after `.env` is loaded."""
-    for name in (PASSWORD_ENV, COSIGN_PASSWORD_ENV):
+    for name in [PASSWORD_ENV, COSIGN_PASSWORD_ENV, *(n for n in environ if is_cargo_token(n))]:
         if name in environ:
             _store[name] = environ.pop(name)
+
+
+def cargo_tokens() -> dict[str, str]:
+    """The cargo registry tokens of `.env` or the environment (only the compile steps get them, as a build
+    secret: tasks/steps/private.py)."""
+    found = {n: v for n, v in os.environ.items() if is_cargo_token(n)}
+    return {**found, **{n: v for n, v in _store.items() if is_cargo_token(n)}}
 
 
 def credentials() -> tuple[str, str]:
@@ -45,7 +59,7 @@ def signing_password() -> str:
 
 def secret_values() -> list[str]:
     """Every secret crossdock holds, for redaction."""
-    return [v for v in (credentials()[1], signing_password()) if v]
+    return [v for v in (credentials()[1], signing_password(), *cargo_tokens().values()) if v]
 
 
 class CredentialsError(CrossdockError):

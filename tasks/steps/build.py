@@ -36,13 +36,15 @@ from ..core.settings import SUITE_ROOT, Settings, resolve, unknown_metadata_keys
 from ..engine.docker import Engine, EngineError
 from ..engine.preflight import emulator_warning
 from ..engine.vcs import VcsInfo, probe_vcs
+from .private import build_secrets, check_private_sources, probe_private_sources
 
 DOCKER_DIR = SUITE_ROOT / "docker"
 SHELL_FILES = ("platform.sh", "jobserver.sh", "sources.sh")  # staged into target/crossdock/sh/
 STATUS_EVERY = 20.0  # seconds between progress lines while builds run
 LOG_TAIL = 60  # lines of a failed arch's log printed on the console
 
-def stage_build_files(project: Path, *, package: str = "", spec: ImageSpec | None = None) -> Path:
+def stage_build_files(project: Path, *, package: str = "", spec: ImageSpec | None = None,
+                      network: str = "default") -> Path:
     """Stage into <project>/target/crossdock: the Dockerfile (docker/Dockerfile, then the image stage rendered
     from ``spec``; None: the project's own with default settings), platform.sh, a merged ignore file, the
     image's layout and assets (image/), the compile's own environment (build-env), and the dependency recipe
@@ -52,7 +54,8 @@ def stage_build_files(project: Path, *, package: str = "", spec: ImageSpec | Non
     write_recipe(project, probe_recipe(project, package=package))
     staged = project / buildx.STAGED_DIR
     staged.mkdir(parents=True, exist_ok=True)
-    (staged / "Dockerfile").write_text((DOCKER_DIR / "Dockerfile").read_text() + "\n" + image.render_image_stage(spec))
+    dockerfile = buildx.staged_dockerfile((DOCKER_DIR / "Dockerfile").read_text(), network)
+    (staged / "Dockerfile").write_text(dockerfile + "\n" + image.render_image_stage(spec))
     shell = staged / "sh"  # platform.sh and the files it sources
     shutil.rmtree(shell, ignore_errors=True)
     shell.mkdir()
@@ -158,7 +161,7 @@ def probe_engine_side(engine: Engine, settings: Settings) -> tuple[str, str, dic
 
 def gather(
     engine: Engine, settings: Settings, *, no_cache: bool = False, manifest_tag: str = "",
-    version: str = "", known: tuple[Target, VcsInfo | None] | None = None,
+    version: str = "", known: tuple[Target, VcsInfo | None] | None = None, secret_args: tuple[str, ...] = (),
 ) -> tuple[buildx.BuildPlan, Target, VcsInfo | None]:
     """Probe (the project, git and the engine, git and the engine at once: both mostly wait on other
     processes), then plan (``build_plan.plan_request``, pure). A dry run with no engine plans for the
@@ -188,7 +191,8 @@ def gather(
             require_annotations(engine.capabilities())
     for warning in emulator_warning(settings.platforms):
         say(warning)
-    request = plan_request(settings, project, side, no_cache=no_cache, manifest_tag=manifest_tag, version=version)
+    request = plan_request(settings, project, side, no_cache=no_cache, manifest_tag=manifest_tag, version=version,
+                           secret_args=secret_args)
     return buildx.plan_build(request), project.target, project.vcs
 
 
@@ -342,8 +346,18 @@ def execute_build(engine: Engine, settings: Settings, *, no_cache: bool = False,
     """
     t0 = time.monotonic()
     dry = engine.dry  # the one dry-run switch: `inv --dry`, as the engine's context has it
+    private = probe_private_sources(settings.project)
+    check_private_sources(private, settings)
+    with build_secrets(private, settings) as secret_args:
+        return _execute_build(engine, settings, t0=t0, dry=dry, no_cache=no_cache, manifest_tag=manifest_tag,
+                              version=version, known=known, join=join, secret_args=secret_args)
+
+
+def _execute_build(engine: Engine, settings: Settings, *, t0: float, dry: bool, no_cache: bool, manifest_tag: str,
+                   version: str, known: tuple[Target, VcsInfo | None] | None, join: bool,
+                   secret_args: tuple[str, ...]) -> BuildResult | None:
     plan, target, vcs = gather(engine, settings, no_cache=no_cache, manifest_tag=manifest_tag,
-                               version=version, known=known)
+                               version=version, known=known, secret_args=secret_args)
     request = plan.request
     say(f"building {target.bin} ({request.build_args['VERSION']}) from {settings.project} for "
         f"{', '.join(p.docker for p in request.platforms)}; "
@@ -355,7 +369,8 @@ def execute_build(engine: Engine, settings: Settings, *, no_cache: bool = False,
         say(f"dry run: would stage docker/Dockerfile, docker/*.sh and Dockerfile.dockerignore into "
             f"{settings.project / buildx.STAGED_DIR}")
     else:
-        stage_build_files(settings.project, package=target.cargo_package, spec=request.image)
+        stage_build_files(settings.project, package=target.cargo_package, spec=request.image,
+                          network=settings.build_network)
         request.run_dir.mkdir(parents=True, exist_ok=True)
     results = run_plan(engine, plan, jobs=settings.jobs)
     if dry:

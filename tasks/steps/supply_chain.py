@@ -79,7 +79,7 @@ def make_sboms(engine: Engine, settings: Settings, target: Target, vcs: VcsInfo 
     folder.mkdir(parents=True, exist_ok=True)
     # a reused release built elsewhere: the same files and dependency recipe, staged again
     spec = plan_spec(settings, target)
-    stage_build_files(settings.project, package=target.cargo_package, spec=spec)
+    stage_build_files(settings.project, package=target.cargo_package, spec=spec, network=settings.build_network)
     args = build_args(settings, target, vcs, spec=spec, version=version)  # the image build's: every stage cached
 
     def one(entry: IndexEntry) -> tuple[str, Path | str]:
@@ -87,7 +87,7 @@ def make_sboms(engine: Engine, settings: Settings, target: Target, vcs: VcsInfo 
         raw = folder / platform.suffix
         shutil.rmtree(raw, ignore_errors=True)
         argv = sbom_build_argv(builder=settings.builder, platform=entry.platform, project=settings.project,
-                               build_args=args, dest=raw)
+                               build_args=args, dest=raw, network=settings.build_network)
         log = folder / f"{platform.suffix}.log"
         with open(log, "w") as out:
             out.write(f"$ {' '.join(argv)}\n")

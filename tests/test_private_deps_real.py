@@ -1,0 +1,246 @@
+"""Private dependencies for real: a sparse registry with token authentication (`auth-required`) on loopback
+serves a crate the project needs; `inv release` builds it for amd64 and arm64 with the token from the
+environment (a BuildKit secret of the compile steps), and the token is then searched for, byte for byte,
+in everything the release left: every blob of the published index (layers, configs, the provenance
+attestations), the exported registry build cache, `docker history`, the build logs, the reports, the SBOMs
+and the release record. Without the token the build stops before anything is built, naming the registry
+and the variable to set.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import secrets
+import subprocess
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LOCAL_WORLD, REGISTRY, git, manifest, registry_get, run_inv, unique_image
+
+pytestmark = pytest.mark.real
+
+CRATE, CRATE_VERSION = "secret-sauce", "1.2.0"
+SAUCE = "sauce-from-the-private-registry"
+
+
+def crate_file() -> bytes:
+    """The .crate (a gzipped tar of <name>-<version>/), deterministic."""
+    files = {
+        "Cargo.toml": f'[package]\nname = "{CRATE}"\nversion = "{CRATE_VERSION}"\nedition = "2021"\n',
+        "src/lib.rs": f'pub fn recipe() -> &\'static str {{\n    "{SAUCE}"\n}}\n',
+    }
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{CRATE}-{CRATE_VERSION}/{name}")
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+class PrivateRegistry:
+    """A cargo sparse registry on 127.0.0.1 that answers only requests carrying its token."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.crate = crate_file()
+        self.authorized = 0  # requests that carried the token
+        self.refused = 0
+        registry = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                if self.headers.get("Authorization") != registry.token:
+                    registry.refused += 1
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Cargo login_url="http://127.0.0.1/login"')
+                    self.end_headers()
+                    return
+                registry.authorized += 1
+                body = registry.serve(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.index = f"sparse+http://127.0.0.1:{self.port}/index/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def serve(self, path: str) -> bytes | None:
+        base = f"http://127.0.0.1:{self.port}"
+        if path == "/index/config.json":
+            return json.dumps({"dl": f"{base}/dl/{{crate}}/{{version}}", "api": base,
+                               "auth-required": True}).encode()
+        if path == f"/index/{CRATE[:2]}/{CRATE[2:4]}/{CRATE}":
+            entry = {"name": CRATE, "vers": CRATE_VERSION, "deps": [], "features": {}, "yanked": False,
+                     "cksum": hashlib.sha256(self.crate).hexdigest()}
+            return (json.dumps(entry) + "\n").encode()
+        if path == f"/dl/{CRATE}/{CRATE_VERSION}":
+            return self.crate
+        return None
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def private_registry():
+    registry = PrivateRegistry(token="cio_" + secrets.token_hex(20))
+    yield registry
+    registry.close()
+
+
+def private_project(dest: Path, registry: PrivateRegistry) -> Path:
+    dest.mkdir(parents=True)
+    (dest / "Cargo.toml").write_text(f"""[package]
+name = "hello-private"
+version = "0.1.0"
+edition = "2021"
+publish = false
+
+[dependencies]
+{CRATE} = {{ version = "1.2", registry = "my-corp" }}
+
+[profile.release]
+strip = true
+
+[package.metadata.crossdock]
+smoke-expect = "{{version}} ({{arch}}-linux) {SAUCE}"
+""")
+    (dest / "src").mkdir()
+    (dest / "src" / "main.rs").write_text('fn main() {\n    println!("{} {} ({}-{}) {}", env!("CARGO_PKG_NAME"), '
+                                         'env!("CARGO_PKG_VERSION"), std::env::consts::ARCH, std::env::consts::OS, '
+                                         'secret_sauce::recipe());\n}\n')
+    (dest / ".cargo").mkdir()
+    (dest / ".cargo" / "config.toml").write_text(f'[registries.my-corp]\nindex = "{registry.index}"\n')
+    (dest / "Cargo.lock").write_text(f"""version = 3
+
+[[package]]
+name = "hello-private"
+version = "0.1.0"
+dependencies = [
+ "{CRATE}",
+]
+
+[[package]]
+name = "{CRATE}"
+version = "{CRATE_VERSION}"
+source = "{registry.index}"
+checksum = "{hashlib.sha256(registry.crate).hexdigest()}"
+""")
+    (dest / ".gitignore").write_text("target/\n")
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "add", "-A")
+    git(dest, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-q", "-m", "private")
+    git(dest, "tag", "v0.1.0")
+    return dest
+
+
+def unpacked(blob: bytes) -> bytes:
+    """A layer's bytes as the files hold them (gzip and zstd layers decompressed)."""
+    if blob[:2] == b"\x1f\x8b":
+        return gzip.decompress(blob)
+    if blob[:4] == b"\x28\xb5\x2f\xfd":
+        return subprocess.run(["zstd", "-dc"], input=blob, capture_output=True, check=True).stdout
+    return blob
+
+
+def every_blob(repo: str, ref: str) -> dict[str, bytes]:
+    """Every manifest, config and layer (decompressed) reachable from repo:ref in the local registry."""
+    found: dict[str, bytes] = {}
+    todo = [ref]
+    while todo:
+        digest, doc = manifest(repo, todo.pop())
+        if not digest or digest in found:
+            continue
+        found[digest] = json.dumps(doc).encode()
+        # An index lists manifests; BuildKit's registry cache is an index whose entries are the layers and
+        # its cache config (blobs, not manifests).
+        entries = doc.get("manifests", [])
+        todo += [m["digest"] for m in entries if "manifest" in m.get("mediaType", "")]
+        blobs = [m for m in entries if "manifest" not in m.get("mediaType", "")]
+        for blob in blobs + ([doc["config"]] if "config" in doc else []) + doc.get("layers", []):
+            status, _, body = registry_get(f"/v2/{repo}/blobs/{blob['digest']}")
+            assert status == 200, blob
+            found[blob["digest"]] = unpacked(body)
+    return found
+
+
+def test_a_token_authenticated_registry_builds_and_the_token_is_nowhere(engine, private_registry, tmp_path):
+    token = private_registry.token
+    project = private_project(tmp_path / "hello-private", private_registry)
+    image = unique_image("private")
+    out = tmp_path / "out"
+    env = {"CARGO_REGISTRIES_MY_CORP_TOKEN": token, "CROSSDOCK_BUILD_NETWORK": "host", "CROSSDOCK_CACHE": "on"}
+    r = run_inv("-f", str(LOCAL_WORLD), "release", "--platforms=amd64,arm64", f"--project={project}",
+                f"--image={image}", f"--out-dir={out}", env=env)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr
+    assert private_registry.authorized >= 3  # config.json, the index entry, the download: all with the token
+    smoke = json.loads((out / "smoke-report.json").read_text())
+    runs = {p["platform"]: next(c["detail"] for c in p["checks"] if c["name"] == "run") for p in smoke["platforms"]}
+    assert sorted(runs) == ["linux/amd64", "linux/arm64"]
+    assert all(SAUCE in detail for detail in runs.values()), runs  # each ran what the private crate says
+    sbom = json.loads((out / "sbom" / "arm64.cdx.json").read_text())
+    assert CRATE in json.dumps(sbom["components"])  # and the SBOM lists the private crate
+
+    # Byte for byte, nowhere: the printed output, every file the release wrote, every blob it published
+    # (the image's layers and configs, the provenance attestations), the registry build cache, the history.
+    needle = token.encode()
+    assert token not in r.stdout + r.stderr
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".log" for p in written) and (out / "releases" / "0.1.0.json").is_file()
+    assert [p for p in written if needle in p.read_bytes()] == []
+    published = every_blob(image, "0.1.0")
+    attestations = [d for d, body in published.items() if b"https://slsa.dev/provenance" in body]
+    assert attestations, "no provenance attestation was published"
+    cache = {**every_blob(image, "buildcache-amd64"), **every_blob(image, "buildcache-arm64")}
+    assert len(cache) > 3, "no registry build cache was exported"
+    assert [d for d, body in {**published, **cache}.items() if needle in body] == []
+    # The search sees inside them: the private crate's own string is in the image's binary and in the cached
+    # dependency layer (the compiled crate).
+    assert any(SAUCE.encode() in body for body in published.values())
+    assert any(SAUCE.encode() in body for body in cache.values())
+    ref = f"{REGISTRY}/{image}:0.1.0"
+    subprocess.run(["docker", "pull", "-q", "--platform", "linux/arm64", ref], capture_output=True, check=True)
+    history = subprocess.run(["docker", "history", "--no-trunc", ref], capture_output=True, text=True, check=True)
+    assert token not in history.stdout and history.stdout.strip()
+    # The project's sources in the build context never held it either (the token lives in the environment).
+    assert [p for p in project.rglob("*") if p.is_file() and needle in p.read_bytes()] == []
+
+
+def test_without_the_token_the_build_stops_naming_the_registry_and_the_variable(engine, private_registry,
+                                                                                tmp_path):
+    project = private_project(tmp_path / "hello-private", private_registry)
+    r = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=amd64,arm64", f"--project={project}",
+                f"--image={unique_image('private-none')}", f"--out-dir={tmp_path / 'out'}",
+                env={"CROSSDOCK_BUILD_NETWORK": "host"})
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"registry my-corp ({private_registry.index}) requires a token" in r.stderr
+    assert "set CARGO_REGISTRIES_MY_CORP_TOKEN in the environment or .env" in r.stderr
+    assert "build started" not in r.stdout and private_registry.authorized == 0
+
+
+def test_setup_reports_each_private_registry_and_whether_its_token_is_here(engine, private_registry, tmp_path):
+    project = private_project(tmp_path / "hello-private", private_registry)
+    without = run_inv("-f", str(LOCAL_WORLD), "setup", "--platforms=amd64", f"--project={project}")
+    line = next(x for x in without.stdout.splitlines() if "private registry my-corp" in x)
+    assert without.returncode == 1 and line.startswith("✗") and "CARGO_REGISTRIES_MY_CORP_TOKEN is not set" in line
+    token = private_registry.token
+    with_token = run_inv("-f", str(LOCAL_WORLD), "setup", "--platforms=amd64", f"--project={project}",
+                         env={"CARGO_REGISTRIES_MY_CORP_TOKEN": token})
+    line = next(x for x in with_token.stdout.splitlines() if "private registry my-corp" in x)
+    assert with_token.returncode == 0, with_token.stdout + with_token.stderr
+    assert line.startswith("✓") and "CARGO_REGISTRIES_MY_CORP_TOKEN is set" in line
+    assert token not in with_token.stdout + with_token.stderr
