@@ -271,6 +271,13 @@ private_sources() {
       [ -n "$assignment" ] && export "${assignment?}"
     done <"$credentials"
   fi
+  # git's credential store for HTTPS git dependencies, through the git CLI (configured by environment:
+  # no file of CARGO_HOME or HOME changes).
+  git_credentials=${GIT_CREDENTIALS_FILE:-/run/secrets/git-credentials}
+  if [ -s "$git_credentials" ]; then
+    export CARGO_NET_GIT_FETCH_WITH_CLI=true GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=credential.helper
+    export GIT_CONFIG_VALUE_0="store --file=$git_credentials" GIT_TERMINAL_PROMPT=0
+  fi
   known_hosts=${SSH_KNOWN_HOSTS_FILE:-/run/secrets/ssh-known-hosts}
   if [ -n "${SSH_AUTH_SOCK:-}" ] && [ -s "$known_hosts" ]; then
     export CARGO_NET_GIT_FETCH_WITH_CLI=true

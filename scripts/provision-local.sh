@@ -170,7 +170,8 @@ step_mirrors() {
 
 step_packages() {
   local pkgs=(docker.io containerd runc qemu-user-static binfmt-support docker-registry mmdebstrap
-              apache2-utils arch-test python3-venv git curl ca-certificates shellcheck skopeo zstd busybox-static)
+              apache2-utils arch-test python3-venv git curl ca-certificates shellcheck skopeo zstd busybox-static
+              openssh-server openssh-client)
   local absent=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || absent+=("$p")

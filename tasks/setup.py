@@ -152,6 +152,15 @@ def check_private_sources(settings: Settings) -> list[Row]:
             f"known hosts in {settings.ssh_known_hosts}")
         rows.append(Row(f"git over SSH {', '.join(hosts)}", ok, found,
                         "eval $(ssh-agent) && ssh-add KEY; ssh-keyscan HOST >> the known hosts file"))
+    if sources.https_git:
+        from .engine.secrets import git_credentials
+
+        stored = {line.split("@", 1)[-1].split("/", 1)[0] for line in git_credentials().split() if "@" in line}
+        for host in sorted({g.host for g in sources.https_git}):
+            have = any(s == host or s.startswith(f"{host}:") for s in stored)
+            rows.append(Row(f"git over HTTPS {host}", True, "a credential in CROSSDOCK_GIT_CREDENTIALS" if have else
+                            "no credential (fine for a public repository; a private one needs a line "
+                            "https://USER:TOKEN@host in CROSSDOCK_GIT_CREDENTIALS)"))
     return rows
 
 

@@ -9,14 +9,18 @@ and the variable to set.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
 import json
+import os
 import secrets
+import socket
 import subprocess
 import tarfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -244,3 +248,236 @@ def test_setup_reports_each_private_registry_and_whether_its_token_is_here(engin
     assert with_token.returncode == 0, with_token.stdout + with_token.stderr
     assert line.startswith("✓") and "CARGO_REGISTRIES_MY_CORP_TOKEN is set" in line
     assert token not in with_token.stdout + with_token.stderr
+
+
+GIT_WORDS = "words-from-the-private-git-dependency"
+
+
+def crate_repository(root: Path) -> tuple[Path, str]:
+    """A bare git repository of the crate `gitdep` under root: its path and commit."""
+    work = root / "gitdep"
+    (work / "src").mkdir(parents=True)
+    (work / "Cargo.toml").write_text('[package]\nname = "gitdep"\nversion = "0.3.0"\nedition = "2021"\n')
+    (work / "src" / "lib.rs").write_text(f'pub fn greeting() -> &\'static str {{\n    "{GIT_WORDS}"\n}}\n')
+    git(work, "init", "-q", "-b", "main")
+    git(work, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "add", "-A")
+    git(work, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-q", "-m", "gitdep")
+    commit = git(work, "rev-parse", "HEAD").strip()
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(root / "gitdep.git")], check=True)
+    return root / "gitdep.git", commit
+
+
+class SshGitServer:
+    """An sshd of the test's own on 127.0.0.1 (its own host key and authorized key, no password), serving a
+    bare git repository of a crate, and an SSH agent holding the only key it accepts."""
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir()
+        self.root = root
+        for name in ("host_key", "user_key"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / name)], check=True)
+        (root / "authorized_keys").write_text((root / "user_key.pub").read_text())
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        (root / "sshd_config").write_text(f"""Port {self.port}
+ListenAddress 127.0.0.1
+HostKey {root}/host_key
+AuthorizedKeysFile {root}/authorized_keys
+PidFile {root}/sshd.pid
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+""")
+        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
+        self.sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(root / "sshd_config")],
+                                     stderr=open(root / "sshd.log", "w"))
+        self.agent_sock = root / "agent.sock"
+        self.agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(self.agent_sock)], stdout=subprocess.DEVNULL)
+        for _ in range(100):
+            if self.agent_sock.exists() and self._answers():
+                break
+            time.sleep(0.1)
+        subprocess.run(["ssh-add", "-q", str(root / "user_key")], check=True, env=self.agent_env)
+        host_key = (root / "host_key.pub").read_text().split()
+        self.known_hosts = root / "known_hosts"
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {host_key[0]} {host_key[1]}\n")
+        self.private_key_line = (root / "user_key").read_text().splitlines()[1]  # a line of the key's body
+        self.url, self.commit = self._repository()
+
+    @property
+    def agent_env(self) -> dict[str, str]:
+        return {**os.environ, "SSH_AUTH_SOCK": str(self.agent_sock)}
+
+    def _answers(self) -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def _repository(self) -> tuple[str, str]:
+        bare, commit = crate_repository(self.root)
+        return f"ssh://root@127.0.0.1:{self.port}{bare}", commit
+
+    def close(self) -> None:
+        for process in (self.sshd, self.agent):
+            process.terminate()
+            process.wait(timeout=10)
+
+
+
+
+class GitHttpServer:
+    """git's smart HTTP protocol on 127.0.0.1 (`git http-backend` behind a handler that demands HTTP basic
+    authentication with one user and token), serving a bare repository of the crate."""
+
+    def __init__(self, root: Path, user: str, token: str) -> None:
+        root.mkdir()
+        self.root, self.user, self.token = root, user, token
+        bare, self.commit = crate_repository(root)
+        self.authorized = 0
+        expected = "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _serve(self) -> None:
+                if self.headers.get("Authorization") != expected:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                    self.end_headers()
+                    return
+                owner.authorized += 1
+                path, _, query = self.path.partition("?")
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                env = {"PATH": os.environ["PATH"], "GIT_PROJECT_ROOT": str(owner.root), "GIT_HTTP_EXPORT_ALL": "1",
+                       "PATH_INFO": path, "QUERY_STRING": query, "REQUEST_METHOD": self.command,
+                       "CONTENT_TYPE": self.headers.get("Content-Type", ""), "CONTENT_LENGTH": str(len(body)),
+                       "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
+                       "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""), "REMOTE_USER": owner.user}
+                out = subprocess.run(["git", "http-backend"], input=body, capture_output=True, env=env).stdout
+                head, _, payload = out.partition(b"\r\n\r\n")
+                headers = [line.split(": ", 1) for line in head.decode().split("\r\n") if ": " in line]
+                status = next((int(v.split()[0]) for k, v in headers if k.lower() == "status"), 200)
+                self.send_response(status)
+                for k, v in headers:
+                    if k.lower() != "status":
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _serve  # noqa: N815 (http.server's names)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/{bare.name}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def credential(self) -> str:
+        return f"http://{self.user}:{self.token}@127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def ssh_git(tmp_path):
+    server = SshGitServer(tmp_path / "ssh")
+    yield server
+    server.close()
+
+
+def git_project(dest: Path, server: SshGitServer | GitHttpServer) -> Path:
+    dest.mkdir(parents=True)
+    (dest / "Cargo.toml").write_text(f"""[package]
+name = "hello-gitdep"
+version = "0.1.0"
+edition = "2021"
+publish = false
+
+[dependencies]
+gitdep = {{ git = "{server.url}" }}
+
+[package.metadata.crossdock]
+smoke-expect = "{{version}} ({{arch}}-linux) {GIT_WORDS}"
+""")
+    (dest / "src").mkdir()
+    (dest / "src" / "main.rs").write_text('fn main() {\n    println!("{} {} ({}-{}) {}", env!("CARGO_PKG_NAME"), '
+                                         'env!("CARGO_PKG_VERSION"), std::env::consts::ARCH, std::env::consts::OS, '
+                                         'gitdep::greeting());\n}\n')
+    (dest / "Cargo.lock").write_text(f"""version = 3
+
+[[package]]
+name = "gitdep"
+version = "0.3.0"
+source = "git+{server.url}#{server.commit}"
+
+[[package]]
+name = "hello-gitdep"
+version = "0.1.0"
+dependencies = [
+ "gitdep",
+]
+""")
+    (dest / ".gitignore").write_text("target/\n")
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "add", "-A")
+    git(dest, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-q", "-m", "gitdep")
+    return dest
+
+
+def test_a_git_dependency_over_ssh_builds_through_the_forwarded_agent(engine, ssh_git, tmp_path):
+    project = git_project(tmp_path / "hello-gitdep", ssh_git)
+    image = unique_image("gitdep")
+    out = tmp_path / "out"
+    env = {"SSH_AUTH_SOCK": str(ssh_git.agent_sock), "CROSSDOCK_BUILD_NETWORK": "host",
+           "CROSSDOCK_SSH_KNOWN_HOSTS": str(ssh_git.known_hosts), "CROSSDOCK_CACHE": "on"}
+    b = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=amd64,arm64", f"--project={project}",
+                f"--image={image}", "--tag=ssh", f"--out-dir={out}", env=env)
+    assert b.returncode == 0, b.stdout[-4000:] + b.stderr
+    s = run_inv("-f", str(LOCAL_WORLD), "smoke", f"--out-dir={out}")
+    assert s.returncode == 0, s.stdout[-3000:] + s.stderr
+    smoke = json.loads((out / "smoke-report.json").read_text())
+    assert all(GIT_WORDS in next(c["detail"] for c in p["checks"] if c["name"] == "run") for p in smoke["platforms"])
+    # The key never left the agent: not in the output, the files written, the image, the cache.
+    needle = ssh_git.private_key_line.encode()
+    assert ssh_git.private_key_line not in b.stdout + b.stderr
+    assert [p for p in out.rglob("*") if p.is_file() and needle in p.read_bytes()] == []
+    blobs = {**every_blob(image, "ssh"), **every_blob(image, "buildcache-amd64"),
+             **every_blob(image, "buildcache-arm64")}
+    assert [d for d, body in blobs.items() if needle in body] == []
+    assert any(GIT_WORDS.encode() in body for body in blobs.values())
+
+    # Without the agent the build stops first, naming the host and what to start.
+    r = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=amd64", f"--project={project}",
+                f"--image={image}", "--tag=ssh", f"--out-dir={tmp_path / 'out2'}",
+                env={**env, "SSH_AUTH_SOCK": ""})
+    assert r.returncode == 1 and "git dependencies over SSH (127.0.0.1)" in r.stderr, r.stdout + r.stderr
+    assert "build started" not in r.stdout
+
+
+def test_a_git_dependency_over_https_with_a_token_builds_and_the_token_is_nowhere(engine, tmp_path):
+    server = GitHttpServer(tmp_path / "web", user="ci", token="ghp_" + secrets.token_hex(18))
+    try:
+        project = git_project(tmp_path / "hello-gitdep", server)
+        image = unique_image("gitweb")
+        out = tmp_path / "out"
+        env = {"CROSSDOCK_GIT_CREDENTIALS": server.credential, "CROSSDOCK_BUILD_NETWORK": "host"}
+        b = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=amd64,arm64", f"--project={project}",
+                    f"--image={image}", "--tag=web", f"--out-dir={out}", env=env)
+        assert b.returncode == 0, b.stdout[-4000:] + b.stderr
+        assert server.authorized >= 2  # the ref advertisement and the fetch, both with the token
+        s = run_inv("-f", str(LOCAL_WORLD), "smoke", f"--out-dir={out}")
+        assert s.returncode == 0, s.stdout[-3000:] + s.stderr
+        needle = server.token.encode()
+        assert server.token not in b.stdout + b.stderr + s.stdout + s.stderr
+        assert [p for p in out.rglob("*") if p.is_file() and needle in p.read_bytes()] == []
+        blobs = every_blob(image, "web")
+        assert [d for d, body in blobs.items() if needle in body] == []
+        assert any(GIT_WORDS.encode() in body for body in blobs.values())
+    finally:
+        server.close()

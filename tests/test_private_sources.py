@@ -37,6 +37,11 @@ checksum = "00"
 name = "gitdep"
 version = "0.3.0"
 source = "git+ssh://git@127.0.0.1:2222/srv/gitdep.git?branch=main#0123abcd"
+
+[[package]]
+name = "webdep"
+version = "0.1.0"
+source = "git+https://git.example.com/org/webdep.git#89ab"
 """
 
 
@@ -47,7 +52,10 @@ def test_registries_and_ssh_git_sources_are_read_from_config_and_lock():
     assert [r.name for r in sources.used_registries] == ["my-corp"]
     assert [(g.url, g.host, g.port) for g in sources.ssh_git] == [("ssh://git@127.0.0.1:2222/srv/gitdep.git",
                                                                    "127.0.0.1", 2222)]
+    assert [g.url for g in sources.https_git] == ["https://git.example.com/org/webdep.git"]
+    assert sources.git_tools == ("git", "openssh-client")
     assert parse_private_sources("", "") == parse_private_sources("not [toml", "[[broken")
+    assert parse_private_sources("", "").git_tools == ()
 
 
 def test_cargo_token_variable_names():

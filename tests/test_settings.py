@@ -150,7 +150,8 @@ def test_env_example_lists_exactly_the_settings_with_their_defaults():
     text = (SUITE_ROOT / ".env.example").read_text()
     documented = parse_env_example(text)
     assert documented == {**{k.env: k.default for k in KNOBS}, "REGISTRY_USER": "", "REGISTRY_PASSWORD": "",
-                          "COSIGN_PASSWORD": "", "CARGO_REGISTRIES_MY_CORP_TOKEN": ""}
+                          "COSIGN_PASSWORD": "", "CARGO_REGISTRIES_MY_CORP_TOKEN": "",
+                          "CROSSDOCK_GIT_CREDENTIALS": ""}
     for k in KNOBS:  # every key has a comment line right above it
         lines = text.splitlines()
         i = lines.index(f"# {k.env}={k.default}")

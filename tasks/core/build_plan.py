@@ -95,9 +95,11 @@ def cache_key(project: Path, bin: str) -> str:
 
 
 def build_args(settings: Settings, target: Target, vcs: VcsInfo | None, *, spec: ImageSpec,
-               version: str = "") -> dict[str, str]:
-    """Every build argument docker/Dockerfile gets (the spec's own from ``image.build_args``)."""
+               version: str = "", git_tools: tuple[str, ...]) -> dict[str, str]:
+    """Every build argument docker/Dockerfile gets (the spec's own from ``image.build_args``); ``git_tools``: what
+    the compile steps fetch the project's git dependencies with (``PrivateSources.git_tools``)."""
     pkg = target.package
+    tools = tuple(dict.fromkeys(settings.build_tools + git_tools))
     return {
         "BUILDER_IMAGE": settings.builder_image,
         "RUNTIME_IMAGE": settings.runtime_image,
@@ -115,7 +117,7 @@ def build_args(settings: Settings, target: Target, vcs: VcsInfo | None, *, spec:
         "COMPILE_SLOTS": str(settings.compile_slots),
         "COOK_WORKSPACE": "0" if settings.cache == "off" else "1",  # docker/Dockerfile's workspace layer
         "COMPILE_TOKENS": settings.compile_tokens,
-        "BUILD_TOOLS": ",".join(settings.build_tools),
+        "BUILD_TOOLS": ",".join(tools),
         "BUILD_PACKAGES": ",".join(settings.build_packages),
         **image.build_args(spec),
     }
@@ -134,8 +136,8 @@ def pin_base_images(settings: Settings, digests: Mapping[str, str]) -> dict[str,
 
 
 def plan_request(settings: Settings, project: ProjectFacts, engine: EngineSide, *, no_cache: bool = False,
-                 manifest_tag: str = "", version: str = "",
-                 secret_args: tuple[str, ...] = ()) -> buildx.BuildRequest:
+                 manifest_tag: str = "", version: str = "", secret_args: tuple[str, ...] = (),
+                 git_tools: tuple[str, ...] = ()) -> buildx.BuildRequest:
     """The build request for every platform of the settings."""
     target, spec = project.target, project.spec
     repository = join_repository(settings.registry, settings.image or target.bin)
@@ -149,7 +151,8 @@ def plan_request(settings: Settings, project: ProjectFacts, engine: EngineSide, 
         output=settings.output,
         driver=engine.driver,
         builder=settings.builder,
-        build_args={**build_args(settings, target, project.vcs, spec=spec, version=version), **engine.pins},
+        build_args={**build_args(settings, target, project.vcs, spec=spec, version=version, git_tools=git_tools),
+                    **engine.pins},
         image=spec,
         run_dir=settings.out_dir / "build",
         flavour=buildx.flavour_of(settings.builder_image),

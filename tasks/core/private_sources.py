@@ -55,10 +55,17 @@ class GitSource:
 class PrivateSources:
     registries: tuple[Registry, ...] = ()
     ssh_git: tuple[GitSource, ...] = ()
+    https_git: tuple[GitSource, ...] = ()  # git+https:// (and http://) sources: a credential may be needed
 
     @property
     def used_registries(self) -> tuple[Registry, ...]:
         return tuple(r for r in self.registries if r.used)
+
+    @property
+    def git_tools(self) -> tuple[str, ...]:
+        """What the compile steps fetch these git sources with (cargo's net.git-fetch-with-cli: the git CLI,
+        which takes the SSH agent and credential helpers), added to the build machine's tools."""
+        return ("git", "openssh-client") if self.ssh_git else ("git",) if self.https_git else ()
 
 
 def token_env(registry: str) -> str:
@@ -87,9 +94,12 @@ def parse_private_sources(config_text: str, lock_text: str) -> PrivateSources:
         Registry(name=name, index=str(table["index"]), used=_normal(str(table["index"])) in used)
         for name, table in sorted((config.get("registries") or {}).items())
         if isinstance(table, dict) and table.get("index"))
-    ssh = sorted({s.removeprefix("git+").split("?", 1)[0].split("#", 1)[0]
-                  for s in sources if s.startswith("git+ssh://")})
-    return PrivateSources(registries=registries, ssh_git=tuple(GitSource(url) for url in ssh))
+    def git(*schemes: str) -> tuple[GitSource, ...]:
+        urls = {s.removeprefix("git+").split("?", 1)[0].split("#", 1)[0] for s in sources
+                if s.startswith(tuple(f"git+{scheme}://" for scheme in schemes))}
+        return tuple(GitSource(url) for url in sorted(urls))
+
+    return PrivateSources(registries=registries, ssh_git=git("ssh"), https_git=git("https", "http"))
 
 
 def missing_credentials(sources: PrivateSources, environ: dict[str, str], *, auth_required: set[str],

@@ -24,6 +24,8 @@ from ..core.errors import CrossdockError
 USER_ENV = "REGISTRY_USER"
 PASSWORD_ENV = "REGISTRY_PASSWORD"
 COSIGN_PASSWORD_ENV = "COSIGN_PASSWORD"  # the signing key's password: only cosign's own process gets it
+# git's credential-store lines (https://USER:TOKEN@HOST) for git dependencies over HTTPS: compile steps only
+GIT_CREDENTIALS_ENV = "CROSSDOCK_GIT_CREDENTIALS"
 _store: dict[str, str] = {}
 
 
@@ -34,7 +36,7 @@ def is_cargo_token(name: str) -> bool:
 
 def take_from_environment(environ: MutableMapping[str, str] = os.environ) -> None:
     """Called once by the entry point, after `.env` is loaded."""
-    for name in [PASSWORD_ENV, COSIGN_PASSWORD_ENV, *(n for n in environ if is_cargo_token(n))]:
+    for name in [PASSWORD_ENV, COSIGN_PASSWORD_ENV, GIT_CREDENTIALS_ENV, *(n for n in environ if is_cargo_token(n))]:
         if name in environ:
             _store[name] = environ.pop(name)
 
@@ -57,9 +59,15 @@ def signing_password() -> str:
     return _store.get(COSIGN_PASSWORD_ENV, os.environ.get(COSIGN_PASSWORD_ENV, ""))
 
 
+def git_credentials() -> str:
+    """CROSSDOCK_GIT_CREDENTIALS of `.env` or the environment: git credential-store lines ('' if unset)."""
+    return _store.get(GIT_CREDENTIALS_ENV, os.environ.get(GIT_CREDENTIALS_ENV, ""))
+
+
 def secret_values() -> list[str]:
-    """Every secret crossdock holds, for redaction."""
-    return [v for v in (credentials()[1], signing_password(), *cargo_tokens().values()) if v]
+    """Every secret crossdock holds, for redaction (each git credential line's password too)."""
+    git = [line.split("@", 1)[0].rsplit(":", 1)[-1] for line in git_credentials().split() if "@" in line]
+    return [v for v in (credentials()[1], signing_password(), *cargo_tokens().values(), *git) if v]
 
 
 class CredentialsError(CrossdockError):

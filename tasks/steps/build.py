@@ -162,6 +162,7 @@ def probe_engine_side(engine: Engine, settings: Settings) -> tuple[str, str, dic
 def gather(
     engine: Engine, settings: Settings, *, no_cache: bool = False, manifest_tag: str = "",
     version: str = "", known: tuple[Target, VcsInfo | None] | None = None, secret_args: tuple[str, ...] = (),
+    git_tools: tuple[str, ...] = (),
 ) -> tuple[buildx.BuildPlan, Target, VcsInfo | None]:
     """Probe (the project, git and the engine, git and the engine at once: both mostly wait on other
     processes), then plan (``build_plan.plan_request``, pure). A dry run with no engine plans for the
@@ -192,7 +193,7 @@ def gather(
     for warning in emulator_warning(settings.platforms):
         say(warning)
     request = plan_request(settings, project, side, no_cache=no_cache, manifest_tag=manifest_tag, version=version,
-                           secret_args=secret_args)
+                           secret_args=secret_args, git_tools=git_tools)
     return buildx.plan_build(request), project.target, project.vcs
 
 
@@ -350,14 +351,15 @@ def execute_build(engine: Engine, settings: Settings, *, no_cache: bool = False,
     check_private_sources(private, settings)
     with build_secrets(private, settings) as secret_args:
         return _execute_build(engine, settings, t0=t0, dry=dry, no_cache=no_cache, manifest_tag=manifest_tag,
-                              version=version, known=known, join=join, secret_args=secret_args)
+                              version=version, known=known, join=join, secret_args=secret_args,
+                              git_tools=private.git_tools)
 
 
 def _execute_build(engine: Engine, settings: Settings, *, t0: float, dry: bool, no_cache: bool, manifest_tag: str,
                    version: str, known: tuple[Target, VcsInfo | None] | None, join: bool,
-                   secret_args: tuple[str, ...]) -> BuildResult | None:
+                   secret_args: tuple[str, ...], git_tools: tuple[str, ...]) -> BuildResult | None:
     plan, target, vcs = gather(engine, settings, no_cache=no_cache, manifest_tag=manifest_tag,
-                               version=version, known=known, secret_args=secret_args)
+                               version=version, known=known, secret_args=secret_args, git_tools=git_tools)
     request = plan.request
     say(f"building {target.bin} ({request.build_args['VERSION']}) from {settings.project} for "
         f"{', '.join(p.docker for p in request.platforms)}; "

@@ -29,10 +29,11 @@ from ..core.private_sources import (
     parse_private_sources,
 )
 from ..core.settings import Settings
-from ..engine.secrets import cargo_tokens
+from ..engine.secrets import cargo_tokens, git_credentials
 
 CREDENTIALS_SECRET = "cargo-credentials"  # docker/Dockerfile's secret ids (platform.sh: private_sources)
 KNOWN_HOSTS_SECRET = "ssh-known-hosts"
+GIT_CREDENTIALS_SECRET = "git-credentials"
 
 
 def _read(path: Path) -> str:
@@ -65,7 +66,7 @@ def requires_auth(registry: Registry, *, timeout: float = 5.0) -> bool:
 def check_private_sources(sources: PrivateSources, settings: Settings) -> None:
     """Stops the build, before anything runs, when a credential it needs is missing (each named)."""
     if not sources.used_registries and not sources.ssh_git:
-        return
+        return  # a git source over HTTPS may be public: its credential (if any) is not asked for
     auth = {r.name for r in sources.used_registries if requires_auth(r)}
     problems = missing_credentials(sources, cargo_tokens(), auth_required=auth,
                                    agent=bool(os.environ.get("SSH_AUTH_SOCK")))
@@ -80,7 +81,8 @@ def check_private_sources(sources: PrivateSources, settings: Settings) -> None:
 @contextmanager
 def build_secrets(sources: PrivateSources, settings: Settings) -> Iterator[tuple[str, ...]]:
     """buildx arguments handing the compile steps what they need: the tokens file, the known hosts, the SSH
-    agent (``--ssh default``: buildx forwards SSH_AUTH_SOCK). Nothing when the project has no private source."""
+    agent (``--ssh default``: buildx forwards SSH_AUTH_SOCK), git's stored HTTPS credentials
+    (CROSSDOCK_GIT_CREDENTIALS). Nothing when the project has no private source."""
     lines = credential_lines(sources, cargo_tokens())
     args: list[str] = []
     folder = Path(tempfile.mkdtemp(prefix="crossdock-secrets-"))  # outside any build context, mode 0700
@@ -92,6 +94,12 @@ def build_secrets(sources: PrivateSources, settings: Settings) -> Iterator[tuple
             args += ["--secret", f"id={CREDENTIALS_SECRET},src={secret}"]
         if sources.ssh_git:
             args += ["--secret", f"id={KNOWN_HOSTS_SECRET},src={settings.ssh_known_hosts}", "--ssh", "default"]
+        store = git_credentials()
+        if sources.https_git and store:
+            secret = folder / GIT_CREDENTIALS_SECRET
+            secret.touch(mode=0o600)
+            secret.write_text("\n".join(store.split()) + "\n")  # git's credential-store format, a line each
+            args += ["--secret", f"id={GIT_CREDENTIALS_SECRET},src={secret}"]
         yield tuple(args)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -31,6 +31,7 @@ from ..engine.cosign import Cosign
 from ..engine.docker import Engine, last_line
 from ..engine.vcs import VcsInfo
 from .build import plan_spec, stage_build_files
+from .private import probe_private_sources
 
 OFFLINE_NOTE = ("offline signing: nothing is uploaded to a transparency log (--tlog-upload=false), so there is no "
                 "public record or timestamp of this signature: verifiers need the public key from you")
@@ -80,7 +81,9 @@ def make_sboms(engine: Engine, settings: Settings, target: Target, vcs: VcsInfo 
     # a reused release built elsewhere: the same files and dependency recipe, staged again
     spec = plan_spec(settings, target)
     stage_build_files(settings.project, package=target.cargo_package, spec=spec, network=settings.build_network)
-    args = build_args(settings, target, vcs, spec=spec, version=version)  # the image build's: every stage cached
+    # The image build's arguments, so every stage is a cache hit (the compile steps' secrets are not needed again).
+    git_tools = probe_private_sources(settings.project).git_tools
+    args = build_args(settings, target, vcs, spec=spec, version=version, git_tools=git_tools)
 
     def one(entry: IndexEntry) -> tuple[str, Path | str]:
         platform = lookup(entry.platform)
