@@ -1,10 +1,11 @@
-"""Private dependencies for real: a sparse registry with token authentication (`auth-required`) on loopback
-serves a crate the project needs; `inv release` builds it for amd64 and arm64 with the token from the
-environment (a BuildKit secret of the compile steps), and the token is then searched for, byte for byte,
-in everything the release left: every blob of the published index (layers, configs, the provenance
-attestations), the exported registry build cache, `docker history`, the build logs, the reports, the SBOMs
-and the release record. Without the token the build stops before anything is built, naming the registry
-and the variable to set.
+"""Private dependencies for real, every server on loopback and the test's own: a cargo sparse registry with
+token authentication (`auth-required`), an sshd serving a git repository to the key an SSH agent holds, and
+a git smart-HTTP server with basic authentication. A project needing the registry's crate and the SSH git
+crate is released for amd64 and arm64 (the token from the environment, the agent forwarded: both only to the
+compile steps), and the token and the private key are then searched for, byte for byte, in everything the
+release left: every blob of the published index (layers, configs, the provenance attestations), the exported
+registry build cache, `docker history`, the build logs, the reports, the SBOMs and the release record.
+Without the token (or the agent) the build stops before anything is built, naming what to set.
 """
 
 from __future__ import annotations
@@ -106,8 +107,10 @@ def private_registry():
     registry.close()
 
 
-def private_project(dest: Path, registry: PrivateRegistry) -> Path:
+def private_project(dest: Path, registry: PrivateRegistry, ssh: SshGitServer | None = None) -> Path:
+    """A binary crate needing the private registry's crate (and, with ``ssh``, the git crate over SSH)."""
     dest.mkdir(parents=True)
+    git_dep = f'gitdep = {{ git = "{ssh.url}" }}\n' if ssh else ""
     (dest / "Cargo.toml").write_text(f"""[package]
 name = "hello-private"
 version = "0.1.0"
@@ -115,27 +118,32 @@ edition = "2021"
 publish = false
 
 [dependencies]
-{CRATE} = {{ version = "1.2", registry = "my-corp" }}
+{git_dep}{CRATE} = {{ version = "1.2", registry = "my-corp" }}
 
 [profile.release]
 strip = true
 
 [package.metadata.crossdock]
-smoke-expect = "{{version}} ({{arch}}-linux) {SAUCE}"
+smoke-expect = "{{version}} ({{arch}}-linux) {SAUCE}{' ' + GIT_WORDS if ssh else ''}"
 """)
     (dest / "src").mkdir()
-    (dest / "src" / "main.rs").write_text('fn main() {\n    println!("{} {} ({}-{}) {}", env!("CARGO_PKG_NAME"), '
-                                         'env!("CARGO_PKG_VERSION"), std::env::consts::ARCH, std::env::consts::OS, '
-                                         'secret_sauce::recipe());\n}\n')
+    extra = 'print!(" {}", gitdep::greeting());' if ssh else ""
+    (dest / "src" / "main.rs").write_text(
+        'fn main() {\n    print!("{} {} ({}-{}) {}", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), '
+        'std::env::consts::ARCH, std::env::consts::OS, secret_sauce::recipe());\n'
+        f'    {extra}\n    println!();\n}}\n')
     (dest / ".cargo").mkdir()
     (dest / ".cargo" / "config.toml").write_text(f'[registries.my-corp]\nindex = "{registry.index}"\n')
+    # As cargo writes it (with --locked it must not change): packages by name, dependencies sorted.
+    git_package = (f'[[package]]\nname = "gitdep"\nversion = "0.3.0"\nsource = "git+{ssh.url}#{ssh.commit}"\n\n'
+                   if ssh else "")
     (dest / "Cargo.lock").write_text(f"""version = 3
 
-[[package]]
+{git_package}[[package]]
 name = "hello-private"
 version = "0.1.0"
 dependencies = [
- "{CRATE}",
+{' "gitdep",' + chr(10) if ssh else ''} "{CRATE}",
 ]
 
 [[package]]
@@ -182,12 +190,16 @@ def every_blob(repo: str, ref: str) -> dict[str, bytes]:
     return found
 
 
-def test_a_token_authenticated_registry_builds_and_the_token_is_nowhere(engine, private_registry, tmp_path):
+def test_a_private_registry_and_ssh_git_release_and_no_secret_is_anywhere(engine, private_registry, ssh_git,
+                                                                          tmp_path):
+    """One project needing both private sources, released for amd64 and arm64: the token and the private key
+    are searched for, byte for byte, in everything the release left."""
     token = private_registry.token
-    project = private_project(tmp_path / "hello-private", private_registry)
+    project = private_project(tmp_path / "hello-private", private_registry, ssh=ssh_git)
     image = unique_image("private")
     out = tmp_path / "out"
-    env = {"CARGO_REGISTRIES_MY_CORP_TOKEN": token, "CROSSDOCK_BUILD_NETWORK": "host", "CROSSDOCK_CACHE": "on"}
+    env = {"CARGO_REGISTRIES_MY_CORP_TOKEN": token, "CROSSDOCK_BUILD_NETWORK": "host", "CROSSDOCK_CACHE": "on",
+           "SSH_AUTH_SOCK": str(ssh_git.agent_sock), "CROSSDOCK_SSH_KNOWN_HOSTS": str(ssh_git.known_hosts)}
     r = run_inv("-f", str(LOCAL_WORLD), "release", "--platforms=amd64,arm64", f"--project={project}",
                 f"--image={image}", f"--out-dir={out}", env=env)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr
@@ -195,33 +207,36 @@ def test_a_token_authenticated_registry_builds_and_the_token_is_nowhere(engine, 
     smoke = json.loads((out / "smoke-report.json").read_text())
     runs = {p["platform"]: next(c["detail"] for c in p["checks"] if c["name"] == "run") for p in smoke["platforms"]}
     assert sorted(runs) == ["linux/amd64", "linux/arm64"]
-    assert all(SAUCE in detail for detail in runs.values()), runs  # each ran what the private crate says
-    sbom = json.loads((out / "sbom" / "arm64.cdx.json").read_text())
-    assert CRATE in json.dumps(sbom["components"])  # and the SBOM lists the private crate
+    # each ran what the private crate and the git crate say
+    assert all(SAUCE in detail and GIT_WORDS in detail for detail in runs.values()), runs
+    sbom = json.dumps(json.loads((out / "sbom" / "arm64.cdx.json").read_text())["components"])
+    assert CRATE in sbom and "gitdep" in sbom  # and the SBOM lists both
 
     # Byte for byte, nowhere: the printed output, every file the release wrote, every blob it published
     # (the image's layers and configs, the provenance attestations), the registry build cache, the history.
-    needle = token.encode()
-    assert token not in r.stdout + r.stderr
+    needles = {"token": token.encode(), "private key": ssh_git.private_key_line.encode()}
+    for what, needle in needles.items():
+        assert needle.decode() not in r.stdout + r.stderr, what
     written = [p for p in out.rglob("*") if p.is_file()]
     assert any(p.suffix == ".log" for p in written) and (out / "releases" / "0.1.0.json").is_file()
-    assert [p for p in written if needle in p.read_bytes()] == []
+    assert [(p, w) for p in written for w, n in needles.items() if n in p.read_bytes()] == []
     published = every_blob(image, "0.1.0")
     attestations = [d for d, body in published.items() if b"https://slsa.dev/provenance" in body]
     assert attestations, "no provenance attestation was published"
     cache = {**every_blob(image, "buildcache-amd64"), **every_blob(image, "buildcache-arm64")}
     assert len(cache) > 3, "no registry build cache was exported"
-    assert [d for d, body in {**published, **cache}.items() if needle in body] == []
-    # The search sees inside them: the private crate's own string is in the image's binary and in the cached
-    # dependency layer (the compiled crate).
-    assert any(SAUCE.encode() in body for body in published.values())
-    assert any(SAUCE.encode() in body for body in cache.values())
+    assert [(d, w) for d, body in {**published, **cache}.items() for w, n in needles.items() if n in body] == []
+    # The search sees inside them: the private crates' own strings are in the image's binary and in the cached
+    # dependency layer (the compiled crates).
+    for words in (SAUCE, GIT_WORDS):
+        assert any(words.encode() in body for body in published.values()), words
+        assert any(words.encode() in body for body in cache.values()), words
     ref = f"{REGISTRY}/{image}:0.1.0"
     subprocess.run(["docker", "pull", "-q", "--platform", "linux/arm64", ref], capture_output=True, check=True)
     history = subprocess.run(["docker", "history", "--no-trunc", ref], capture_output=True, text=True, check=True)
-    assert token not in history.stdout and history.stdout.strip()
-    # The project's sources in the build context never held it either (the token lives in the environment).
-    assert [p for p in project.rglob("*") if p.is_file() and needle in p.read_bytes()] == []
+    assert history.stdout.strip() and all(n.decode() not in history.stdout for n in needles.values())
+    # The build context never held them either (the token lives in the environment, the key in the agent).
+    assert [p for p in project.rglob("*") if p.is_file() and any(n in p.read_bytes() for n in needles.values())] == []
 
 
 def test_without_the_token_the_build_stops_naming_the_registry_and_the_variable(engine, private_registry,
