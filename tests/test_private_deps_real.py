@@ -494,5 +494,15 @@ def test_a_git_dependency_over_https_with_a_token_builds_and_the_token_is_nowher
         blobs = every_blob(image, "web")
         assert [d for d, body in blobs.items() if needle in body] == []
         assert any(GIT_WORDS.encode() in body for body in blobs.values())
+        # A secret is no part of a cache key: the same build with another credential is all cache hits (the
+        # fetching steps do not run again, so the server sees no request).
+        asked = server.authorized
+        again = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=amd64,arm64", f"--project={project}",
+                        f"--image={image}", "--tag=web", f"--out-dir={tmp_path / 'again'}",
+                        env={**env, "CROSSDOCK_GIT_CREDENTIALS": f"http://ci:other@127.0.0.1:{server.port}"})
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr
+        assert server.authorized == asked
+        log = (tmp_path / "again" / "build" / "arm64.log").read_text()
+        assert "platform.sh build" in log and "cargo build" not in log  # the compile step was a cache hit
     finally:
         server.close()
