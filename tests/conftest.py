@@ -95,15 +95,21 @@ def git(repo: Path, *args: str) -> str:
                           text=True).stdout.strip()
 
 
+def commit_all(repo: Path, message: str, *, tag: str | None = None) -> str:
+    """`git init` of the directory, one commit of everything in it (optional tag): the commit's hash."""
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "add", "-A")
+    git(repo, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-q", "-m", message)
+    if tag:
+        git(repo, "tag", tag)
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
 def make_project(dest: Path, *, source: Path = EXAMPLE, tag: str | None = None) -> Path:
     """A real git repository holding a copy of the example project (one commit, optional tag)."""
     shutil.copytree(source, dest, ignore=shutil.ignore_patterns("target"))
     (dest / ".gitignore").write_text("target/\n")
-    git(dest, "init", "-q", "-b", "main")
-    git(dest, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "add", "-A")
-    git(dest, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-q", "-m", "example")
-    if tag:
-        git(dest, "tag", tag)
+    commit_all(dest, "example", tag=tag)
     return dest
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import INV, LOCAL_WORLD, SUITE, git, run_inv, unique_image
+from tests.conftest import INV, LOCAL_WORLD, SUITE, commit_all, run_inv, unique_image
 
 pytestmark = pytest.mark.real
 
@@ -70,9 +70,7 @@ def jobs_project(dest: Path, *, libs: int = 4, hold: float = 1.0, mark: str = ""
     wrapper.write_text(WRAPPER.format(hold=hold))
     wrapper.chmod(0o755)
     (dest / ".gitignore").write_text("target/\n")
-    git(dest, "init", "-q", "-b", "main")
-    git(dest, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "add", "-A")
-    git(dest, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-q", "-m", "jobs")
+    commit_all(dest, "jobs")
     return dest
 
 

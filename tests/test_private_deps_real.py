@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LOCAL_WORLD, REGISTRY, git, manifest, registry_get, run_inv, unique_image
+from tests.conftest import LOCAL_WORLD, REGISTRY, commit_all, manifest, registry_get, run_inv, unique_image
 
 pytestmark = pytest.mark.real
 
@@ -107,10 +107,25 @@ def private_registry():
     registry.close()
 
 
-def private_project(dest: Path, registry: PrivateRegistry, ssh: SshGitServer | None = None) -> Path:
-    """A binary crate needing the private registry's crate (and, with ``ssh``, the git crate over SSH)."""
+def private_project(dest: Path, *, registry: PrivateRegistry | None = None,
+                    git_server: SshGitServer | GitHttpServer | None = None) -> Path:
+    """A binary crate (tagged v0.1.0) needing the private registry's crate and/or the git server's crate: it
+    prints what each says after its version line, and its smoke test expects that."""
     dest.mkdir(parents=True)
-    git_dep = f'gitdep = {{ git = "{ssh.url}" }}\n' if ssh else ""
+    deps, calls, words, packages = [], [], [], {}
+    if registry:
+        deps.append(f'{CRATE} = {{ version = "1.2", registry = "my-corp" }}')
+        calls.append("secret_sauce::recipe()")
+        words.append(SAUCE)
+        packages[CRATE] = (f'version = "{CRATE_VERSION}"\nsource = "{registry.index}"\n'
+                           f'checksum = "{hashlib.sha256(registry.crate).hexdigest()}"')
+        (dest / ".cargo").mkdir()
+        (dest / ".cargo" / "config.toml").write_text(f'[registries.my-corp]\nindex = "{registry.index}"\n')
+    if git_server:
+        deps.append(f'gitdep = {{ git = "{git_server.url}" }}')
+        calls.append("gitdep::greeting()")
+        words.append(GIT_WORDS)
+        packages["gitdep"] = f'version = "0.3.0"\nsource = "git+{git_server.url}#{git_server.commit}"'
     (dest / "Cargo.toml").write_text(f"""[package]
 name = "hello-private"
 version = "0.1.0"
@@ -118,45 +133,25 @@ edition = "2021"
 publish = false
 
 [dependencies]
-{git_dep}{CRATE} = {{ version = "1.2", registry = "my-corp" }}
+{chr(10).join(sorted(deps))}
 
 [profile.release]
 strip = true
 
 [package.metadata.crossdock]
-smoke-expect = "{{version}} ({{arch}}-linux) {SAUCE}{' ' + GIT_WORDS if ssh else ''}"
+smoke-expect = "{{version}} ({{arch}}-linux) {' '.join(words)}"
 """)
     (dest / "src").mkdir()
-    extra = 'print!(" {}", gitdep::greeting());' if ssh else ""
     (dest / "src" / "main.rs").write_text(
-        'fn main() {\n    print!("{} {} ({}-{}) {}", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), '
-        'std::env::consts::ARCH, std::env::consts::OS, secret_sauce::recipe());\n'
-        f'    {extra}\n    println!();\n}}\n')
-    (dest / ".cargo").mkdir()
-    (dest / ".cargo" / "config.toml").write_text(f'[registries.my-corp]\nindex = "{registry.index}"\n')
+        f'fn main() {{\n    println!("{{}} {{}} ({{}}-{{}}){" {}" * len(calls)}", env!("CARGO_PKG_NAME"), '
+        f'env!("CARGO_PKG_VERSION"), std::env::consts::ARCH, std::env::consts::OS, {", ".join(calls)});\n}}\n')
     # As cargo writes it (with --locked it must not change): packages by name, dependencies sorted.
-    git_package = (f'[[package]]\nname = "gitdep"\nversion = "0.3.0"\nsource = "git+{ssh.url}#{ssh.commit}"\n\n'
-                   if ssh else "")
-    (dest / "Cargo.lock").write_text(f"""version = 3
-
-{git_package}[[package]]
-name = "hello-private"
-version = "0.1.0"
-dependencies = [
-{' "gitdep",' + chr(10) if ssh else ''} "{CRATE}",
-]
-
-[[package]]
-name = "{CRATE}"
-version = "{CRATE_VERSION}"
-source = "{registry.index}"
-checksum = "{hashlib.sha256(registry.crate).hexdigest()}"
-""")
+    packages["hello-private"] = 'version = "0.1.0"\ndependencies = [\n' + "".join(
+        f' "{name}",\n' for name in sorted(packages)) + "]"
+    (dest / "Cargo.lock").write_text("version = 3\n\n" + "\n\n".join(
+        f'[[package]]\nname = "{name}"\n{body}' for name, body in sorted(packages.items())) + "\n")
     (dest / ".gitignore").write_text("target/\n")
-    git(dest, "init", "-q", "-b", "main")
-    git(dest, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "add", "-A")
-    git(dest, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-q", "-m", "private")
-    git(dest, "tag", "v0.1.0")
+    commit_all(dest, "private", tag="v0.1.0")
     return dest
 
 
@@ -195,7 +190,7 @@ def test_a_private_registry_and_ssh_git_release_and_no_secret_is_anywhere(engine
     """One project needing both private sources, released for amd64 and arm64: the token and the private key
     are searched for, byte for byte, in everything the release left."""
     token = private_registry.token
-    project = private_project(tmp_path / "hello-private", private_registry, ssh=ssh_git)
+    project = private_project(tmp_path / "hello-private", registry=private_registry, git_server=ssh_git)
     image = unique_image("private")
     out = tmp_path / "out"
     env = {"CARGO_REGISTRIES_MY_CORP_TOKEN": token, "CROSSDOCK_BUILD_NETWORK": "host", "CROSSDOCK_CACHE": "on",
@@ -241,7 +236,7 @@ def test_a_private_registry_and_ssh_git_release_and_no_secret_is_anywhere(engine
 
 def test_without_the_token_the_build_stops_naming_the_registry_and_the_variable(engine, private_registry,
                                                                                 tmp_path):
-    project = private_project(tmp_path / "hello-private", private_registry)
+    project = private_project(tmp_path / "hello-private", registry=private_registry)
     r = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=amd64,arm64", f"--project={project}",
                 f"--image={unique_image('private-none')}", f"--out-dir={tmp_path / 'out'}",
                 env={"CROSSDOCK_BUILD_NETWORK": "host"})
@@ -252,7 +247,7 @@ def test_without_the_token_the_build_stops_naming_the_registry_and_the_variable(
 
 
 def test_setup_reports_each_private_registry_and_whether_its_token_is_here(engine, private_registry, tmp_path):
-    project = private_project(tmp_path / "hello-private", private_registry)
+    project = private_project(tmp_path / "hello-private", registry=private_registry)
     without = run_inv("-f", str(LOCAL_WORLD), "setup", "--platforms=amd64", f"--project={project}")
     line = next(x for x in without.stdout.splitlines() if "private registry my-corp" in x)
     assert without.returncode == 1 and line.startswith("✗") and "CARGO_REGISTRIES_MY_CORP_TOKEN is not set" in line
@@ -274,10 +269,7 @@ def crate_repository(root: Path) -> tuple[Path, str]:
     (work / "src").mkdir(parents=True)
     (work / "Cargo.toml").write_text('[package]\nname = "gitdep"\nversion = "0.3.0"\nedition = "2021"\n')
     (work / "src" / "lib.rs").write_text(f'pub fn greeting() -> &\'static str {{\n    "{GIT_WORDS}"\n}}\n')
-    git(work, "init", "-q", "-b", "main")
-    git(work, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "add", "-A")
-    git(work, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-q", "-m", "gitdep")
-    commit = git(work, "rev-parse", "HEAD").strip()
+    commit = commit_all(work, "gitdep")
     subprocess.run(["git", "clone", "-q", "--bare", str(work), str(root / "gitdep.git")], check=True)
     return root / "gitdep.git", commit
 
@@ -406,47 +398,8 @@ def ssh_git(tmp_path):
     server.close()
 
 
-def git_project(dest: Path, server: SshGitServer | GitHttpServer) -> Path:
-    dest.mkdir(parents=True)
-    (dest / "Cargo.toml").write_text(f"""[package]
-name = "hello-gitdep"
-version = "0.1.0"
-edition = "2021"
-publish = false
-
-[dependencies]
-gitdep = {{ git = "{server.url}" }}
-
-[package.metadata.crossdock]
-smoke-expect = "{{version}} ({{arch}}-linux) {GIT_WORDS}"
-""")
-    (dest / "src").mkdir()
-    (dest / "src" / "main.rs").write_text('fn main() {\n    println!("{} {} ({}-{}) {}", env!("CARGO_PKG_NAME"), '
-                                         'env!("CARGO_PKG_VERSION"), std::env::consts::ARCH, std::env::consts::OS, '
-                                         'gitdep::greeting());\n}\n')
-    (dest / "Cargo.lock").write_text(f"""version = 3
-
-[[package]]
-name = "gitdep"
-version = "0.3.0"
-source = "git+{server.url}#{server.commit}"
-
-[[package]]
-name = "hello-gitdep"
-version = "0.1.0"
-dependencies = [
- "gitdep",
-]
-""")
-    (dest / ".gitignore").write_text("target/\n")
-    git(dest, "init", "-q", "-b", "main")
-    git(dest, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "add", "-A")
-    git(dest, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-q", "-m", "gitdep")
-    return dest
-
-
 def test_a_git_dependency_over_ssh_builds_through_the_forwarded_agent(engine, ssh_git, tmp_path):
-    project = git_project(tmp_path / "hello-gitdep", ssh_git)
+    project = private_project(tmp_path / "hello-gitdep", git_server=ssh_git)
     image = unique_image("gitdep")
     out = tmp_path / "out"
     env = {"SSH_AUTH_SOCK": str(ssh_git.agent_sock), "CROSSDOCK_BUILD_NETWORK": "host",
@@ -478,7 +431,7 @@ def test_a_git_dependency_over_ssh_builds_through_the_forwarded_agent(engine, ss
 def test_a_git_dependency_over_https_with_a_token_builds_and_the_token_is_nowhere(engine, tmp_path):
     server = GitHttpServer(tmp_path / "web", user="ci", token="ghp_" + secrets.token_hex(18))
     try:
-        project = git_project(tmp_path / "hello-gitdep", server)
+        project = private_project(tmp_path / "hello-gitdep", git_server=server)
         image = unique_image("gitweb")
         out = tmp_path / "out"
         env = {"CROSSDOCK_GIT_CREDENTIALS": server.credential, "CROSSDOCK_BUILD_NETWORK": "host"}
