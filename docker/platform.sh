@@ -245,16 +245,21 @@ cargo_setup() {
 $env_lines
 EOF_ENV
   # The project's build-env (NAME=VALUE lines): for cargo and its build scripts only.
-  if [ -s "${BUILD_ENV_FILE:-/usr/local/share/crossdock/build-env}" ]; then
-    while IFS= read -r assignment; do
-      [ -n "$assignment" ] && export "${assignment?}"
-    done <"${BUILD_ENV_FILE:-/usr/local/share/crossdock/build-env}"
-  fi
+  export_lines "${BUILD_ENV_FILE:-/usr/local/share/crossdock/build-env}"
   private_sources
   target_dir=${CARGO_TARGET_DIR:-target}
   mkdir -p "$target_dir"
   share_cargo_downloads
   tokens=$(compile_tokens) || exit 1
+}
+
+# Exports each NAME=VALUE line of a file (none when it is absent or empty); blank lines are skipped.
+export_lines() {
+  [ -s "$1" ] || return 0
+  while IFS= read -r assignment; do
+    [ -n "$assignment" ] && export "${assignment?}"
+  done <"$1"
+  return 0
 }
 
 # Private sources, as crossdock hands them to the compile steps (BuildKit secrets and the SSH agent
@@ -267,9 +272,7 @@ private_sources() {
     # cargo's own provider of tokens from CARGO_REGISTRIES_<NAME>_TOKEN (cargo refuses an authenticated
     # registry with no provider configured; a credential file or keyring is no part of a build).
     export CARGO_REGISTRY_GLOBAL_CREDENTIAL_PROVIDERS=cargo:token
-    while IFS= read -r assignment; do
-      [ -n "$assignment" ] && export "${assignment?}"
-    done <"$credentials"
+    export_lines "$credentials"
   fi
   # git's credential store for HTTPS git dependencies, through the git CLI (configured by environment:
   # no file of CARGO_HOME or HOME changes).

@@ -539,8 +539,7 @@ step_base_images() {
     done
   done
   # Wait for every job (none is left running), then name each that failed; each printed why above.
-  local i
-  local status
+  local i status
   for i in "${!pids[@]}"; do
     status=0
     wait "${pids[$i]}" || status=$?

@@ -16,11 +16,11 @@ from pathlib import Path
 from invoke import Context
 
 from .common import say, settings_task
-from .core.build_plan import debian_release
+from .core.build_plan import toolchain_problems
 from .core.buildx import flavour_of
 from .core.capabilities import Capability, capabilities
 from .core.errors import CrossdockError
-from .core.platforms import Platform, lookup, toolchain_problem
+from .core.platforms import Platform, lookup
 from .core.report import format_table
 from .core.settings import SUITE_ROOT, Settings
 from .engine.docker import Engine, EngineInfo, inspect_field, last_line
@@ -111,19 +111,13 @@ def check_emulators(engine: Engine, platforms: tuple[Platform, ...]) -> list[Row
 
 
 
-def check_toolchains(settings: Settings, platforms: tuple[Platform, ...]) -> list[Row]:
-    """One row per platform the builder image cannot compile for (build_plan.toolchain_problems)."""
+def check_toolchains(settings: Settings) -> list[Row]:
+    """One row per requested platform: whether the builder image can compile for it (build_plan's rule)."""
+    problems = toolchain_problems(settings)
     flavour = flavour_of(settings.builder_image)
-    release = debian_release(settings.builder_image)
-    rows = []
-    for p in platforms:
-        problem = toolchain_problem(p, flavour, release)
-        if problem:
-            rows.append(Row(f"toolchain {p.docker}", False, problem.split(": ", 1)[1],
-                            "another --builder-image, or drop the platform"))
-        else:
-            rows.append(Row(f"toolchain {p.docker}", True, f"{flavour} {p.rust_triple}"))
-    return rows
+    return [Row(f"toolchain {p.docker}", False, problems[p], "another --builder-image, or drop the platform")
+            if p in problems else Row(f"toolchain {p.docker}", True, f"{flavour} {p.rust_triple}")
+            for p in settings.platforms]
 
 
 def check_private_sources(settings: Settings) -> list[Row]:
@@ -153,9 +147,10 @@ def check_private_sources(settings: Settings) -> list[Row]:
         rows.append(Row(f"git over SSH {', '.join(hosts)}", ok, found,
                         "eval $(ssh-agent) && ssh-add KEY; ssh-keyscan HOST >> the known hosts file"))
     if sources.https_git:
+        from .core.private_sources import git_credential_entries
         from .engine.secrets import git_credentials
 
-        stored = {line.split("@", 1)[-1].split("/", 1)[0] for line in git_credentials().split() if "@" in line}
+        stored = {host for host, _ in git_credential_entries(git_credentials())}
         for host in sorted({g.host for g in sources.https_git}):
             have = any(s == host or s.startswith(f"{host}:") for s in stored)
             rows.append(Row(f"git over HTTPS {host}", True, "a credential in CROSSDOCK_GIT_CREDENTIALS" if have else
@@ -279,7 +274,7 @@ def gather_rows(engine: Engine, settings: Settings, platforms: tuple[Platform, .
     rows = check_engine(engine, settings)
     engine_ok = all(r.ok for r in rows)
     rows += check_emulators(engine, platforms)
-    rows += check_toolchains(settings, platforms)
+    rows += check_toolchains(settings)
     if engine_ok:
         rows += check_base_images(engine, settings, platforms)
     else:

@@ -79,8 +79,8 @@ def test_platforms_the_builder_cannot_compile_are_refused_before_anything_runs()
     def settings(builder: str, platforms: str):
         return resolve(cli={"builder_image": builder, "runtime_image": "debian:trixie-slim", "platforms": platforms})
 
-    assert toolchain_problems(settings("127.0.0.1:5000/crossdock/debian:trixie", "amd64,arm/v5,riscv64,s390x")) == []
-    assert toolchain_problems(settings("rust:1-bookworm", "arm/v6,arm/v5,riscv64")) == []  # rustup: any target
+    assert toolchain_problems(settings("127.0.0.1:5000/crossdock/debian:trixie", "amd64,arm/v5,riscv64,s390x")) == {}
+    assert toolchain_problems(settings("rust:1-bookworm", "arm/v6,arm/v5,riscv64")) == {}  # rustup: any target
     with pytest.raises(SettingsError) as e:
         check_toolchains(settings("127.0.0.1:5000/crossdock/debian:bookworm", "amd64,arm/v6,riscv64"))
     message = str(e.value)

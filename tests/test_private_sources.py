@@ -80,3 +80,12 @@ def test_the_secret_file_carries_only_the_tokens_of_used_registries():
                "CARGO_REGISTRY_TOKEN": "cio"}
     assert credential_lines(parse_private_sources(CONFIG, LOCK), environ) == [
         "CARGO_REGISTRIES_MY_CORP_TOKEN=s3cr3t", "CARGO_REGISTRY_TOKEN=cio"]
+
+
+def test_git_credential_lines_give_host_and_password():
+    from tasks.core.private_sources import git_credential_entries
+
+    store = ("https://ci:ghp_abc@git.example.com http://u:t0k@127.0.0.1:8080\nhttps://nologin.example.com "
+             "https://ghp_alone@git.other.example")
+    assert git_credential_entries(store) == [("git.example.com", "ghp_abc"), ("127.0.0.1:8080", "t0k"),
+                                             ("git.other.example", "ghp_alone")]

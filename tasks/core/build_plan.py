@@ -13,7 +13,7 @@ from pathlib import Path
 from . import buildx, image
 from .capabilities import Features
 from .image import ImageSpec
-from .platforms import toolchain_problem
+from .platforms import Platform, toolchain_problem
 from .project import Target
 from .references import join_repository
 from .revision import VcsInfo, version_for
@@ -73,19 +73,19 @@ def check_same_debian_release(builder_image: str, runtime_image: str) -> None:
                             f"docker.io/library/rust:1-{runs} with {runtime_image})")
 
 
-def toolchain_problems(settings: Settings) -> list[str]:
-    """What the builder cannot compile, per requested platform: arm/v6 with Debian's Rust, a Debian release
-    without Rust's standard library for an architecture. Its flavour is read from the image's name (rust*
-    images are rustup's); docker/platform.sh refuses again in the build, from what the image really has."""
+def toolchain_problems(settings: Settings) -> dict[Platform, str]:
+    """The requested platforms the builder cannot compile, each with why: arm/v6 with Debian's Rust, a Debian
+    release without Rust's standard library for an architecture. Its flavour is read from the image's name
+    (rust* images are rustup's); docker/platform.sh refuses again in the build, from what the image really has."""
     flavour, release = buildx.flavour_of(settings.builder_image), debian_release(settings.builder_image)
-    return [problem for p in settings.platforms if (problem := toolchain_problem(p, flavour, release))]
+    return {p: problem for p in settings.platforms if (problem := toolchain_problem(p, flavour, release))}
 
 
 def check_toolchains(settings: Settings) -> None:
     problems = toolchain_problems(settings)
     if problems:
         raise SettingsError(f"the builder image {settings.builder_image} cannot build every platform asked for:\n"
-                            + "\n".join(f"  {problem}" for problem in problems))
+                            + "\n".join(f"  {p.docker}: {problem}" for p, problem in problems.items()))
 
 
 def cache_key(project: Path, bin: str) -> str:

@@ -168,9 +168,9 @@ def toolchain_problem(p: Platform, flavour: str, release: str) -> str:
     if flavour != "debian":
         return ""
     if p.debian_refusal:
-        return f"{p.docker}: {p.debian_refusal}"
+        return p.debian_refusal
     if p.debian_arch in NO_RUST_STD.get(release, ()):
-        return (f"{p.docker}: Debian {release} ships no Rust standard library for {p.debian_arch} "
+        return (f"Debian {release} ships no Rust standard library for {p.debian_arch} "
                 f"(libstd-rust-web-dev:{p.debian_arch}): use a trixie builder and runtime (the default), or a "
                 f"rustup builder image")
     return ""

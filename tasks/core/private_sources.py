@@ -94,12 +94,25 @@ def parse_private_sources(config_text: str, lock_text: str) -> PrivateSources:
         Registry(name=name, index=str(table["index"]), used=_normal(str(table["index"])) in used)
         for name, table in sorted((config.get("registries") or {}).items())
         if isinstance(table, dict) and table.get("index"))
+
     def git(*schemes: str) -> tuple[GitSource, ...]:
         urls = {s.removeprefix("git+").split("?", 1)[0].split("#", 1)[0] for s in sources
                 if s.startswith(tuple(f"git+{scheme}://" for scheme in schemes))}
         return tuple(GitSource(url) for url in sorted(urls))
 
     return PrivateSources(registries=registries, ssh_git=git("ssh"), https_git=git("https", "http"))
+
+
+def git_credential_entries(store: str) -> list[tuple[str, str]]:
+    """(host[:port], secret) of each git credential-store line (``https://USER:TOKEN@host``, space- or
+    newline-separated) that has a login: the password, or a lone token in the user's place."""
+    entries = []
+    for line in store.split():
+        parts = urlsplit(line)
+        secret = parts.password if parts.password is not None else parts.username
+        if secret and parts.hostname:
+            entries.append((parts.netloc.rsplit("@", 1)[-1], secret))
+    return entries
 
 
 def missing_credentials(sources: PrivateSources, environ: dict[str, str], *, auth_required: set[str],

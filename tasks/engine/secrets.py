@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..core.errors import CrossdockError
+from ..core.private_sources import git_credential_entries
 
 USER_ENV = "REGISTRY_USER"
 PASSWORD_ENV = "REGISTRY_PASSWORD"
@@ -66,7 +67,7 @@ def git_credentials() -> str:
 
 def secret_values() -> list[str]:
     """Every secret crossdock holds, for redaction (each git credential line's password too)."""
-    git = [line.split("@", 1)[0].rsplit(":", 1)[-1] for line in git_credentials().split() if "@" in line]
+    git = [password for _, password in git_credential_entries(git_credentials())]
     return [v for v in (credentials()[1], signing_password(), *cargo_tokens().values(), *git) if v]
 
 

@@ -83,23 +83,23 @@ def build_secrets(sources: PrivateSources, settings: Settings) -> Iterator[tuple
     """buildx arguments handing the compile steps what they need: the tokens file, the known hosts, the SSH
     agent (``--ssh default``: buildx forwards SSH_AUTH_SOCK), git's stored HTTPS credentials
     (CROSSDOCK_GIT_CREDENTIALS). Nothing when the project has no private source."""
-    lines = credential_lines(sources, cargo_tokens())
-    args: list[str] = []
     folder = Path(tempfile.mkdtemp(prefix="crossdock-secrets-"))  # outside any build context, mode 0700
+
+    def secret(name: str, lines: list[str]) -> list[str]:
+        """The secret ``name`` as a file of ``lines`` (mode 0600), or nothing when there are none."""
+        if not lines:
+            return []
+        path = folder / name
+        path.touch(mode=0o600)
+        path.write_text("\n".join(lines) + "\n")
+        return ["--secret", f"id={name},src={path}"]
+
     try:
-        if lines:
-            secret = folder / CREDENTIALS_SECRET
-            secret.touch(mode=0o600)
-            secret.write_text("\n".join(lines) + "\n")
-            args += ["--secret", f"id={CREDENTIALS_SECRET},src={secret}"]
+        args = secret(CREDENTIALS_SECRET, credential_lines(sources, cargo_tokens()))
         if sources.ssh_git:
             args += ["--secret", f"id={KNOWN_HOSTS_SECRET},src={settings.ssh_known_hosts}", "--ssh", "default"]
-        store = git_credentials()
-        if sources.https_git and store:
-            secret = folder / GIT_CREDENTIALS_SECRET
-            secret.touch(mode=0o600)
-            secret.write_text("\n".join(store.split()) + "\n")  # git's credential-store format, a line each
-            args += ["--secret", f"id={GIT_CREDENTIALS_SECRET},src={secret}"]
+        if sources.https_git:  # git's credential-store format, a line each
+            args += secret(GIT_CREDENTIALS_SECRET, git_credentials().split())
         yield tuple(args)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
