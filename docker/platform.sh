@@ -8,10 +8,14 @@
 #   platform.sh toolchain  install the host Rust toolchain (Debian flavour: rustc-web, cargo-web)
 #   platform.sh install    install what the target needs (cross gcc, libc, Rust std for the target)
 #   platform.sh deps       the project's build tools (host) and build packages (target architecture)
+#   platform.sh install-all, deps-all: install and deps for every platform of TARGETS (a joint compile)
 #   platform.sh cook       compile the recipe tree in the working directory (the dependency layers) into
 #                          CARGO_TARGET_DIR; a failure leaves the rest to `build`; COOK_WORKSPACE=0: nothing
 #   platform.sh build      cargo build --release for the target and copy the binary to $OUT_DIR (a target
 #                          dir that never built starts as a copy of $COOKED_DIR, the cooked layers')
+#                          With TARGETS ("amd64 arm64 arm/v7"), cook and build run one cargo for all of
+#                          them (build scripts' and proc-macros' units compiled once), the binaries in
+#                          $OUT_DIR/<arch><variant>/, unless the targets' resolved features differ
 #   platform.sh rootfs     the runtime's root filesystem for $RUNTIME (slim|minimal|static) in $ROOTFS:
 #                          users, runtime packages (target .debs unpacked natively), CA bundle, dpkg status
 #   platform.sh sbom       the SBOM's inputs in $SBOM_DIR: cargo metadata for the target, Cargo.lock,
@@ -232,18 +236,25 @@ share_cargo_downloads() {
 }
 
 # The compile's environment for `cook` and `build` (target_env's lines, the project's build-env, cargo's
-# shared downloads), so the cooked layers' artifacts carry the fingerprints the build expects. Sets (for
-# the functions below): profile, target_dir (CARGO_TARGET_DIR, created) and tokens (compile_tokens).
+# shared downloads), so the cooked layers' artifacts carry the fingerprints the build expects. With TARGETS
+# (a joint compile: "amd64 arm64 arm/v7"), every target's lines: they name their triple, so one cargo
+# compiles for all of them. Sets (for the functions below): profile, rust_targets (the triples),
+# linkers, target_dir (CARGO_TARGET_DIR, created) and tokens (compile_tokens).
 cargo_setup() {
-  compute
   : "${BIN:?platform.sh: BIN (the binary name) is required}"
   profile=${CARGO_PROFILE:-release}
-  env_lines=$(target_env)
-  while IFS= read -r assignment; do
-    export "${assignment?}"
-  done <<EOF_ENV
+  rust_targets="" linkers=""
+  for t in ${TARGETS:-"$TARGETARCH/${TARGETVARIANT:-}"}; do
+    set_target "$t"
+    compute
+    env_lines=$(target_env)
+    while IFS= read -r assignment; do
+      export "${assignment?}"
+    done <<EOF_ENV
 $env_lines
 EOF_ENV
+    rust_targets="${rust_targets:+$rust_targets }$RUST_TARGET" linkers="${linkers:+$linkers,}$LINKER"
+  done
   # The project's build-env (NAME=VALUE lines): for cargo and its build scripts only.
   export_lines "${BUILD_ENV_FILE:-/usr/local/share/crossdock/build-env}"
   private_sources
@@ -251,6 +262,21 @@ EOF_ENV
   mkdir -p "$target_dir"
   share_cargo_downloads
   tokens=$(compile_tokens) || exit 1
+}
+
+# set_target PLATFORM: TARGETARCH and TARGETVARIANT of one of TARGETS' platforms (arm/v7 -> arm, v7).
+set_target() {
+  TARGETARCH=${1%%/*}
+  case $1 in */*) TARGETVARIANT=${1#*/} ;; *) TARGETVARIANT="" ;; esac
+}
+
+# for_each_target COMMAND: COMMAND for each platform of TARGETS (the joint compile's stages), in a subshell
+# each, with its TARGETARCH and TARGETVARIANT.
+for_each_target() {
+  [ -n "${TARGETS:-}" ] || die "TARGETS (the platforms of a joint compile, e.g. 'amd64 arm64 arm/v7') is required"
+  for t in $TARGETS; do
+    (set_target "$t" && export TARGETARCH TARGETVARIANT && "$@") || exit $?
+  done
 }
 
 # Exports each NAME=VALUE line of a file (none when it is absent or empty); blank lines are skipped.
@@ -298,31 +324,93 @@ lock_target_dir() {
 # The binaries to build, one per line on stdout: BIN, then BINS (comma-separated).
 bin_names() { echo "$BIN,${BINS:-}" | tr ',' '\n' | grep -v '^$' || :; }
 
-# compile LABEL RECORD: cargo build of the binaries for the target (profile, package, features, lock file as
-# configured; reads profile, target_dir and tokens from cargo_setup) with a jobserver token, then the
-# sources' RECORD updated by its outcome. Sets compiled: cargo's exit status (the function itself returns
-# 0, so `set -e` still holds inside it).
+# cargo's arguments for a compile of the binaries (one --target per triple of $1), on stdout, one word each
+# (no argument has a space: profile, binary, package and feature names, triples).
+cargo_args() {
+  printf '%s' "build --profile $profile"
+  for t in $1; do printf ' %s' "--target $t"; done
+  for name in $(bin_names); do printf ' %s' "--bin $name"; done
+  if [ -n "${PACKAGE:-}" ]; then printf ' %s' "--package $PACKAGE"; fi
+  if [ -n "${CARGO_FEATURES:-}" ]; then printf ' %s' "$CARGO_FEATURES"; fi
+  if [ -f Cargo.lock ]; then printf ' %s' --locked; fi
+  if [ -n "${KEEP_GOING:-}" ]; then printf ' %s' --keep-going; fi
+  echo
+}
+
+# unit_keys TRIPLES: every unit cargo would compile for those targets, one line each (package, target
+# kind and name, platform (null: the build machine's), mode, features), from cargo's unit graph
+# (`--unit-graph`, read with RUSTC_BOOTSTRAP=1: no compile, no build script runs).
+unit_keys() {
+  # shellcheck disable=SC2046  # cargo_args' words
+  RUSTC_BOOTSTRAP=1 cargo $(cargo_args "$1") -Z unstable-options --unit-graph | perl -ne '
+    while (/\{"pkg_id":"([^"]*)","target":\{"kind":\[([^\]]*)\][^}]*?"name":"([^"]*)".*?"platform":(null|"[^"]*"),"mode":"([^"]*)","features":\[([^\]]*)\]/g) {
+      print "$1 $2 $3 $4 $5 [$6]\n" }' | LC_ALL=C sort -u
+}
+
+# joint_features: with several targets, whether one cargo for all of them compiles what one cargo per
+# target would. cargo unifies the features of a dependency across the targets it builds together (a
+# feature one target's [target.'cfg(...)'.dependencies] turns on reaches the others), so each target's
+# units must all be in the joint unit graph, features included. Prints why not on stdout (returns 1).
+joint_features() {
+  # shellcheck disable=SC2086  # the triples, one word each
+  set -- $rust_targets
+  [ "$#" -gt 1 ] || return 0
+  units="$target_dir/.crossdock-joint-units"
+  unit_keys "$rust_targets" >"$units" || { echo "cargo could not list the units of a joint build (cargo --unit-graph failed: above)"; return 1; }
+  for t in $rust_targets; do
+    differ=$(unit_keys "$t" | LC_ALL=C comm -23 - "$units" | head -n 3) \
+      || { echo "cargo could not list the units of a build for $t (above)"; return 1; }
+    if [ -n "$differ" ]; then
+      echo "the resolved features differ by target: $t alone gets units a joint build would not (cargo unifies features across the targets it builds together): $(echo "$differ" | tr '\n' ';')"
+      return 1
+    fi
+  done
+  rm -f "$units"
+}
+
+# compile LABEL RECORD: cargo build of the binaries for every target of rust_targets (profile, package,
+# features, lock file as configured; reads profile, target_dir and tokens from cargo_setup) with a jobserver
+# token, then the sources' RECORD updated by its outcome; cargo's messages (JSON) kept in the target dir,
+# from which the units it compiled are counted. Sets compiled: cargo's exit status (the function itself
+# returns 0, so `set -e` still holds inside it).
 # The line it prints ("platform.sh: [LABEL]cargo ... (flavour F, ...") tells crossdock the flavour used.
 compile() {
   label=$1 record=$2
-  set -- build --profile "$profile" --target "$RUST_TARGET"
-  for name in $(bin_names); do set -- "$@" --bin "$name"; done
-  if [ -n "${PACKAGE:-}" ]; then set -- "$@" --package "$PACKAGE"; fi
-  # shellcheck disable=SC2086  # cargo's feature flags, one word each (feature names have no spaces)
-  set -- "$@" ${CARGO_FEATURES:-}
-  if [ -f Cargo.lock ]; then set -- "$@" --locked; fi
+  args=$(cargo_args "$rust_targets")
   join_jobserver "$tokens" || :
-  echo "platform.sh: ${label}cargo $* (flavour $FLAVOUR, linker $LINKER, target dir $target_dir)" >&2
+  echo "platform.sh: ${label}cargo $args (flavour $FLAVOUR, linker $linkers, target dir $target_dir)" >&2
   compiled=0
-  cargo "$@" || compiled=$?
+  messages="$target_dir/.crossdock-messages.json"
+  # shellcheck disable=SC2086  # cargo_args' words
+  cargo $args --message-format=json-render-diagnostics >"$messages" || compiled=$?
   leave_jobserver
+  count_units "$label" "$messages"
   finish_sources "$compiled" "$record"
 }
 
-# The dependency layers (docker/Dockerfile's cook stage, tasks/core/recipe.py): compile what the recipe
-# tree in the working directory holds, into CARGO_TARGET_DIR (inside the layer, so that it is cached and
-# exported like any layer). A failure is not the build's: the layer keeps what compiled and the build
-# step compiles the rest (and reports any real error).
+# count_units LABEL MESSAGES: what cargo compiled (not fresh), from its compiler-artifact messages: one line
+# per proc-macro crate, then the units for the build machine (build scripts, proc-macros and what they
+# depend on: their files are outside the targets' <triple>/ directories) and for the targets.
+count_units() {
+  [ -s "$2" ] || return 0
+  perl -ne '
+    BEGIN { ($dir, $label, $n) = @ARGV; @ARGV = ($ARGV[3]); $host = $target = 0 }
+    next unless /"reason":"compiler-artifact"/ && /"fresh":false/;
+    my ($kind) = /"target":\{"kind":\[([^\]]*)\]/;
+    my ($name) = /"target":\{[^}]*?"name":"([^"]*)"/;
+    my ($file) = /"filenames":\["([^"]*)"/;
+    my $is_host = defined $file && index($file, "$dir/") == 0;
+    if ($is_host) { $host++ } else { $target++ }
+    print STDERR "platform.sh: ${label}compiled proc-macro $name (build machine)\n" if $kind =~ /"proc-macro"/;
+    END { print STDERR "platform.sh: ${label}compiled $host unit(s) for the build machine (build scripts, proc-macros and their dependencies) and $target for $n target(s)\n" }
+  ' "$target_dir/$(profile_dir)" "$label" "$(echo $rust_targets | wc -w)" "$2"
+}
+
+# The directory cargo puts a profile's artifacts in.
+profile_dir() {
+  if [ "$profile" = dev ] || [ "$profile" = test ]; then echo debug; else echo "$profile"; fi
+}
+
 cmd_cook() {
   cargo_setup
   if [ "${COOK_WORKSPACE:-1}" = 0 ]; then
@@ -330,8 +418,12 @@ cmd_cook() {
     return 0
   fi
   lock_target_dir
+  if ! why=$(joint_features); then
+    echo "platform.sh: cook: not compiling the targets together: $why" >&2
+    return 0
+  fi
   record="$target_dir/.crossdock-sources.sha256"
-  restamp_changed_sources "$record" "$target_dir/$RUST_TARGET"
+  restamp_changed_sources "$record" "$target_dir/${rust_targets%% *}"
   if [ -f "$record" ] && [ ! -s "$record.changed" ]; then
     echo "platform.sh: cook: no source differs from the layer below: nothing to compile" >&2
     finish_sources 0 "$record"
@@ -342,10 +434,19 @@ cmd_cook() {
   [ "$compiled" = 0 ] || warn "cook: cargo exited $compiled: this layer keeps what compiled; the build step compiles the rest"
 }
 
+# The binaries in $OUT_DIR (default /out); a joint compile (TARGETS): in $OUT_DIR/<arch><variant>/ per
+# target, or, when its targets' features differ (joint_features), nothing compiled and the reason in
+# $OUT_DIR/per-platform (crossdock then builds each platform with its own cargo).
 cmd_build() {
   cargo_setup
   out=${OUT_DIR:-/out}
+  mkdir -p "$out"
   lock_target_dir
+  if ! why=$(joint_features); then
+    echo "platform.sh: not compiling the targets together: $why" >&2
+    echo "$why" >"$out/per-platform"
+    return 0
+  fi
   take_compile_slot "$tokens"
   record="$target_dir/.crossdock-sources.sha256"
   # A target dir that never built (a fresh runner, a new checkout directory) starts from the cooked layers'
@@ -354,16 +455,55 @@ cmd_build() {
     echo "platform.sh: target dir $target_dir starts from the dependency layers ($COOKED_DIR)" >&2
     cp -a "$COOKED_DIR/." "$target_dir/"
   fi
-  restamp_changed_sources "$record" "$target_dir/$RUST_TARGET"
+  restamp_changed_sources "$record" "$target_dir/${rust_targets%% *}"
+  if [ -z "${TARGETS:-}" ]; then
+    compile "" "$record"
+    [ "$compiled" = 0 ] || exit "$compiled"
+    copy_binaries "$RUST_TARGET" "$out"
+    return 0
+  fi
+  # Joint: cargo goes on with the other targets after one fails (--keep-going), and says per platform
+  # which compiled (crossdock reports the others failed and builds these on their own).
+  KEEP_GOING=1
   compile "" "$record"
-  [ "$compiled" = 0 ] || exit "$compiled"
-  dir=$profile
-  if [ "$profile" = dev ] || [ "$profile" = test ]; then dir=debug; fi
-  mkdir -p "$out"
+  if [ "$compiled" != 0 ]; then
+    built=$(built_triples "$target_dir/.crossdock-messages.json")
+    for t in $TARGETS; do
+      set_target "$t"
+      map_target
+      case " $built " in
+        *" $RUST_TARGET "*) echo "platform.sh: joint compile: $t compiled" >&2 ;;
+        *) echo "platform.sh: joint compile: $t FAILED ($RUST_TARGET: cargo exited $compiled)" >&2 ;;
+      esac
+    done
+    exit "$compiled"
+  fi
+  for t in $TARGETS; do
+    set_target "$t"
+    map_target
+    copy_binaries "$RUST_TARGET" "$out/$TARGETARCH$TARGETVARIANT"
+  done
+}
+
+# built_triples MESSAGES: the targets for which cargo produced (or found fresh) every binary asked for, from
+# its compiler-artifact messages, space-separated.
+built_triples() {
+  [ -s "$1" ] || return 0
+  perl -ne '
+    BEGIN { ($dir, $want) = @ARGV[0, 1]; @ARGV = ($ARGV[2]); %want = map { $_ => 1 } split /,/, $want }
+    next unless /"reason":"compiler-artifact"/ && /"executable":"\Q$dir\E\/([^\/"]+)\/[^\/"]+\/([^\/"]+)"/;
+    $seen{$1}{$2} = 1 if $want{$2};
+    END { print join(" ", grep { keys %{$seen{$_}} == keys %want } sort keys %seen), "\n" }
+  ' "$target_dir" "$(bin_names | paste -sd, -)" "$1"
+}
+
+# copy_binaries TRIPLE DIR: the binaries cargo built for TRIPLE into DIR.
+copy_binaries() {
+  mkdir -p "$2"
   for name in $(bin_names); do
-    bin_path="$target_dir/$RUST_TARGET/$dir/$name"
+    bin_path="$target_dir/$1/$(profile_dir)/$name"
     [ -f "$bin_path" ] || die "cargo finished but $bin_path does not exist: does the project build a binary named '$name'?"
-    cp "$bin_path" "$out/$name"
+    cp "$bin_path" "$2/$name"
   done
 }
 
@@ -618,11 +758,13 @@ case "${1:-}" in
   env) cmd_env ;;
   toolchain) cmd_toolchain ;;
   install) cmd_install ;;
+  install-all) for_each_target cmd_install ;;
   deps) cmd_deps ;;
+  deps-all) for_each_target cmd_deps ;;
   cook) cmd_cook ;;
   build) cmd_build ;;
   rootfs) cmd_rootfs ;;
   tree) cmd_tree ;;
   sbom) cmd_sbom ;;
-  *) echo "usage: platform.sh env|toolchain|install|deps|cook|build|rootfs|tree|sbom" >&2; exit 2 ;;
+  *) echo "usage: platform.sh env|toolchain|install|install-all|deps|deps-all|cook|build|rootfs|tree|sbom" >&2; exit 2 ;;
 esac

@@ -14,8 +14,8 @@ from .engine.docker import Engine
 from .steps.build import execute_build
 
 BUILD_SETTINGS = ("platforms", "project", "bin", "package", "registry", "image", "tag", "output", "jobs",
-                  "compile_slots", "compile_tokens", "builder", "builder_image", "runtime_image", "runtime",
-                  "build_packages", "build_tools", "runtime_packages", "cargo_profile", "port", "out_dir",
+                  "compile_slots", "compile_tokens", "joint_compile", "builder", "builder_image", "runtime_image",
+                  "runtime", "build_packages", "build_tools", "runtime_packages", "cargo_profile", "port", "out_dir",
                   "provenance", "reproducible", "cache", "build_network", "ssh_known_hosts")
 
 

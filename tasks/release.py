@@ -179,7 +179,8 @@ class ReleasePlan:
 
 
 RELEASE_SETTINGS = ("platforms", "project", "registry", "image", "jobs", "builder_image", "runtime_image", "out_dir",
-                    "sign_key", "provenance", "reproducible", "build_network", "ssh_known_hosts")
+                    "sign_key", "provenance", "reproducible", "joint_compile", "build_network",
+                    "ssh_known_hosts")
 
 
 @settings_task(
@@ -375,8 +376,10 @@ def run_release(engine: Engine, client: Client, plan: ReleasePlan, *, user: str,
         return
     index = client.manifest(Repo.parse(candidate.source_repo), candidate.index_digest)
     entries = index_entries(index)
+    joint = candidate.report.compile if candidate.report is not None else {}
     sboms = make_sboms(engine, settings, plan.target, plan.vcs, version=str(version),
-                       repository=candidate.source_repo, entries=entries)
+                       repository=candidate.source_repo, entries=entries,
+                       joint_targets=joint.get("targets", "") if joint.get("joint") else "")
     if signing:
         say(OFFLINE_NOTE)
         public_key.parent.mkdir(parents=True, exist_ok=True)

@@ -172,3 +172,66 @@ def workspace_project(dest: Path) -> Path:
     (dest / ".cargo" / "config.toml").write_text(CARGO_CONFIG)
     debian_crates("librust-itoa-dev", dest / "vendor")
     return commit(dest)
+
+
+DERIVE_MAIN = r'''//! Derives serde's traits (a proc-macro crate, serde_derive, and the build scripts of serde and
+//! proc-macro2: the units a joint compile builds once for every target) and prints what it derived.
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Reading {
+    sensor: String,
+    value: f64,
+}
+
+fn field_count<T: Serialize>(_: &T) -> usize {
+    2
+}
+
+fn main() {
+    let r = Reading { sensor: "t1".into(), value: 21.5 };
+    println!("{} {} ({}) derived {} fields of {:?}", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"),
+             std::env::consts::ARCH, field_count(&r), r.clone());
+}
+'''
+
+
+def derive_project(dest: Path, *, run: str) -> Path:
+    """A binary crate deriving serde's traits, serde vendored from Debian. ``run`` goes into its description, so
+    no dependency layer of an earlier run fits it (its compile is cold)."""
+    dest.mkdir(parents=True)
+    (dest / "Cargo.toml").write_text(f"""[package]
+name = "derive-demo"
+version = "0.1.0"
+edition = "2021"
+publish = false
+description = "serde derive fixture ({run})"
+
+[dependencies]
+serde = {{ version = "1", features = ["derive"] }}
+""")
+    (dest / "src").mkdir()
+    (dest / "src" / "main.rs").write_text(DERIVE_MAIN)
+    (dest / ".cargo").mkdir()
+    (dest / ".cargo" / "config.toml").write_text(CARGO_CONFIG)
+    debian_crates("librust-serde+serde-derive-dev", dest / "vendor")
+    return commit(dest)
+
+
+def target_features_project(dest: Path) -> Path:
+    """A workspace whose library's feature ``fast`` only arm64's build turns on (a [target.'cfg(...)'
+    .dependencies] entry): cargo would unify it into every target of a joint build. Prints whether it is on."""
+    (dest / "feat" / "src").mkdir(parents=True)
+    (dest / "app" / "src").mkdir(parents=True)
+    (dest / "Cargo.toml").write_text('[workspace]\nresolver = "2"\nmembers = ["app", "feat"]\n')
+    (dest / "feat" / "Cargo.toml").write_text('[package]\nname = "feat"\nversion = "0.1.0"\nedition = "2021"\n'
+                                              'publish = false\n\n[features]\nfast = []\n')
+    (dest / "feat" / "src" / "lib.rs").write_text('pub fn mode() -> &\'static str {\n    if cfg!(feature = "fast") '
+                                                  '{ "fast on" } else { "fast off" }\n}\n')
+    (dest / "app" / "Cargo.toml").write_text(
+        '[package]\nname = "feat-app"\nversion = "0.1.0"\nedition = "2021"\npublish = false\n\n'
+        '[dependencies]\nfeat = { path = "../feat" }\n\n'
+        '[target.\'cfg(target_arch = "aarch64")\'.dependencies]\nfeat = { path = "../feat", features = ["fast"] }\n')
+    (dest / "app" / "src" / "main.rs").write_text(
+        'fn main() {\n    println!("feat-app {} {}", std::env::consts::ARCH, feat::mode());\n}\n')
+    return commit(dest)

@@ -88,3 +88,17 @@ def test_platforms_the_builder_cannot_compile_are_refused_before_anything_runs()
     assert "linux/arm/v6: Debian has no ARMv6 hard-float port" in message
     assert "linux/riscv64: Debian bookworm ships no Rust standard library for riscv64" in message
     assert "amd64" not in message.replace("crossdock", "")
+
+
+def test_several_platforms_joined_here_get_one_cargo_unless_the_setting_or_no_join_says_otherwise(tmp_path):
+    settings, project = facts(tmp_path)
+    assert len(settings.platforms) > 1 and settings.joint_compile == "auto"
+    assert plan_request(settings, project, NO_ENGINE).joint_targets == " ".join(
+        p.docker.removeprefix("linux/") for p in settings.platforms)
+    assert plan_request(settings, project, NO_ENGINE, join=False).joint_targets == ""  # one platform per CI job
+    off = resolve(cli={"project": str(tmp_path), "joint_compile": "off"}, cwd=tmp_path)
+    assert plan_request(off, project, NO_ENGINE).joint_targets == ""
+    one = resolve(cli={"project": str(tmp_path), "platforms": "arm64"}, cwd=tmp_path)
+    assert plan_request(one, project, NO_ENGINE).joint_targets == ""
+    # how it compiles is no build argument: the report, the record, rebuilds and `inv merge` never see it
+    assert not {"COMPILE", "TARGETS"} & set(plan_request(settings, project, NO_ENGINE).build_args)

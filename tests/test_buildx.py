@@ -188,3 +188,52 @@ def test_cache_setting_to_repository_and_export():
     assert plan("team/cache", registry="") == ("team/cache", True)
     arch = buildx.plan_build(request(cache_repository="reg:5000/app", cache_export=False)).arches[0]
     assert "--cache-from" in arch.argv and "--cache-to" not in arch.argv
+
+
+def test_a_joint_plan_compiles_first_and_each_platform_takes_its_binaries_from_it():
+    plan = buildx.plan_build(request(joint=True, cache_repository="reg:5000/app", no_cache=True,
+                                     secret_args=("--ssh", "default")))
+    joint = plan.joint
+    assert joint is not None and joint.targets == "arm64 arm/v7"
+    argv = joint.argv
+    assert argv[argv.index("--target") + 1] == "joint-out" and "--platform" not in argv and "--no-cache" in argv
+    # every platform's registry cache read, none written (the platforms' builds write it)
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--cache-from"] == [
+        "type=registry,ref=reg:5000/app:buildcache-arm64", "type=registry,ref=reg:5000/app:buildcache-armv7"]
+    assert "--cache-to" not in argv and ("--ssh", "default") == argv[-5:-3]
+    assert argv[-3:] == ("--output", "type=local,dest=/out/build/joint", "/p")
+    assert joint.declined == Path("/out/build/joint/per-platform") and joint.log_file == Path("/out/build/joint.log")
+    for arch in plan.arches:
+        assert arch.joint and "COMPILE=joint" in arch.argv and "TARGETS=arm64 arm/v7" in arch.argv
+        assert "--no-cache" not in arch.argv  # (its compile ran without the cache just before)
+        assert "--cache-to" in arch.argv
+    # the way back when the joint compile declines: the plain per-platform commands
+    assert plan.separate == buildx.plan_build(request(cache_repository="reg:5000/app", no_cache=True,
+                                                      secret_args=("--ssh", "default"))).arches
+    assert not any(a.joint for a in plan.separate)
+
+
+def test_one_platform_or_no_joint_request_plans_no_joint_compile():
+    for req in (request(joint=True, platforms=parse_platforms("arm64")), request()):
+        plan = buildx.plan_build(req)
+        assert plan.joint is None and plan.separate == () and not any(a.joint for a in plan.arches)
+        assert not any("COMPILE=joint" in a.argv for a in plan.arches)
+
+
+def test_a_joint_compile_log_names_each_platform_s_target():
+    log = ("#14 0.2 platform.sh: cargo build --profile release --target x86_64-unknown-linux-gnu --target "
+           "aarch64-unknown-linux-gnu --bin app --locked (flavour debian, linker x86_64-linux-gnu-gcc,"
+           "aarch64-linux-gnu-gcc, target dir /cache/target/k/joint)\n")
+    assert buildx.built_with(log, "aarch64-unknown-linux-gnu") == ("debian", "aarch64-unknown-linux-gnu")
+    assert buildx.built_with(log, "riscv64gc-unknown-linux-gnu")[0] == "debian"
+    assert buildx.built_with("#3 CACHED\n", "aarch64-unknown-linux-gnu") is None
+
+
+def test_compiled_units_add_up_what_platform_sh_counted_in_every_step():
+    log = ("#12 9.1 platform.sh: cook: compiled 30 unit(s) for the build machine (build scripts, proc-macros and "
+           "their dependencies) and 45 for 3 target(s)\n"
+           "#15 2.0 platform.sh: cook: compiled proc-macro serde_derive (build machine)\n"
+           "#18 4.0 platform.sh: compiled 2 unit(s) for the build machine (build scripts, proc-macros and their "
+           "dependencies) and 3 for 3 target(s)\n")
+    assert buildx.compiled_units(log) == (32, 48)
+    assert buildx.compiled_units("#3 CACHED\n") == (0, 0)

@@ -16,7 +16,12 @@ NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
 
 
 def build_lines(out: str) -> list[str]:
-    return [line for line in out.splitlines() if line.startswith("docker buildx build ")]
+    """Each platform's ``docker buildx build`` (not the joint compile's, which comes first)."""
+    return [line for line in out.splitlines() if line.startswith("docker buildx build ") and "joint-out" not in line]
+
+
+def joint_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("docker buildx build ") and "joint-out" in line]
 
 
 def test_invoke_loads_the_namespace_from_tasks_py():
@@ -41,6 +46,12 @@ def test_dry_build_prints_one_buildx_command_per_platform_and_the_imagetools_com
     assert r.returncode == 0, r.stdout + r.stderr
     lines = build_lines(r.stdout)
     assert [re.search(r"--platform (\S+)", line).group(1) for line in lines] == ["linux/arm64", "linux/arm/v7"]
+    # one cargo for both first, printed before them; each platform's build then takes its binary from it
+    (joint,) = joint_lines(r.stdout)
+    assert r.stdout.index(joint) < r.stdout.index(lines[0]) and "'TARGETS=arm64 arm/v7'" in joint
+    assert all("COMPILE=joint" in line for line in lines)
+    off = run_inv("--dry", "build", "--platforms=arm64,arm", "--joint-compile=off", env=NO_ENGINE)
+    assert not joint_lines(off.stdout) and len(build_lines(off.stdout)) == 2, off.stdout + off.stderr
     joins = [line for line in r.stdout.splitlines() if line.startswith("docker buildx imagetools create ")]
     assert len(joins) == 1 and ":drytag " in joins[0]
     assert "<digest of linux/arm64>" in joins[0] and "<digest of linux/arm/v7>" in joins[0]
@@ -54,6 +65,9 @@ def test_dry_build_with_the_registry_cache_names_one_cache_per_arch():
         ref = f"127.0.0.1:5000/team/app:buildcache-{suffix}"
         assert f"--cache-from type=registry,ref={ref} " in line
         assert f"--cache-to type=registry,ref={ref},mode=max,compression=zstd " in line
+    (joint,) = joint_lines(r.stdout)  # reads both caches, writes none (the platforms' builds write them)
+    assert joint.count("--cache-from type=registry,ref=127.0.0.1:5000/team/app:buildcache-") == 2
+    assert "--cache-to" not in joint
     r = run_inv("--dry", "build", "--platforms=arm64", "--cache=ci/cache", env=NO_ENGINE)
     assert "ref=127.0.0.1:5000/ci/cache:buildcache-arm64," in r.stdout, r.stdout + r.stderr
 

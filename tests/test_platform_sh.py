@@ -179,3 +179,95 @@ def test_tree_places_the_spec_layout_with_modes_and_owners(tmp_path):
     (spec / "layout").write_text("user 2000 3000\nfile 0644 root /etc\n")
     r = subprocess.run(["sh", str(SCRIPT), "tree"], env=env, capture_output=True, text=True)
     assert r.returncode != 0 and "asset destination /etc is a directory of the runtime" in r.stderr
+
+
+JOINT_CARGO = r"""#!/bin/sh
+# A stand-in cargo for a joint compile: its unit graph unifies feature "a" of crate feat across the targets
+# when one of them is $FEATURE_FOR (as cargo does for a [target.'cfg(...)'.dependencies] feature); its build
+# writes the binary of each target and cargo's compiler-artifact messages (one proc-macro for the machine).
+echo "$*" >>"$HOME/cargo-calls"
+targets="" graph=0 prev=""
+for a in "$@"; do
+  [ "$prev" = --target ] && targets="$targets $a"
+  [ "$a" = --unit-graph ] && graph=1
+  prev=$a
+done
+features='[]'
+for t in $targets; do [ "$t" = "${FEATURE_FOR:-none}" ] && features='["a"]'; done
+lib='"target":{"kind":["lib"],"crate_types":["lib"],"name":"feat","src_path":"/src/feat/src/lib.rs"}'
+macro='"target":{"kind":["proc-macro"],"crate_types":["proc-macro"],"name":"serde_derive"}'
+profile='"profile":{"name":"release","strip":{"deferred":"None"}}'
+if [ "$graph" = 1 ]; then
+  printf '{"version":1,"units":['
+  for t in $targets; do
+    printf '{"pkg_id":"path+file:///src/feat#0.1.0",%s,%s,"platform":"%s","mode":"build","features":%s,' \
+      "$lib" "$profile" "$t" "$features"
+    printf '"dependencies":[]},'
+  done
+  printf '{"pkg_id":"registry+x#serde_derive@1.0.0",%s,%s,"platform":null,"mode":"build",' "$macro" "$profile"
+  printf '"features":[],"dependencies":[]}],"roots":[0]}\n'
+  exit 0
+fi
+artifact() {  # ID TARGET FILE
+  printf '{"reason":"compiler-artifact","package_id":"%s",%s,"profile":{},"features":[],' "$1" "$2"
+  printf '"filenames":["%s"],"executable":null,"fresh":false}\n' "$3"
+}
+artifact "registry+x#serde_derive@1.0.0" "$macro" "$CARGO_TARGET_DIR/release/deps/libserde_derive.so"
+for t in $targets; do
+  [ "$t" != "${FAIL_FOR:-none}" ] || continue
+  mkdir -p "$CARGO_TARGET_DIR/$t/release"
+  printf 'ELF %s' "$t" >"$CARGO_TARGET_DIR/$t/release/app"
+  printf '{"reason":"compiler-artifact","package_id":"path+file:///src#0.1.0","target":{"kind":["bin"],'
+  printf '"name":"app"},"filenames":["%s"],"executable":"%s","fresh":false}\n' "$CARGO_TARGET_DIR/$t/release/app" \
+    "$CARGO_TARGET_DIR/$t/release/app"
+done
+[ -z "${FAIL_FOR:-}" ] || { echo "error: could not compile app for $FAIL_FOR" >&2; exit 101; }
+"""
+
+
+def test_a_joint_compile_runs_one_cargo_for_every_target_and_counts_what_it_compiled(tmp_path):
+    from tests.conftest import platform_sh, stand_in_world
+
+    world = stand_in_world(tmp_path, JOINT_CARGO, {"Cargo.toml": ""})
+    r = platform_sh(world, "build", TARGETS="amd64 arm64 arm/v7", COMPILE_TOKENS="0", COMPILE_SLOTS="0")
+    assert r.returncode == 0, r.stderr
+    builds = [c for c in (tmp_path / "cargo-calls").read_text().splitlines() if "--unit-graph" not in c]
+    assert builds == ["build --profile release --target x86_64-unknown-linux-gnu --target aarch64-unknown-linux-gnu "
+                      "--target armv7-unknown-linux-gnueabihf --bin app --keep-going "
+                      "--message-format=json-render-diagnostics"]
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["amd64", "arm64", "armv7"]
+    assert (out / "armv7" / "app").read_text() == "ELF armv7-unknown-linux-gnueabihf"
+    assert r.stderr.count("compiled proc-macro serde_derive (build machine)") == 1
+    assert ("compiled 1 unit(s) for the build machine (build scripts, proc-macros and their dependencies) and 3 for "
+            "3 target(s)") in r.stderr
+
+
+def test_a_joint_compile_declines_when_a_target_s_features_would_differ(tmp_path):
+    from tests.conftest import platform_sh, stand_in_world
+
+    world = stand_in_world(tmp_path, JOINT_CARGO, {"Cargo.toml": ""})
+    r = platform_sh(world, "build", TARGETS="amd64 arm64", FEATURE_FOR="aarch64-unknown-linux-gnu",
+                    COMPILE_TOKENS="0", COMPILE_SLOTS="0")
+    assert r.returncode == 0, r.stderr
+    why = (tmp_path / "out" / "per-platform").read_text()
+    assert why.startswith("the resolved features differ by target: x86_64-unknown-linux-gnu alone gets units")
+    assert "feat" in why and '["a"]' not in why.split(";")[0]
+    assert [c for c in (tmp_path / "cargo-calls").read_text().splitlines() if "--unit-graph" not in c] == []
+    assert not (tmp_path / "out" / "amd64").exists()
+    cook = platform_sh(world, "cook", TARGETS="amd64 arm64", FEATURE_FOR="aarch64-unknown-linux-gnu",
+                       COMPILE_TOKENS="0", COMPILE_SLOTS="0", CARGO_TARGET_DIR=str(tmp_path / "cook"))
+    assert cook.returncode == 0 and "cook: not compiling the targets together" in cook.stderr
+
+
+def test_a_joint_compile_says_which_platforms_cargo_failed_for(tmp_path):
+    """cargo goes on with the other targets (--keep-going); platform.sh names each platform's outcome and
+    fails the step, so crossdock reports that one and builds the others on their own."""
+    from tests.conftest import platform_sh, stand_in_world
+
+    world = stand_in_world(tmp_path, JOINT_CARGO, {"Cargo.toml": ""})
+    r = platform_sh(world, "build", TARGETS="amd64 arm/v7", FAIL_FOR="armv7-unknown-linux-gnueabihf",
+                    COMPILE_TOKENS="0", COMPILE_SLOTS="0")
+    assert r.returncode == 101
+    assert "platform.sh: joint compile: amd64 compiled" in r.stderr
+    assert "platform.sh: joint compile: arm/v7 FAILED (armv7-unknown-linux-gnueabihf: cargo exited 101)" in r.stderr

@@ -93,6 +93,7 @@ BAD_VALUES = [
     ("cache", "app:latest", "off, on .* or the repository to keep it in"),
     ("cache", "read:", "off, on .* read or read:<repository>"),
     ("build_network", "bridge", "'default' or 'host'"),
+    ("joint_compile", "sometimes", "'auto' or 'off'"),
     ("ssh_known_hosts", " ", "a file path"),
     ("reproducible", "yes", "'auto' or 'on' or 'off'"),
 ]

@@ -137,8 +137,10 @@ def pin_base_images(settings: Settings, digests: Mapping[str, str]) -> dict[str,
 
 def plan_request(settings: Settings, project: ProjectFacts, engine: EngineSide, *, no_cache: bool = False,
                  manifest_tag: str = "", version: str = "", secret_args: tuple[str, ...] = (),
-                 git_tools: tuple[str, ...] = ()) -> buildx.BuildRequest:
-    """The build request for every platform of the settings."""
+                 git_tools: tuple[str, ...] = (), join: bool = True) -> buildx.BuildRequest:
+    """The build request for every platform of the settings: one cargo for all of them (``joint``) when the
+    joint-compile setting is auto and the platforms are joined here (--no-join: one platform per CI job, each
+    compiled as such a job compiles it)."""
     target, spec = project.target, project.spec
     repository = join_repository(settings.registry, settings.image or target.bin)
     cache_repository, cache_export = buildx.plan_cache(settings.cache, repository=repository,
@@ -164,4 +166,5 @@ def plan_request(settings: Settings, project: ProjectFacts, engine: EngineSide, 
         cache_export=cache_export,
         network=settings.build_network,
         secret_args=secret_args,
+        joint=join and settings.joint_compile == "auto",
     )

@@ -44,6 +44,14 @@ class BuildRequest:
     image: ImageSpec | None = None  # what goes into the image (None: a rebuild's recorded arguments only)
     network: str = "default"  # the fetching steps' network: default, or host (--allow network.host)
     secret_args: tuple[str, ...] = ()  # --secret/--ssh for private sources (paths and ids only, no value)
+    joint: bool = False  # one cargo for every platform (docker/Dockerfile's joint stages), when there are several
+
+    @property
+    def joint_targets(self) -> str:
+        """TARGETS of a joint compile ("amd64 arm64 arm/v7"), or "" when each platform has its own cargo."""
+        if not self.joint or len(self.platforms) < 2:
+            return ""
+        return " ".join(p.docker.removeprefix("linux/") for p in self.platforms)
 
     @property
     def push_by_digest(self) -> bool:
@@ -61,6 +69,23 @@ class ArchBuild:
     push_argv: tuple[str, ...] = ()  # after the build: push its OCI archive (the docker driver's way to
     # publish an image with rewritten timestamps: its own exporter refuses to rewrite them)
     archive: Path | None = None  # that archive (removed once pushed)
+    joint: bool = False  # takes its binaries from the joint compile (COMPILE=joint)
+
+
+@dataclass(frozen=True)
+class JointBuild:
+    """The compile of every platform by one cargo (``--target joint-out``), exported to ``out_dir``: the
+    binaries, or ``per-platform`` saying why it compiled nothing. It runs first; each platform's build (with
+    COMPILE=joint) then finds its steps in BuildKit's cache and only assembles the image."""
+
+    targets: str  # TARGETS: "amd64 arm64 arm/v7"
+    argv: tuple[str, ...]
+    log_file: Path
+    out_dir: Path
+
+    @property
+    def declined(self) -> Path:
+        return self.out_dir / "per-platform"
 
 
 @dataclass(frozen=True)
@@ -69,6 +94,8 @@ class BuildPlan:
     arches: tuple[ArchBuild, ...]
     manifest_ref: str  # repository:tag of the manifest list ("" in load mode)
     notes: tuple[str, ...] = field(default=())
+    joint: JointBuild | None = None  # run before ``arches`` (which take its binaries), when planned
+    separate: tuple[ArchBuild, ...] = ()  # with ``joint``: each platform with its own cargo, when it declines
 
 
 
@@ -97,7 +124,7 @@ def flavour_of(builder_image: str) -> str:
     return "rustup" if name.startswith("rust") else "debian"
 
 
-def plan_arch(request: BuildRequest, platform: Platform) -> ArchBuild:
+def plan_arch(request: BuildRequest, platform: Platform, *, compile_args: tuple[str, ...] = ()) -> ArchBuild:
     tag = ""
     rewrite = ",rewrite-timestamp=true" if request.rewrite_timestamps else ""
     push: tuple[str, ...] = ()
@@ -129,17 +156,18 @@ def plan_arch(request: BuildRequest, platform: Platform) -> ArchBuild:
                        "--progress", "plain",
                        "--provenance", provenance,
                        "--metadata-file", str(metadata)]
-    if request.no_cache:
+    if request.no_cache and not compile_args:  # (joint: the joint compile ran without the cache just before)
         args.append("--no-cache")
     args += cache_args(request.cache_repository, platform, export=request.cache_export)
     for key, value in request.build_args.items():
         args += ["--build-arg", f"{key}={value}"]
+    args += compile_args
     if request.image is not None and request.output != "load":
         args += annotation_args(request.image)
     args += [*network_args(request.network), *request.secret_args, *output, str(request.project)]
     return ArchBuild(platform=platform, triple=platform.rust_triple, tag=tag,
                      metadata_file=metadata, log_file=request.run_dir / f"{platform.suffix}.log",
-                     argv=tuple(args), push_argv=push, archive=archive)
+                     argv=tuple(args), push_argv=push, archive=archive, joint=bool(compile_args))
 
 
 def network_args(network: str) -> tuple[str, ...]:
@@ -203,7 +231,15 @@ def skopeo_push(archive: Path, ref: str) -> tuple[str, ...]:
 
 
 def plan_build(request: BuildRequest) -> BuildPlan:
-    arches = tuple(plan_arch(request, p) for p in request.platforms)
+    targets = request.joint_targets
+    joint, separate = None, ()
+    if targets:
+        compile_args = joint_compile_args(targets)
+        arches = tuple(plan_arch(request, p, compile_args=compile_args) for p in request.platforms)
+        separate = tuple(plan_arch(request, p) for p in request.platforms)
+        joint = plan_joint(request, targets, compile_args)
+    else:
+        arches = tuple(plan_arch(request, p) for p in request.platforms)
     manifest_ref = "" if request.output in ("load", "oci") else \
         f"{request.repository}:{request.manifest_tag or request.tag}"
     notes = []
@@ -212,7 +248,32 @@ def plan_build(request: BuildRequest) -> BuildPlan:
                      f"a staging tag (staging-{request.tag}-<arch>) and joined by digest"
                      + ("; timestamps rewritten in an OCI export, pushed with skopeo"
                         if request.rewrite_timestamps else ""))
-    return BuildPlan(request=request, arches=arches, manifest_ref=manifest_ref, notes=tuple(notes))
+    return BuildPlan(request=request, arches=arches, manifest_ref=manifest_ref, notes=tuple(notes), joint=joint,
+                     separate=separate)
+
+
+def joint_compile_args(targets: str) -> tuple[str, ...]:
+    """The build arguments of a platform's build (or SBOM build) that takes its binaries from the joint
+    compile of ``targets`` ("" = its own compile: none)."""
+    return ("--build-arg", "COMPILE=joint", "--build-arg", f"TARGETS={targets}") if targets else ()
+
+
+def plan_joint(request: BuildRequest, targets: str, compile_args: tuple[str, ...]) -> JointBuild:
+    """The joint compile's command: every platform's registry cache read (a fresh runner finds the cooked
+    layers there; each platform's build writes the cache, the joint steps included), nothing pushed."""
+    out_dir = request.run_dir / "joint"
+    args: list[str] = [*buildx_prefix(request.builder), "build",
+                       "--file", str(request.project / STAGED_DIR / "Dockerfile"),
+                       "--progress", "plain", "--provenance", "false", "--target", "joint-out"]
+    if request.no_cache:
+        args.append("--no-cache")
+    for platform in request.platforms:
+        args += cache_args(request.cache_repository, platform, export=False)
+    for key, value in request.build_args.items():
+        args += ["--build-arg", f"{key}={value}"]
+    args += [*compile_args, *network_args(request.network), *request.secret_args,
+             "--output", f"type=local,dest={out_dir}", str(request.project)]
+    return JointBuild(targets=targets, argv=tuple(args), log_file=request.run_dir / "joint.log", out_dir=out_dir)
 
 
 def digest_placeholder(platform: Platform) -> str:
@@ -283,12 +344,36 @@ def current_step(log_text: str) -> str:
 _CARGO_LINE = re.compile(r"platform\.sh: cargo .*--target (\S+).* \(flavour (rustup|debian),")
 
 
-def built_with(log_text: str) -> tuple[str, str] | None:
-    """(flavour, Rust target) that platform.sh reported in a build log, or None (the step was cached)."""
+def built_with(log_text: str, triple: str = "") -> tuple[str, str] | None:
+    """(flavour, Rust target) that platform.sh reported in a build log, or None (the step was cached). A
+    joint compile's log names several targets: ``triple`` (when it is one of them) is the one asked about."""
     found = None
     for m in _CARGO_LINE.finditer(log_text):
-        found = (m.group(2), m.group(1))
+        targets = re.findall(r"--target (\S+)", m.group(0))
+        found = (m.group(2), triple if triple in targets else m.group(1))
     return found
+
+
+_UNITS = re.compile(r"platform\.sh: (?:cook: )?compiled (\d+) unit\(s\) for the build machine .* and (\d+) for ")
+
+
+def compiled_units(log_text: str) -> tuple[int, int]:
+    """(units for the build machine, units for the targets) cargo compiled in the steps a log shows (the
+    dependency layers' and the build's; a cached step shows none), as platform.sh counted them from cargo's
+    own messages."""
+    host = target = 0
+    for m in _UNITS.finditer(log_text):
+        host, target = host + int(m.group(1)), target + int(m.group(2))
+    return host, target
+
+
+_VERDICT = re.compile(r"platform\.sh: joint compile: (\S+) (compiled|FAILED)")
+
+
+def joint_verdicts(log_text: str) -> dict[str, bool]:
+    """Per platform of a failed joint compile ("arm/v7": False), whether cargo compiled it, as platform.sh
+    said after cargo (--keep-going) gave up; empty when the step failed before that."""
+    return {m.group(1): m.group(2) == "compiled" for m in _VERDICT.finditer(log_text)}
 
 
 def merge_dockerignore(user_rules: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ class BuildResult:
     provenance: str = "off"  # the provenance attestation mode every platform was built with
     reproducible: bool = False  # timestamps rewritten to SOURCE_DATE_EPOCH
     image: ImageSpec | None = None  # what went into the image
+    compile: Mapping[str, Any] = field(default_factory=dict)  # how it was compiled (joint or per platform, why)
 
     @property
     def ok(self) -> bool:
@@ -98,6 +99,7 @@ class BuildResult:
             "provenance": self.provenance,
             "reproducible": self.reproducible,
             "seconds": round(self.seconds, 1),
+            "compile": dict(self.compile),
             "platforms": [a.to_json() for a in self.arches],
         }
 

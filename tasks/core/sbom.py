@@ -285,12 +285,13 @@ def contents(bom: Mapping) -> tuple[list[str], list[str]]:
 
 
 def sbom_build_argv(*, builder: str, platform: str, project: Path, build_args: Mapping[str, str],
-                    dest: Path, network: str = "default") -> tuple[str, ...]:
+                    dest: Path, network: str = "default", compile_args: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The second, cheap build of one platform: the same Dockerfile and build arguments as the image (so
-    every stage is a cache hit), target ``sbom``, exported to ``dest`` on this machine. Nothing is pushed."""
+    every stage is a cache hit; ``compile_args``: the image's binaries came from a joint compile), target
+    ``sbom``, exported to ``dest`` on this machine. Nothing is pushed."""
     args = [*buildx_prefix(builder), "build", "--platform", platform,
             "--file", str(project / STAGED_DIR / "Dockerfile"), "--progress", "plain", "--provenance", "false",
             "--target", "sbom"]
     for key, value in build_args.items():
         args += ["--build-arg", f"{key}={value}"]
-    return (*args, *network_args(network), "--output", f"type=local,dest={dest}", str(project))
+    return (*args, *compile_args, *network_args(network), "--output", f"type=local,dest={dest}", str(project))

@@ -314,6 +314,10 @@ KNOBS: tuple[Knob, ...] = (
     Knob("compile_tokens", "auto", "One jobserver per build daemon, shared by every cargo of every arch and "
          "project: all compiles together run at most this many jobs, and a core one compile leaves idle is taken "
          "by another. auto: the build machine's cores; 0: off (compile-slots applies).", token_count),
+    Knob("joint_compile", "auto", "auto: two or more platforms built on one build daemon are compiled by one cargo "
+         "with every target (build scripts, proc-macros and their dependencies compiled once, not once per "
+         "platform), unless the targets' resolved features differ (then each platform has its own cargo, and the "
+         "build says why); never with --no-join. off: one cargo per platform.", choice("auto", "off")),
     Knob("builder", "", "buildx builder name (docker buildx ls). Empty: the current builder.", builder_name),
     Knob("builder_image", "docker.io/library/rust:1-trixie",
          "Image of the native compile stage: a rustup image, or a plain Debian (uses Debian's rustc-web).",
@@ -403,6 +407,7 @@ class Settings:
     jobs: int
     compile_slots: int
     compile_tokens: str
+    joint_compile: str
     builder: str
     builder_image: str
     runtime_image: str

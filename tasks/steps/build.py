@@ -11,7 +11,7 @@ import shutil
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..common import say, say_block
@@ -162,7 +162,7 @@ def probe_engine_side(engine: Engine, settings: Settings) -> tuple[str, str, dic
 def gather(
     engine: Engine, settings: Settings, *, no_cache: bool = False, manifest_tag: str = "",
     version: str = "", known: tuple[Target, VcsInfo | None] | None = None, secret_args: tuple[str, ...] = (),
-    git_tools: tuple[str, ...] = (),
+    git_tools: tuple[str, ...] = (), join: bool = True,
 ) -> tuple[buildx.BuildPlan, Target, VcsInfo | None]:
     """Probe (the project, git and the engine, git and the engine at once: both mostly wait on other
     processes), then plan (``build_plan.plan_request``, pure). A dry run with no engine plans for the
@@ -193,7 +193,7 @@ def gather(
     for warning in emulator_warning(settings.platforms):
         say(warning)
     request = plan_request(settings, project, side, no_cache=no_cache, manifest_tag=manifest_tag, version=version,
-                           secret_args=secret_args, git_tools=git_tools)
+                           secret_args=secret_args, git_tools=git_tools, join=join)
     return buildx.plan_build(request), project.target, project.vcs
 
 
@@ -260,6 +260,14 @@ def used_toolchain(plan: buildx.BuildPlan, arch: buildx.ArchBuild) -> tuple[str,
         found = buildx.built_with(arch.log_file.read_text(errors="replace"))
     except OSError:
         found = None
+    if found and arch.joint:
+        say(f"warning: {arch.platform.docker}: the joint compile was not in BuildKit's cache for this platform's "
+            f"build, which compiled again (a builder with several nodes, or its cache pruned meanwhile)")
+    elif arch.joint and plan.joint is not None:  # compiled by the joint step: its log says how
+        try:
+            found = buildx.built_with(plan.joint.log_file.read_text(errors="replace"), arch.triple)
+        except OSError:
+            found = None
     if found:
         record.write_text(json.dumps({"flavour": found[0], "rust_target": found[1]}) + "\n")
         return found
@@ -300,16 +308,90 @@ def _log_tail(path: str, lines: int = LOG_TAIL) -> str:
     return "\n".join(text[-lines:])
 
 
-def run_plan(engine: Engine, plan: buildx.BuildPlan, *, jobs: int) -> list[ArchResult]:
-    """Build every arch concurrently (at most `jobs` at once), printing progress while they run."""
+@dataclass(frozen=True)
+class JointOutcome:
+    """What the joint compile did: the platforms' builds to run next (none when it failed: ``failed`` says
+    so for each platform), and for the report how the binaries were compiled."""
+
+    arches: tuple[buildx.ArchBuild, ...]
+    failed: tuple[ArchResult, ...] = ()
+    compile: dict = field(default_factory=dict)
+
+
+def run_joint(engine: Engine, plan: buildx.BuildPlan) -> JointOutcome:
+    """The joint compile (``plan.joint``) before the platforms' builds, with progress while it runs. When it
+    declines (the targets' features differ), each platform's own cargo instead (``plan.separate``)."""
+    joint = plan.joint
+    if joint is None:
+        return JointOutcome(arches=plan.arches, compile={"joint": False})
+    names = ", ".join(p.docker for p in plan.request.platforms)
+    if engine.dry:
+        engine.build(joint.argv)
+        return JointOutcome(arches=plan.arches, compile={"joint": True, "targets": joint.targets})
+    say(f"compiling for {names} with one cargo (log: {joint.log_file})")
+    shutil.rmtree(joint.out_dir, ignore_errors=True)
+    started = time.monotonic()
+    with open(joint.log_file, "w") as log, ThreadPoolExecutor(1, thread_name_prefix="crossdock-joint") as pool:
+        log.write(f"$ {shlex.join(joint.argv)}\n")
+        log.flush()
+        running = pool.submit(engine.build, joint.argv, log)
+        while not wait([running], timeout=STATUS_EVERY).done:
+            say(f"still compiling for {names}: {human_seconds(time.monotonic() - started)} "
+                f"[{buildx.current_step(_log_tail(str(joint.log_file), 200))}]")
+        r = running.result()
+    seconds = time.monotonic() - started
+    if not r.ok:
+        return joint_failed(plan, joint, seconds, r.exited)
+    if joint.declined.is_file():
+        why = joint.declined.read_text().strip()
+        say(f"one cargo per platform instead: {why}")
+        return JointOutcome(arches=plan.separate, compile={"joint": False, "why": why})
+    host, target = buildx.compiled_units(joint.log_file.read_text(errors="replace"))
+    say(f"compiled for {names} by one cargo in {human_seconds(seconds)} ({host} unit(s) for the build machine, "
+        f"{target} for the targets)")
+    return JointOutcome(arches=plan.arches, compile={"joint": True, "targets": joint.targets,
+                                                     "host_units": host, "target_units": target})
+
+
+def joint_failed(plan: buildx.BuildPlan, joint: buildx.JointBuild, seconds: float, exited: int) -> JointOutcome:
+    """A failed joint compile: the platforms cargo failed for (as platform.sh named them; all of them when the
+    step failed before cargo said) are failed, the others are built each on its own."""
+    verdicts = buildx.joint_verdicts(joint.log_file.read_text(errors="replace"))
+    failed = [a for a in plan.arches if not verdicts.get(a.platform.docker.removeprefix("linux/"))]
+    error = (f"cargo failed for this platform in the compile for every platform (docker buildx build exited "
+             f"{exited})" if verdicts else
+             f"the compile for every platform failed: docker buildx build exited {exited}")
+    for arch in failed:
+        say(f"{arch.platform.docker}: FAILED after {human_seconds(seconds)}: {error}")
+    say(f"last {LOG_TAIL} lines of {joint.log_file}:")
+    say_block(_log_tail(str(joint.log_file)))
+    rest = tuple(a for a in plan.separate if a.platform not in {f.platform for f in failed})
+    if rest:
+        say(f"building {', '.join(a.platform.docker for a in rest)} each with its own cargo (they compiled)")
+    return JointOutcome(arches=rest, compile={"joint": False, "why": "the joint compile failed"}, failed=tuple(
+        ArchResult(platform=a.platform, triple=a.triple, ok=False, seconds=seconds, error=error,
+                   log=str(joint.log_file)) for a in failed))
+
+
+def run_plan(engine: Engine, plan: buildx.BuildPlan, *, jobs: int) -> tuple[list[ArchResult], dict]:
+    """The joint compile (when planned), then every arch concurrently (at most `jobs` at once), printing
+    progress while they run; also how the binaries were compiled. The results are in platform order."""
+    outcome = run_joint(engine, plan)
+    built = run_arches(engine, plan, outcome.arches, jobs=jobs) if outcome.arches else []
+    by_platform = {r.platform: r for r in (*outcome.failed, *built)}
+    return [by_platform[p] for p in plan.request.platforms if p in by_platform], outcome.compile
+
+
+def run_arches(engine: Engine, plan: buildx.BuildPlan, arches: tuple[buildx.ArchBuild, ...], *,
+               jobs: int) -> list[ArchResult]:
     if engine.dry:  # nothing runs: print the commands in platform order
-        return [run_arch(engine, plan, arch) for arch in plan.arches]
-    workers = jobs or len(plan.arches)
+        return [run_arch(engine, plan, arch) for arch in arches]
+    workers = jobs or len(arches)
     results: dict[str, ArchResult] = {}
     started: dict[str, float] = {}  # filled by run_arch when an arch really starts (--jobs may queue some)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crossdock-build") as pool:
         futures: dict[Future[ArchResult], buildx.ArchBuild] = {
-            pool.submit(run_arch, engine, plan, arch, started_at=started): arch for arch in plan.arches}
+            pool.submit(run_arch, engine, plan, arch, started_at=started): arch for arch in arches}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=STATUS_EVERY, return_when=FIRST_COMPLETED)
@@ -335,7 +417,7 @@ def run_plan(engine: Engine, plan: buildx.BuildPlan, *, jobs: int) -> list[ArchR
                     f"{a.platform.docker} {human_seconds(now - started[a.platform.name])}"
                     f" [{buildx.current_step(_log_tail(str(a.log_file), 200))}]" for a in running)
                     + (f" ({queued} queued)" if queued else ""))
-    return [results[a.platform.name] for a in plan.arches]
+    return [results[a.platform.name] for a in arches]
 
 
 def execute_build(engine: Engine, settings: Settings, *, no_cache: bool = False, manifest_tag: str = "",
@@ -359,7 +441,8 @@ def _execute_build(engine: Engine, settings: Settings, *, t0: float, dry: bool, 
                    version: str, known: tuple[Target, VcsInfo | None] | None, join: bool,
                    secret_args: tuple[str, ...], git_tools: tuple[str, ...]) -> BuildResult | None:
     plan, target, vcs = gather(engine, settings, no_cache=no_cache, manifest_tag=manifest_tag,
-                               version=version, known=known, secret_args=secret_args, git_tools=git_tools)
+                               version=version, known=known, secret_args=secret_args, git_tools=git_tools,
+                               join=join)
     request = plan.request
     say(f"building {target.bin} ({request.build_args['VERSION']}) from {settings.project} for "
         f"{', '.join(p.docker for p in request.platforms)}; "
@@ -374,7 +457,7 @@ def _execute_build(engine: Engine, settings: Settings, *, t0: float, dry: bool, 
         stage_build_files(settings.project, package=target.cargo_package, spec=request.image,
                           network=settings.build_network)
         request.run_dir.mkdir(parents=True, exist_ok=True)
-    results = run_plan(engine, plan, jobs=settings.jobs)
+    results, compiled = run_plan(engine, plan, jobs=settings.jobs)
     if dry:
         if plan.manifest_ref and join:
             engine.imagetools_create(plan.manifest_ref, buildx.imagetools_sources(plan, {}),
@@ -404,7 +487,8 @@ def _execute_build(engine: Engine, settings: Settings, *, t0: float, dry: bool, 
                                                                      or not join),
                          problems=tuple(problems), seconds=time.monotonic() - t0,
                          repository=request.repository, tag=request.manifest_tag or request.tag,
-                         provenance=request.provenance, reproducible=request.rewrite_timestamps)
+                         provenance=request.provenance, reproducible=request.rewrite_timestamps,
+                         compile=compiled)
     print()
     print(summary_table(results))
     report_path = settings.out_dir / "build-report.json"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..common import say
 from ..core.build_plan import build_args
+from ..core.buildx import joint_compile_args
 from ..core.errors import CrossdockError
 from ..core.platforms import lookup
 from ..core.project import Target
@@ -73,8 +74,10 @@ def prepare_signing(cosign: Cosign, raw_key: str) -> Signing:
 
 
 def make_sboms(engine: Engine, settings: Settings, target: Target, vcs: VcsInfo | None, *, version: str,
-               repository: str, entries: list[IndexEntry]) -> dict[str, Path]:
-    """One CycloneDX document per platform of the index, in ``<out>/sbom/<arch>.cdx.json``: platform -> path."""
+               repository: str, entries: list[IndexEntry], joint_targets: str = "") -> dict[str, Path]:
+    """One CycloneDX document per platform of the index, in ``<out>/sbom/<arch>.cdx.json``: platform -> path
+    (``joint_targets``: the index was built here by a joint compile of those platforms, whose steps the SBOM
+    builds then find in the cache)."""
     t0 = time.monotonic()
     folder = settings.out_dir / "sbom"
     folder.mkdir(parents=True, exist_ok=True)
@@ -90,7 +93,8 @@ def make_sboms(engine: Engine, settings: Settings, target: Target, vcs: VcsInfo 
         raw = folder / platform.suffix
         shutil.rmtree(raw, ignore_errors=True)
         argv = sbom_build_argv(builder=settings.builder, platform=entry.platform, project=settings.project,
-                               build_args=args, dest=raw, network=settings.build_network)
+                               build_args=args, dest=raw, network=settings.build_network,
+                               compile_args=joint_compile_args(joint_targets))
         log = folder / f"{platform.suffix}.log"
         with open(log, "w") as out:
             out.write(f"$ {' '.join(argv)}\n")
