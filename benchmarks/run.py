@@ -156,6 +156,10 @@ def raw_script(project: Path, platforms: str, work: Path) -> Path:
     lines.append(f"mkdir -p {logs}")
     # A build that exports an OCI archive (timestamps rewritten with the docker driver) is pushed by the
     # skopeo command that names its archive, as `inv build` runs it.
+    # The joint compile (one cargo for every platform) first, as `inv build` runs it; then the platforms at once.
+    for b in [b for b in builds if "--target joint-out " in b]:
+        lines.append(f"{b} >{logs}/sh-joint.log 2>&1")
+    builds = [b for b in builds if "--target joint-out " not in b]
     for i, b in enumerate(builds):
         archive = b.split("type=oci,dest=")[1].split(",")[0] if "type=oci,dest=" in b else ""
         push = next((f" && {p}" for p in pushes if archive and f"oci-archive:{archive} " in p), "")
@@ -349,8 +353,10 @@ def write_results(out: Path, info: dict, lines_of_rust: dict, all_rows: dict[str
               + f". Command: `{' '.join(['.venv/bin/python benchmarks/run.py', *sys.argv[1:]])}`."
               + ("" if final else " PARTIAL: the run was still going when this was written."))
     out.mkdir(parents=True, exist_ok=True)
-    fixed_cost = out / "fixed-cost.md"
+    fixed_cost, joint = out / "fixed-cost.md", out / "joint.md"
     body = header + "\n\n" + text + "\n"
+    if joint.exists():
+        body = with_joint(body, joint.read_text())
     (out / "results.md").write_text(with_fixed_cost(body, fixed_cost.read_text()) if fixed_cost.exists() else body)
     (out / "results.json").write_text(json.dumps({"info": info, "lines_of_rust": lines_of_rust, "final": final,
                                                   "rows": data}, indent=2) + "\n")
@@ -695,6 +701,187 @@ def run_jobserver(args: argparse.Namespace, *, out: Path, info: dict | None = No
     return write_jobserver(out, info, rows, platforms=args.jobserver_platforms, lines_of_rust=lines_of_rust)
 
 
+JOINT_GOAL = 0.85  # three platforms cold on the derive-heavy workload: one cargo / one cargo per platform
+JOINT_WORKLOADS = {  # name: what it is
+    "derive": "a small service on clap (derive), serde (derive), serde_json, regex, tokio (macros, rt), tracing "
+              "(attributes) and thiserror vendored from Debian's librust-*-dev packages (five proc-macro crates, "
+              "syn, build scripts), default release profile",
+    "heavy": "the generated heavy workspace (benchmarks/workload.py): no build script, no proc-macro",
+    "example": "the bundled example (no dependency)",
+}
+JOINT_MODES = (("one cargo", ()), ("per-platform", ("--joint-compile=off",)))
+JOINT_MARK = "**One cargo for every platform** (the latest `--joint` run, `benchmarks/joint.md`):"
+
+
+class CpuBusy:
+    """The share of the machine's cores busy (not idle, not waiting on I/O) while a command runs, from the
+    kernel's counters in /proc/stat before and after it: no sampler on the cores being measured."""
+
+    busy: float = float("nan")
+
+    @staticmethod
+    def counters() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields[:8]), idle
+
+    def __enter__(self) -> CpuBusy:
+        self._start = self.counters()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        total, idle = (end - start for end, start in zip(self.counters(), self._start, strict=True))
+        self.busy = (total - idle) / total if total else float("nan")
+
+
+@dataclass
+class JointRow:
+    seconds: list[float] = field(default_factory=list)
+    busy: list[float] = field(default_factory=list)  # share of the cores busy over each build
+    host_units: list[int] = field(default_factory=list)  # units cargo compiled for the build machine, per build
+    target_units: list[int] = field(default_factory=list)
+    no_change: list[float] = field(default_factory=list)  # the same copy built again right after, as it is
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds) if self.seconds else float("nan")
+
+
+def build_units(log_dir: Path) -> tuple[int, int]:
+    """Units cargo compiled for the build machine and for the targets in one `inv build` (every log it wrote:
+    the joint compile's and each platform's), as platform.sh counted them from cargo's messages."""
+    from tasks.core.buildx import compiled_units
+
+    host = target = 0
+    for log in log_dir.glob("*.log"):
+        h, t = compiled_units(log.read_text(errors="replace"))
+        host, target = host + h, target + t
+    return host, target
+
+
+def joint_source(workload: str, work: Path, *, items: int) -> Path:
+    from benchmarks.real_crates import derive_project
+
+    if workload == "derive":
+        return derive_project(work / "derive-source", vendor_cache=work / "debian-derive-crates")
+    if workload == "heavy":
+        return generate(work / "heavy-source", items=items)
+    if workload == "example":
+        return SUITE / "example"
+    raise SystemExit(f"unknown joint workload {workload!r}: {', '.join(JOINT_WORKLOADS)}")
+
+
+def measure_joint(work: Path, *, workloads: list[str], platforms: str, repeat: int, items: int,
+                  log_dir: Path) -> dict[str, dict[str, JointRow]]:
+    """Each workload cold (a new copy, the cache mounts pruned) for ``platforms`` at once, by one cargo and by
+    one cargo per platform (both with the jobserver, today's default); the modes take turns going first."""
+    build_logs = work / "out" / "build"
+    result: dict[str, dict[str, JointRow]] = {}
+    for workload in workloads:
+        source = joint_source(workload, work, items=items)
+        for _, flags in JOINT_MODES:  # each mode's toolchain and cross layers warm, not timed
+            timed(inv_build(cold_copy(source, work), platforms, work, extra=flags))
+        rows = result.setdefault(workload, {})
+        for i in range(repeat):
+            modes = JOINT_MODES[i % len(JOINT_MODES):] + JOINT_MODES[:i % len(JOINT_MODES)]
+            for mode, flags in modes:
+                shutil.rmtree(build_logs, ignore_errors=True)
+                prune_build_cache(cache_mounts_only=True)
+                log = log_dir / f"joint-{workload}-{mode.replace(' ', '-')}-{i}.log"
+                project = cold_copy(source, work)
+                with CpuBusy() as cpu:
+                    seconds, _ = timed(inv_build(project, platforms, work, extra=flags), log=log, sample_rss=False)
+                host, target = build_units(build_logs)
+                for arch_log in sorted(build_logs.glob("*.log")):
+                    shutil.copyfile(arch_log, log.with_name(f"{log.stem}-{arch_log.name}"))  # kept for a look
+                again, _ = timed(inv_build(project, platforms, work, extra=flags), sample_rss=False)
+                row = rows.setdefault(mode, JointRow())
+                row.no_change.append(again)
+                row.seconds.append(seconds)
+                row.busy.append(cpu.busy)
+                row.host_units.append(host)
+                row.target_units.append(target)
+                shutil.rmtree(project, ignore_errors=True)
+                print(f"  joint {workload:8} {mode:12} {seconds:7.1f}s  cores busy {cpu.busy:.0%}  units for the "
+                      f"build machine {host}, for the targets {target}; no change {again:.1f}s", flush=True)
+    return result
+
+
+def joint_table(rows: dict[str, dict[str, JointRow]]) -> tuple[str, list[dict]]:
+    lines = ["| workload | mode | runs | median | ratio | goal | spread (min-max) | cores busy (median) | units "
+             "compiled for the build machine | for the targets | no-change rebuild (median) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    data = []
+    for workload, modes in rows.items():
+        per_platform = modes["per-platform"].median if "per-platform" in modes else float("nan")
+        for mode, row in modes.items():
+            ratio = row.median / per_platform
+            shown = f"one cargo / per-platform {ratio:.2f}" if mode == "one cargo" else ""
+            goal = (f"<= {JOINT_GOAL:.2f} ({'met' if ratio <= JOINT_GOAL else 'missed'})"
+                    if mode == "one cargo" and workload == "derive" else
+                    "no worse than the spread" if mode == "one cargo" else "")
+            spread = f"{min(row.seconds):.1f}-{max(row.seconds):.1f} s"
+            units = sorted(set(row.host_units))
+            targets = sorted(set(row.target_units))
+            lines.append(f"| {workload} | {mode} | {len(row.seconds)} | {row.median:.1f} s | {shown} | {goal} | "
+                         f"{spread} | {statistics.median(row.busy):.0%} | {'/'.join(map(str, units))} | "
+                         f"{'/'.join(map(str, targets))} | "
+                         + (f"{statistics.median(row.no_change):.1f} s |" if row.no_change else "|"))
+            data.append({"workload": workload, "mode": mode, "seconds": row.seconds, "median": row.median,
+                         "of_per_platform": round(ratio, 4), "cores_busy": row.busy, "host_units": row.host_units,
+                         "target_units": row.target_units, "no_change": row.no_change})
+    return "\n".join(lines), data
+
+
+def write_joint(out: Path, info: dict, rows: dict[str, dict[str, JointRow]], *, platforms: str,
+                lines_of_rust: dict[str, int]) -> str:
+    table_text, data = joint_table(rows)
+    header = (f"One cargo for every platform against one cargo per platform, measured {info['date']} on "
+              f"{info['cores']} cores / {info['memory']} ({info['machine']}), Docker engine {info['engine']}, "
+              f"{info['buildx']} (`{' '.join(['.venv/bin/python benchmarks/run.py', *sys.argv[1:]])}`): each "
+              f"workload cold for {platforms} at once (a new copy of it, the builder's cache mounts pruned before "
+              "each build, toolchain layers warm), by one cargo with every target (`--joint-compile=auto`, the "
+              "default) and by one cargo per platform (`--joint-compile=off`, the default before), both with the "
+              "jobserver; the modes take turns going first. Seconds: the whole `inv build`. Cores busy: the share "
+              "of the machine's cores not idle over the build (/proc/stat). Units: what cargo compiled (not "
+              "fresh), counted by platform.sh from cargo's compiler-artifact messages, in every log of the build "
+              "(several values: they differed between runs). No-change rebuild: the same copy built again right "
+              "after, as it is (every step from the cache). Workloads: "
+              + "; ".join(f"{w} ({lines_of_rust.get(w, 0)} lines of Rust of its own): {JOINT_WORKLOADS[w]}"
+                          for w in rows) + ".")
+    text = header + "\n\n" + table_text
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "joint.md").write_text(text + "\n")
+    (out / "joint.json").write_text(json.dumps({"info": info, "platforms": platforms, "rows": data}, indent=2) + "\n")
+    results = out / "results.md"
+    if results.exists():
+        results.write_text(with_joint(results.read_text(), text))
+    return text
+
+
+def with_joint(results: str, joint: str) -> str:
+    """results.md with its joint-compile section replaced by (or given) ``joint``, before the fixed-cost
+    section (which stays last)."""
+    head, mark, fixed = results.partition(FIXED_COST_MARK)
+    head = head.split(JOINT_MARK)[0].rstrip()
+    return f"{head}\n\n{JOINT_MARK}\n\n{joint.strip()}\n" + (f"\n{mark}{fixed}" if mark else "")
+
+
+def run_joint(args: argparse.Namespace, *, out: Path) -> str:
+    work = Path(tempfile.mkdtemp(prefix="crossdock-bench-joint-"))
+    (work / "logs").mkdir()
+    info = versions()
+    workloads = args.joint_workloads.split(",")
+    print(f"joint compile rows, {info['date']}: {', '.join(workloads)} for {args.joint_platforms}, {args.repeat} "
+          f"run(s) per mode; logs under {work / 'logs'}", flush=True)
+    rows = measure_joint(work, workloads=workloads, platforms=args.joint_platforms, repeat=args.repeat,
+                         items=args.heavy_items, log_dir=work / "logs")
+    sources = {"derive": work / "derive-source", "heavy": work / "heavy-source", "example": SUITE / "example"}
+    lines_of_rust = {w: sum(len(p.read_text().splitlines()) for p in sources[w].rglob("*.rs")
+                            if "vendor" not in p.relative_to(sources[w]).parts) for w in workloads}
+    return write_joint(out, info, rows, platforms=args.joint_platforms, lines_of_rust=lines_of_rust)
+
+
 def add_jobserver_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobserver", action="store_true",
                         help="only the jobserver rows: each jobserver workload cold for three platforms with "
@@ -736,6 +923,14 @@ def main() -> None:
                         help="with --fresh-runner: run every step but the prunes and write nothing (checks the "
                              "benchmark itself; the numbers are not a fresh runner's)")
     add_jobserver_options(parser)
+    parser.add_argument("--joint", action="store_true",
+                        help="only the joint-compile rows: each workload cold for three platforms by one cargo and "
+                             "by one cargo per platform, side by side, into joint.md and results.md")
+    parser.add_argument("--joint-workloads", default=",".join(JOINT_WORKLOADS),
+                        help=f"joint-compile workloads (default: {','.join(JOINT_WORKLOADS)})")
+    parser.add_argument("--joint-platforms", default="amd64,arm64,arm", help="platforms of the joint-compile rows")
+    parser.add_argument("--joint-rehearse", action="store_true",
+                        help="with --joint: write joint.md into the work directory, not --out")
     args = parser.parse_args()
     # A user's Python caches compiled modules; this machine's environment may say not to write them.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(SUITE / "tasks"), str(SUITE / "tasks.py")],
@@ -744,6 +939,11 @@ def main() -> None:
         out = Path(tempfile.mkdtemp(prefix="crossdock-bench-rehearsal-")) if args.jobserver_rehearse else args.out
         print("\n" + run_jobserver(args, out=out) + (f"\n\n(rehearsal: written to {out}, not benchmarks/)"
                                                     if args.jobserver_rehearse else ""))
+        return
+    if args.joint:
+        out = Path(tempfile.mkdtemp(prefix="crossdock-bench-rehearsal-")) if args.joint_rehearse else args.out
+        print("\n" + run_joint(args, out=out) + (f"\n\n(rehearsal: written to {out}, not benchmarks/)"
+                                                 if args.joint_rehearse else ""))
         return
     if args.sizes:
         work = Path(tempfile.mkdtemp(prefix="crossdock-bench-"))

@@ -76,11 +76,14 @@ def flag_name(setting: str) -> str:
 
 
 def settings_task(*settings: str, flags: Mapping[str, tuple[Any, str]] | None = None,
-                  extend: Mapping[str, str] | None = None, **options: Any) -> Callable[[Callable[..., Any]], Any]:
+                  extend: Mapping[str, str] | None = None, lazy: bool = False,
+                  **options: Any) -> Callable[[Callable[..., Any]], Any]:
     """A task whose flags are the named settings, declared once in ``KNOBS`` (flag name, help, environment
     name and default come from there), plus task-only ``flags`` (name -> (default, help)); ``extend`` adds a
     sentence to a setting's help. The body is called as ``body(c, settings, **task_flags)`` with the resolved
-    ``Settings`` (defaults < Cargo metadata < config file < environment < these flags)."""
+    ``Settings`` (defaults < Cargo metadata < config file < environment < these flags); with ``lazy``, as
+    ``body(c, load, **task_flags)``: ``load(**more)`` resolves them with more settings (or ``warn``) given,
+    for a task that learns which project it is about only later (smoke: the last build's)."""
     flags = dict(flags or {})
     by_flag = {flag_name(name): name for name in settings}
     clash = set(by_flag) & set(flags)
@@ -99,9 +102,11 @@ def settings_task(*settings: str, flags: Mapping[str, tuple[Any, str]] | None = 
             unknown = set(kwargs) - set(by_flag) - set(flags)
             if unknown:
                 raise TypeError(f"{body.__name__}() got unexpected flags {sorted(unknown)}")
-            chosen = load_settings(c, **{by_flag[k]: v for k, v in kwargs.items() if k in by_flag})
+            given = {by_flag[k]: v for k, v in kwargs.items() if k in by_flag}
             rest = {name: kwargs.get(name, default) for name, (default, _) in flags.items()}
-            return body(c, chosen, **rest)
+            if lazy:
+                return body(c, lambda **more: load_settings(c, **given, **more), **rest)
+            return body(c, load_settings(c, **given), **rest)
 
         with_settings.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         del with_settings.__wrapped__  # invoke reads the flags from the signature above, not the body's

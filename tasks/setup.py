@@ -70,7 +70,7 @@ def check_engine(engine: Engine, settings: Settings) -> list[Row]:
     if not buildx.ok:
         return rows
     name = settings.builder or "(current)"
-    inspect = engine.inspect_builder(bootstrap=True)
+    inspect = engine.bootstrap_builder()
     if not inspect.ok:
         rows.append(Row(f"builder {name}", False, last_line(inspect.stderr), f"docker buildx create --name "
                         f"{settings.builder or 'NAME'}", (f"builder:{settings.builder}",) if settings.builder else ()))
@@ -254,7 +254,7 @@ def check_registry(engine: Engine, settings: Settings) -> list[Row]:
 
 def engine_capabilities(engine: Engine) -> list[Capability]:
     """What the engine and builder can do (`docker info`, `docker buildx inspect --bootstrap`)."""
-    inspect = engine.inspect_builder(bootstrap=True)
+    inspect = engine.bootstrap_builder()
     docker_info = engine.engine_facts()
     info = EngineInfo(server_version=str(docker_info.get("ServerVersion", "")), builder=engine.builder,
                       driver=inspect_field(inspect.stdout, "Driver"),

@@ -35,10 +35,10 @@ PLATFORM_SH = SUITE / "docker" / "platform.sh"
 # The unit tier: test modules of the pure core and of the task logic against MockContext or fakes. A test
 # there that starts a process (docker, git, sh, ...) is a test of another tier in the wrong file: it fails.
 UNIT_MODULES = frozenset({
-    "test_bench_fixed_cost", "test_bench_jobserver", "test_build_flow", "test_build_plan", "test_buildx",
-    "test_capabilities", "test_checks", "test_elf", "test_emulation", "test_engine", "test_guards", "test_image",
-    "test_merge", "test_platforms", "test_readme", "test_recipe", "test_references", "test_release_audit",
-    "test_private_sources", "test_sbom", "test_settings", "test_spec_checks", "test_tags"})
+    "test_bench_fixed_cost", "test_bench_jobserver", "test_bench_joint", "test_build_flow", "test_build_plan",
+    "test_buildx", "test_capabilities", "test_checks", "test_elf", "test_emulation", "test_engine", "test_guards",
+    "test_image", "test_merge", "test_platforms", "test_readme", "test_recipe", "test_references",
+    "test_release_audit", "test_private_sources", "test_sbom", "test_settings", "test_spec_checks", "test_tags"})
 
 
 @pytest.fixture(autouse=True)

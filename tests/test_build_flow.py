@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from invoke import Config, Context
 
 from tasks.core.capabilities import CONTAINERD_STORE, EngineFacts, capabilities
@@ -17,6 +18,7 @@ from tasks.core.references import IndexEntry
 from tasks.core.revision import VcsInfo
 from tasks.core.settings import resolve
 from tasks.engine.cli import Ran
+from tasks.engine.docker import EngineError
 from tasks.steps.build import execute_build
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "example"
@@ -112,6 +114,21 @@ class FakeEngine:
     def join(self, tag, repository, sources, images, attested=(), annotations=()):
         self.joined.append((tag, [f"{repository}@{s}" for s in sources]))
         return digest_of(tag + "".join(sources)), ""
+
+
+@pytest.fixture(autouse=True)
+def skopeo_installed(monkeypatch):
+    """skopeo, which pushes the OCI export when the docker driver rewrites timestamps, is "installed": what
+    this machine has on its PATH must not change what the flow does (the test below takes it away)."""
+    monkeypatch.setattr("tasks.steps.build.shutil.which", lambda name: f"/usr/bin/{name}")
+
+
+def test_without_skopeo_rewriting_timestamps_with_the_docker_driver_is_refused_naming_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr("tasks.steps.build.shutil.which", lambda name: None)
+    engine = FakeEngine()
+    with pytest.raises(EngineError, match="needs skopeo.*apt-get install skopeo"):
+        run(tmp_path, EXAMPLE, engine, platforms="amd64,arm64")
+    assert engine.builds == []
 
 
 def run(tmp_path: Path, source: Path, engine: FakeEngine, *, join: bool = True, **cli):

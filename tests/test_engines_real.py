@@ -156,3 +156,26 @@ def test_the_engine_socket_and_the_cli_report_the_same_engine(engine):
     assert through_socket.api.info()["ServerVersion"]
     assert through_cli.api.info() == {}
     assert through_socket.current_facts() == through_cli.current_facts()
+
+
+def test_the_default_builder_shortcut_agrees_with_buildx_itself(engine, monkeypatch):
+    """The probe skips `docker buildx inspect` when buildx would use the engine's own builder and its plugin is
+    installed: both answers checked against the CLI's own, and a builder named elsewhere (BUILDX_BUILDER, or
+    `docker buildx use` in buildx's state) makes it ask buildx, which names the problem."""
+    from invoke import Context
+
+    from tasks.core.buildx import parse_driver
+    from tasks.engine.docker import Engine, EngineError, _buildx_plugin_present, _default_builder_is_current
+
+    inspect = subprocess.run(["docker", "buildx", "inspect"], capture_output=True, text=True, check=True).stdout
+    name = next(line.split(":", 1)[1].strip() for line in inspect.splitlines() if line.startswith("Name:"))
+    assert _default_builder_is_current() == (name == "default" and parse_driver(inspect) == "docker")
+    assert _buildx_plugin_present() == (subprocess.run(["docker", "buildx", "version"], capture_output=True)
+                                        .returncode == 0)
+    assert Engine(Context()).info().driver == parse_driver(inspect)
+    monkeypatch.setenv("BUILDX_BUILDER", "crossdock-no-such-builder")
+    assert not _default_builder_is_current()
+    cli = subprocess.run(["docker", "buildx", "inspect"], capture_output=True, text=True)
+    assert cli.returncode != 0  # buildx itself does not fall back to the default builder
+    with pytest.raises(EngineError, match="not usable"):
+        Engine(Context()).info()

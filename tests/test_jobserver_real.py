@@ -102,11 +102,14 @@ def test_most_at_once_counts_overlaps():
 
 
 def test_parallel_arches_never_run_more_rustc_jobs_than_tokens(engine, tmp_path):
+    """Each platform with its own cargo (--joint-compile=off; as when their features differ, or for two
+    projects on one daemon): the cargos share the daemon's tokens."""
     tokens = 2
     project = jobs_project(tmp_path / "jobs", mark=tmp_path.name)
     out = tmp_path / "out"
     r = run_inv("-f", str(LOCAL_WORLD), "build", "--platforms=amd64,arm64", f"--project={project}",
-                f"--compile-tokens={tokens}", f"--image={unique_image('jobs')}", f"--out-dir={out}")
+                f"--compile-tokens={tokens}", "--joint-compile=off", f"--image={unique_image('jobs')}",
+                f"--out-dir={out}")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     logs = {arch: (out / "build" / f"{arch}.log").read_text() for arch in ("amd64", "arm64")}
     by_arch = {arch: rustc_jobs(log) for arch, log in logs.items()}

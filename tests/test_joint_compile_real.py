@@ -61,6 +61,7 @@ def test_three_platforms_compile_each_proc_macro_once(derive_joint):
     joint = logs["joint.log"]
     cargo_lines = [line for line in joint.splitlines() if "platform.sh: " in line and "cargo build " in line]
     assert cargo_lines and all(line.count("--target ") == 3 for line in cargo_lines)
+    assert "for a compile token" in joint  # in the daemon's jobserver, as any other compile
     for name in ("amd64.log", "arm64.log", "armv7.log"):  # each platform's build found the compile in the cache
         assert "platform.sh: cargo" not in logs[name] and "platform.sh: cook: cargo" not in logs[name]
     host, target = buildx.compiled_units(joint)

@@ -92,28 +92,41 @@ def test_runtime_packages_are_recorded_for_scanners(openssl_slim, openssl_minima
     assert bundle.count("BEGIN CERTIFICATE") > 100
 
 
-def _read_file(ref: str, platform: str, path: str) -> str:
-    """A file of the image, read natively (the minimal image has no shell and no cat)."""
+def _copied_out(ref: str, platform: str, path: str) -> bytes:
+    """``docker cp`` of a path of the image (a tar stream), read natively (the minimal image has no shell)."""
     subprocess.run(["docker", "pull", "-q", "--platform", platform, ref], capture_output=True, check=True)
     cid = subprocess.run(["docker", "create", "--platform", platform, ref], capture_output=True, text=True,
                          check=True).stdout.strip()
     try:
-        stream = subprocess.run(["docker", "cp", "-L", f"{cid}:{path}", "-"], capture_output=True, check=True).stdout
+        return subprocess.run(["docker", "cp", "-L", f"{cid}:{path}", "-"], capture_output=True, check=True).stdout
     finally:
         subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
-    with tarfile.open(fileobj=io.BytesIO(stream)) as tar:
+
+
+def _read_file(ref: str, platform: str, path: str) -> str:
+    """A file of the image, read natively (the minimal image has no shell and no cat)."""
+    with tarfile.open(fileobj=io.BytesIO(_copied_out(ref, platform, path))) as tar:
         member = tar.next()
         data = tar.extractfile(member) if member else None
         return data.read().decode(errors="replace") if data else ""
 
 
+def _mode(ref: str, platform: str, path: str) -> int:
+    with tarfile.open(fileobj=io.BytesIO(_copied_out(ref, platform, path))) as tar:
+        member = tar.next()
+        assert member is not None, path
+        return member.mode
+
+
 def test_minimal_has_what_a_distroless_base_has(openssl_minimal):
-    """Time zone data with /etc/localtime at UTC, /etc/nsswitch.conf, and tzdata recorded for scanners."""
+    """Time zone data with /etc/localtime at UTC, /etc/nsswitch.conf, a /tmp anyone may write in (sticky),
+    and tzdata recorded for scanners."""
     assert _read_file(openssl_minimal.ref, "linux/arm64", "/etc/timezone") == "Etc/UTC\n"
     assert _read_file(openssl_minimal.ref, "linux/arm64", "/etc/localtime").startswith("TZif")  # followed (-L)
     assert _read_file(openssl_minimal.ref, "linux/arm64", "/usr/share/zoneinfo/Europe/Paris").startswith("TZif")
     assert "hosts: files dns" in _read_file(openssl_minimal.ref, "linux/arm64", "/etc/nsswitch.conf")
     assert "Package: tzdata\n" in _read_file(openssl_minimal.ref, "linux/arm64", "/var/lib/dpkg/status")
+    assert _mode(openssl_minimal.ref, "linux/arm64", "/tmp") == 0o1777
 
 
 def test_minimal_is_much_smaller_than_slim(openssl_slim, openssl_minimal):
@@ -174,3 +187,40 @@ def test_a_runtime_package_that_does_not_exist_is_named(engine, tmp_path):
     log = (tmp_path / "out" / "build" / "arm64.log").read_text()
     assert "Debian package 'no-such-package-crossdock' does not exist for arm64" in log
     assert "Debian package 'no-such-package-crossdock' does not exist for arm64" in r.stdout  # the log's tail
+
+
+@pytest.mark.parametrize("runtime", ["minimal", "static"])
+def test_the_flavours_without_a_shell_take_every_image_key(engine, tmp_path, runtime):
+    """The example with assets (one owned by its user), a data directory, its own user and ids, a working
+    directory, environment, labels and a second port, on the flavours that have no shell (the files are placed
+    natively in the image-tree stage): every spec check passes under QEMU."""
+    project = make_project(tmp_path / "hello")
+    (project / "config").mkdir()
+    (project / "config" / "hello.toml").write_text("greeting = 'hi'\n")
+    (project / "config" / "state.json").write_text("{}\n")
+    manifest = project / "Cargo.toml"
+    manifest.write_text(manifest.read_text() + """assets = [["config/hello.toml", "/etc/hello/", "0640"],
+          ["config/state.json", "/var/lib/hello/state.json", "0600"]]
+owned-by-user = ["/var/lib/hello/state.json"]
+dirs = ["/data", ["/data/cache", "0700"]]
+user = "hello"
+uid = 4242
+gid = 4343
+workdir = "/data"
+env = { HELLO_MODE = "flavour-test" }
+labels = { "org.opencontainers.image.title" = "Hello on a flavour without a shell" }
+ports = [8080, 9090]
+""")
+    subprocess.run(["git", "-C", str(project), "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit",
+                    "-qam", "spec"], check=True)
+    image = build(project, tmp_path / "out", f"--runtime={runtime}", platforms="arm64")
+    r = smoke(image)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    (platform,) = smoke_report(image)["platforms"]
+    checks = {c["name"]: c for c in platform["checks"]}
+    for name in ("asset /etc/hello/hello.toml", "asset /var/lib/hello/state.json", "directory /data",
+                 "directory /data/cache", "config user", "config workdir", "env HELLO_MODE",
+                 "label org.opencontainers.image.title", "exposed ports", "run", "service"):
+        assert checks[name]["ok"], (name, checks.get(name))
+    assert "writable (a file was written)" in checks["directory /data/cache"]["detail"]
+    assert "owner user" in checks["asset /var/lib/hello/state.json"]["detail"]

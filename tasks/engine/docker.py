@@ -126,9 +126,11 @@ class Engine(Cli):
     def buildx_version(self) -> Ran:
         return self.probe(["docker", "buildx", "version"])
 
-    def inspect_builder(self, *, bootstrap: bool = False) -> Ran:
-        return self.probe(["docker", "buildx", "inspect", *(["--bootstrap"] if bootstrap else []),
-                           *([self.builder] if self.builder else [])])
+    def bootstrap_builder(self) -> Ran:
+        """``docker buildx inspect --bootstrap``: starts the builder when it is not running (a docker-container
+        builder's BuildKit container), then inspects it. No read (``probe`` never changes anything): quiet,
+        and run under ``inv --dry`` too, since `inv setup` reports what the builder can do from its answer."""
+        return self.quiet(["docker", "buildx", "inspect", "--bootstrap", *([self.builder] if self.builder else [])])
 
     def create_builder(self, name: str) -> Ran:
         return self.act(["docker", "buildx", "create", "--name", name])
