@@ -466,23 +466,21 @@ cmd_build() {
   # which compiled (crossdock reports the others failed and builds these on their own).
   KEEP_GOING=1
   compile "" "$record"
-  if [ "$compiled" != 0 ]; then
-    built=$(built_triples "$target_dir/.crossdock-messages.json")
-    for t in $TARGETS; do
-      set_target "$t"
-      map_target
+  built=""
+  [ "$compiled" = 0 ] || built=$(built_triples "$target_dir/.crossdock-messages.json")
+  for t in $TARGETS; do
+    set_target "$t"
+    map_target
+    if [ "$compiled" = 0 ]; then
+      copy_binaries "$RUST_TARGET" "$out/$TARGETARCH$TARGETVARIANT"
+    else
       case " $built " in
         *" $RUST_TARGET "*) echo "platform.sh: joint compile: $t compiled" >&2 ;;
         *) echo "platform.sh: joint compile: $t FAILED ($RUST_TARGET: cargo exited $compiled)" >&2 ;;
       esac
-    done
-    exit "$compiled"
-  fi
-  for t in $TARGETS; do
-    set_target "$t"
-    map_target
-    copy_binaries "$RUST_TARGET" "$out/$TARGETARCH$TARGETVARIANT"
+    fi
   done
+  [ "$compiled" = 0 ] || exit "$compiled"
 }
 
 # built_triples MESSAGES: the targets for which cargo produced (or found fresh) every binary asked for, from

@@ -50,6 +50,14 @@ def debian_crates(package: str, dest: Path) -> list[str]:
     return crates
 
 
+def vendor_debian_crates(project: Path, package: str) -> None:
+    """The crates of Debian's ``package`` in the project's ``vendor/``, and its .cargo/config.toml pointing
+    cargo at them (as after `cargo vendor`)."""
+    (project / ".cargo").mkdir(exist_ok=True)
+    (project / ".cargo" / "config.toml").write_text(CARGO_CONFIG)
+    debian_crates(package, project / "vendor")
+
+
 def commit(project: Path, *, tag: str | None = None) -> Path:
     (project / ".gitignore").write_text("target/\n")
     git(project, "init", "-q", "-b", "main")
@@ -91,9 +99,7 @@ build-packages = ["libssl-dev"]
 """)
     (dest / "src").mkdir()
     (dest / "src" / "main.rs").write_text(OPENSSL_MAIN)
-    (dest / ".cargo").mkdir()
-    (dest / ".cargo" / "config.toml").write_text(CARGO_CONFIG)
-    debian_crates("librust-openssl-dev", dest / "vendor")
+    vendor_debian_crates(dest, "librust-openssl-dev")
     return commit(dest)
 
 
@@ -168,9 +174,7 @@ def workspace_project(dest: Path) -> Path:
         '[dependencies]\nnumfmt = { path = "../numfmt" }\n')
     (dest / "crates" / "app" / "src" / "main.rs").write_text(
         'fn main() {\n    println!("ws-app {} MARK-0", numfmt::show(42));\n}\n')
-    (dest / ".cargo").mkdir()
-    (dest / ".cargo" / "config.toml").write_text(CARGO_CONFIG)
-    debian_crates("librust-itoa-dev", dest / "vendor")
+    vendor_debian_crates(dest, "librust-itoa-dev")
     return commit(dest)
 
 
@@ -212,9 +216,7 @@ serde = {{ version = "1", features = ["derive"] }}
 """)
     (dest / "src").mkdir()
     (dest / "src" / "main.rs").write_text(DERIVE_MAIN)
-    (dest / ".cargo").mkdir()
-    (dest / ".cargo" / "config.toml").write_text(CARGO_CONFIG)
-    debian_crates("librust-serde+serde-derive-dev", dest / "vendor")
+    vendor_debian_crates(dest, "librust-serde+serde-derive-dev")
     return commit(dest)
 
 

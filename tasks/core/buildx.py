@@ -51,7 +51,7 @@ class BuildRequest:
         """TARGETS of a joint compile ("amd64 arm64 arm/v7"), or "" when each platform has its own cargo."""
         if not self.joint or len(self.platforms) < 2:
             return ""
-        return " ".join(p.docker.removeprefix("linux/") for p in self.platforms)
+        return " ".join(joint_name(p) for p in self.platforms)
 
     @property
     def push_by_digest(self) -> bool:
@@ -250,6 +250,11 @@ def plan_build(request: BuildRequest) -> BuildPlan:
                         if request.rewrite_timestamps else ""))
     return BuildPlan(request=request, arches=arches, manifest_ref=manifest_ref, notes=tuple(notes), joint=joint,
                      separate=separate)
+
+
+def joint_name(platform: Platform) -> str:
+    """A platform as TARGETS names it, and platform.sh's verdicts after a joint compile ("arm/v7")."""
+    return platform.docker.removeprefix("linux/")
 
 
 def joint_compile_args(targets: str) -> tuple[str, ...]:

@@ -357,7 +357,7 @@ def joint_failed(plan: buildx.BuildPlan, joint: buildx.JointBuild, seconds: floa
     """A failed joint compile: the platforms cargo failed for (as platform.sh named them; all of them when the
     step failed before cargo said) are failed, the others are built each on its own."""
     verdicts = buildx.joint_verdicts(joint.log_file.read_text(errors="replace"))
-    failed = [a for a in plan.arches if not verdicts.get(a.platform.docker.removeprefix("linux/"))]
+    failed = [a for a in plan.arches if not verdicts.get(buildx.joint_name(a.platform))]
     error = (f"cargo failed for this platform in the compile for every platform (docker buildx build exited "
              f"{exited})" if verdicts else
              f"the compile for every platform failed: docker buildx build exited {exited}")
