@@ -237,3 +237,32 @@ def test_compiled_units_add_up_what_platform_sh_counted_in_every_step():
            "dependencies) and 3 for 3 target(s)\n")
     assert buildx.compiled_units(log) == (32, 48)
     assert buildx.compiled_units("#3 CACHED\n") == (0, 0)
+
+
+def _compile_runs(text: str) -> list[str]:
+    """Every RUN of docker/Dockerfile's compile steps (cook and build, each and joint), continuation lines
+    joined."""
+    joined = text.replace("\\\n", " ")
+    return [line for line in joined.splitlines()
+            if line.startswith("RUN ") and ("platform.sh cook" in line or "platform.sh build" in line)]
+
+
+def test_a_project_without_private_sources_stages_compile_steps_without_secret_or_ssh_mounts():
+    text = (Path(__file__).parents[1] / "docker" / "Dockerfile").read_text()
+    runs = _compile_runs(text)
+    assert len(runs) == 6 and all("type=ssh" in r and "id=cargo-credentials" in r for r in runs)
+    for network in ("default", "host"):
+        kept = _compile_runs(buildx.staged_dockerfile(text, network, private=True))
+        assert all(r.count("type=secret") == 3 and "--mount=type=ssh" in r for r in kept)
+        stripped = buildx.staged_dockerfile(text, network, private=False)
+        bare = _compile_runs(stripped)
+        assert len(bare) == 6
+        for run in bare:
+            assert "type=secret" not in run and "type=ssh" not in run
+            assert "id=crossdock-cargo-cache" in run and run.rstrip().endswith(("cook", "build"))
+            assert run.startswith("RUN --network=host --mount=type=cache" if network == "host" else
+                                  "RUN --mount=type=cache")
+        # nothing else changes: the lines that are not the compile steps' RUNs are the same
+        assert [line for line in stripped.splitlines() if "--mount" not in line and "platform.sh" not in line] == [
+            line for line in buildx.staged_dockerfile(text, network).splitlines()
+            if "--mount" not in line and "platform.sh" not in line]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .image import ImageSpec, annotation_args
 from .platforms import Platform
+from .private_sources import SECRET_IDS
 from .recipe import LAYERS as RECIPE_LAYERS
 from .recipe import RECIPE_DIR
 
@@ -175,13 +176,21 @@ def network_args(network: str) -> tuple[str, ...]:
     return ("--allow", "network.host") if network == "host" else ()
 
 
-def staged_dockerfile(text: str, network: str) -> str:
+# The compile steps' mounts of the private sources' credentials: their secrets and the SSH agent, each with the
+# space (or line continuation) after it.
+PRIVATE_MOUNTS = re.compile(r"--mount=type=(?:secret,id=(?:%s)|ssh)[ \t]+(?:\\\n[ \t]*)?" % "|".join(SECRET_IDS))
+
+
+def staged_dockerfile(text: str, network: str, *, private: bool = True) -> str:
     """docker/Dockerfile as staged: with build_network = host, the steps that fetch (they mount the cargo
-    credentials) run on the build machine's network."""
-    if network != "host":
-        return text
-    return text.replace("RUN --mount=type=secret,id=cargo-credentials", "RUN --network=host --mount=type=secret,"
-                                                                         "id=cargo-credentials")
+    credentials) run on the build machine's network; for a project with no private source (``private``
+    False), the compile steps mount no secret and no SSH agent (BuildKit spends about 3 s looking up each such
+    step's mounts in the client's session before it starts: measured here, 26.1, per step; there are three
+    per compile)."""
+    if network == "host":
+        text = text.replace("RUN --mount=type=secret,id=cargo-credentials",
+                            "RUN --network=host --mount=type=secret,id=cargo-credentials")
+    return text if private else PRIVATE_MOUNTS.sub("", text)
 
 
 def cache_ref(repository: str, platform: Platform) -> str:

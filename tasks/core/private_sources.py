@@ -58,6 +58,11 @@ class PrivateSources:
     https_git: tuple[GitSource, ...] = ()  # git+https:// (and http://) sources: a credential may be needed
 
     @property
+    def any(self) -> bool:
+        """Whether the compile steps may need a credential: a registry is declared, or a git source is fetched."""
+        return bool(self.registries or self.ssh_git or self.https_git)
+
+    @property
     def used_registries(self) -> tuple[Registry, ...]:
         return tuple(r for r in self.registries if r.used)
 
@@ -66,6 +71,13 @@ class PrivateSources:
         """What the compile steps fetch these git sources with (cargo's net.git-fetch-with-cli: the git CLI,
         which takes the SSH agent and credential helpers), added to the build machine's tools."""
         return ("git", "openssh-client") if self.ssh_git else ("git",) if self.https_git else ()
+
+
+# docker/Dockerfile's secret ids (platform.sh: private_sources); the compile steps mount them and the SSH agent.
+CREDENTIALS_SECRET = "cargo-credentials"
+KNOWN_HOSTS_SECRET = "ssh-known-hosts"
+GIT_CREDENTIALS_SECRET = "git-credentials"
+SECRET_IDS = (CREDENTIALS_SECRET, GIT_CREDENTIALS_SECRET, KNOWN_HOSTS_SECRET)
 
 
 def token_env(registry: str) -> str:

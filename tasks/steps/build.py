@@ -54,7 +54,8 @@ def stage_build_files(project: Path, *, package: str = "", spec: ImageSpec | Non
     write_recipe(project, probe_recipe(project, package=package))
     staged = project / buildx.STAGED_DIR
     staged.mkdir(parents=True, exist_ok=True)
-    dockerfile = buildx.staged_dockerfile((DOCKER_DIR / "Dockerfile").read_text(), network)
+    private = probe_private_sources(project).any  # every staging of a project agrees: the build's, its SBOM's
+    dockerfile = buildx.staged_dockerfile((DOCKER_DIR / "Dockerfile").read_text(), network, private=private)
     (staged / "Dockerfile").write_text(dockerfile + "\n" + image.render_image_stage(spec))
     shell = staged / "sh"  # platform.sh and the files it sources
     shutil.rmtree(shell, ignore_errors=True)

@@ -21,6 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..core.private_sources import (
+    CREDENTIALS_SECRET,
+    GIT_CREDENTIALS_SECRET,
+    KNOWN_HOSTS_SECRET,
     PrivateSourceError,
     PrivateSources,
     Registry,
@@ -30,10 +33,6 @@ from ..core.private_sources import (
 )
 from ..core.settings import Settings
 from ..engine.secrets import cargo_tokens, git_credentials
-
-CREDENTIALS_SECRET = "cargo-credentials"  # docker/Dockerfile's secret ids (platform.sh: private_sources)
-KNOWN_HOSTS_SECRET = "ssh-known-hosts"
-GIT_CREDENTIALS_SECRET = "git-credentials"
 
 
 def _read(path: Path) -> str:
