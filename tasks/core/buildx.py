@@ -178,7 +178,8 @@ def network_args(network: str) -> tuple[str, ...]:
 
 # The compile steps' mounts of the private sources' credentials: their secrets and the SSH agent, each with the
 # space (or line continuation) after it.
-PRIVATE_MOUNTS = re.compile(r"--mount=type=(?:secret,id=(?:%s)|ssh)[ \t]+(?:\\\n[ \t]*)?" % "|".join(SECRET_IDS))
+_SECRETS = "|".join(SECRET_IDS)
+PRIVATE_MOUNTS = re.compile(rf"--mount=type=(?:secret,id=(?:{_SECRETS})|ssh)[ \t]+(?:\\\n[ \t]*)?")
 
 
 def staged_dockerfile(text: str, network: str, *, private: bool = True) -> str:
