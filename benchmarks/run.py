@@ -714,30 +714,36 @@ JOINT_MARK = "**One cargo for every platform** (the latest `--joint` run, `bench
 
 
 class CpuBusy:
-    """The share of the machine's cores busy (not idle, not waiting on I/O) while a command runs, from the
-    kernel's counters in /proc/stat before and after it: no sampler on the cores being measured."""
+    """The share of the machine's cores busy (running anything: user, system, interrupts) and the share stolen
+    (the hypervisor ran another guest while this one had work: on a shared host, the noise in every timing) while
+    a command runs, from the kernel's counters in /proc/stat before and after it: no sampler on the cores being
+    measured."""
 
     busy: float = float("nan")
+    stolen: float = float("nan")
 
     @staticmethod
-    def counters() -> tuple[int, int]:
+    def counters() -> tuple[int, int, int]:
+        """(all, idle, stolen) ticks of every core since boot: idle counts iowait too."""
         fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-        return sum(fields[:8]), idle
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return sum(fields[:8]), idle, fields[7] if len(fields) > 7 else 0
 
     def __enter__(self) -> CpuBusy:
         self._start = self.counters()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        total, idle = (end - start for end, start in zip(self.counters(), self._start, strict=True))
-        self.busy = (total - idle) / total if total else float("nan")
+        total, idle, stolen = (end - start for end, start in zip(self.counters(), self._start, strict=True))
+        self.busy = (total - idle - stolen) / total if total else float("nan")
+        self.stolen = stolen / total if total else float("nan")
 
 
 @dataclass
 class JointRow:
     seconds: list[float] = field(default_factory=list)
     busy: list[float] = field(default_factory=list)  # share of the cores busy over each build
+    stolen: list[float] = field(default_factory=list)  # share of the cores' time the hypervisor gave elsewhere
     host_units: list[int] = field(default_factory=list)  # units cargo compiled for the build machine, per build
     target_units: list[int] = field(default_factory=list)
     no_change: list[float] = field(default_factory=list)  # the same copy built again right after, as it is
@@ -799,18 +805,20 @@ def measure_joint(work: Path, *, workloads: list[str], platforms: str, repeat: i
                 row.no_change.append(again)
                 row.seconds.append(seconds)
                 row.busy.append(cpu.busy)
+                row.stolen.append(cpu.stolen)
                 row.host_units.append(host)
                 row.target_units.append(target)
                 shutil.rmtree(project, ignore_errors=True)
-                print(f"  joint {workload:8} {mode:12} {seconds:7.1f}s  cores busy {cpu.busy:.0%}  units for the "
+                print(f"  joint {workload:8} {mode:12} {seconds:7.1f}s  cores busy {cpu.busy:.0%} (stolen "
+                      f"{cpu.stolen:.0%})  units for the "
                       f"build machine {host}, for the targets {target}; no change {again:.1f}s", flush=True)
     return result
 
 
 def joint_table(rows: dict[str, dict[str, JointRow]]) -> tuple[str, list[dict]]:
-    lines = ["| workload | mode | runs | median | ratio | goal | spread (min-max) | cores busy (median) | units "
-             "compiled for the build machine | for the targets | no-change rebuild (median) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| workload | mode | runs | median | ratio | goal | spread (min-max) | cores busy (median) | stolen "
+             "(median) | units compiled for the build machine | for the targets | no-change rebuild (median) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     data = []
     for workload, modes in rows.items():
         per_platform = modes["per-platform"].median if "per-platform" in modes else float("nan")
@@ -823,13 +831,14 @@ def joint_table(rows: dict[str, dict[str, JointRow]]) -> tuple[str, list[dict]]:
             spread = f"{min(row.seconds):.1f}-{max(row.seconds):.1f} s"
             units = sorted(set(row.host_units))
             targets = sorted(set(row.target_units))
+            stolen = f"{statistics.median(row.stolen):.0%}" if row.stolen else ""
             lines.append(f"| {workload} | {mode} | {len(row.seconds)} | {row.median:.1f} s | {shown} | {goal} | "
-                         f"{spread} | {statistics.median(row.busy):.0%} | {'/'.join(map(str, units))} | "
+                         f"{spread} | {statistics.median(row.busy):.0%} | {stolen} | {'/'.join(map(str, units))} | "
                          f"{'/'.join(map(str, targets))} | "
                          + (f"{statistics.median(row.no_change):.1f} s |" if row.no_change else "|"))
             data.append({"workload": workload, "mode": mode, "seconds": row.seconds, "median": row.median,
-                         "of_per_platform": round(ratio, 4), "cores_busy": row.busy, "host_units": row.host_units,
-                         "target_units": row.target_units, "no_change": row.no_change})
+                         "of_per_platform": round(ratio, 4), "cores_busy": row.busy, "stolen": row.stolen,
+                         "host_units": row.host_units, "target_units": row.target_units, "no_change": row.no_change})
     return "\n".join(lines), data
 
 
@@ -843,10 +852,12 @@ def write_joint(out: Path, info: dict, rows: dict[str, dict[str, JointRow]], *, 
               "each build, toolchain layers warm), by one cargo with every target (`--joint-compile=auto`, the "
               "default) and by one cargo per platform (`--joint-compile=off`, the default before), both with the "
               "jobserver; the modes take turns going first. Seconds: the whole `inv build`. Cores busy: the share "
-              "of the machine's cores not idle over the build (/proc/stat). Units: what cargo compiled (not "
-              "fresh), counted by platform.sh from cargo's compiler-artifact messages, in every log of the build "
-              "(several values: they differed between runs). No-change rebuild: the same copy built again right "
-              "after, as it is (every step from the cache). Workloads: "
+              "of the machine's cores running anything over the build; stolen: the share the hypervisor gave to "
+              "other guests while this one had work, the noise of a shared host (both from /proc/stat). Units: "
+              "what cargo compiled (not fresh), counted by platform.sh from cargo's compiler-artifact messages, in "
+              "every log of the build (several values: they differed between runs). No-change rebuild: the same "
+              "copy built again right after, as it is (every step from the cache). "
+              "Workloads: "
               + "; ".join(f"{w} ({lines_of_rust.get(w, 0)} lines of Rust of its own): {JOINT_WORKLOADS[w]}"
                           for w in rows) + ".")
     text = header + "\n\n" + table_text
