@@ -197,6 +197,30 @@ def test_secrets_and_build_output_never_reach_the_builder(built_example, tmp_pat
                 or p.startswith("target/release")], sent
 
 
+
+def test_only_a_project_with_private_sources_stages_the_secret_and_ssh_mounts(tmp_path):
+    """The compile steps mount the credentials' secrets and the SSH agent only for a project that may need them
+    (BuildKit spends seconds before each step that mounts them); the build, its SBOM and a rebuild stage alike."""
+    from tasks.steps.build import stage_build_files
+
+    def compile_mounts(project: Path) -> list[str]:
+        text = (stage_build_files(project) / "Dockerfile").read_text().replace("\\\n", " ")
+        runs = [line for line in text.splitlines() if line.startswith("RUN ") and "platform.sh" in line
+                and ("platform.sh cook" in line or "platform.sh build" in line)]
+        assert len(runs) == 6, runs
+        return [m for run in runs for m in run.split() if m.startswith(("--mount=type=secret", "--mount=type=ssh"))]
+
+    plain = make_project(tmp_path / "plain")
+    assert compile_mounts(plain) == []
+    private = make_project(tmp_path / "private")
+    (private / ".cargo").mkdir()
+    (private / ".cargo" / "config.toml").write_text('[registries.my-corp]\nindex = "sparse+https://crates.corp.invalid/"\n')
+    mounts = compile_mounts(private)
+    assert len(mounts) == 6 * 4 and mounts.count("--mount=type=ssh") == 6
+    assert {m.split("id=")[1] for m in mounts if "id=" in m} == {"cargo-credentials", "git-credentials",
+                                                               "ssh-known-hosts"}
+
+
 @pytest.fixture
 def buildx_plugin_hidden():
     plugin = Path("/usr/libexec/docker/cli-plugins/docker-buildx")
