@@ -856,8 +856,7 @@ def write_joint(out: Path, info: dict, rows: dict[str, dict[str, JointRow]], *, 
               "other guests while this one had work, the noise of a shared host (both from /proc/stat). Units: "
               "what cargo compiled (not fresh), counted by platform.sh from cargo's compiler-artifact messages, in "
               "every log of the build (several values: they differed between runs). No-change rebuild: the same "
-              "copy built again right after, as it is (every step from the cache). "
-              "Workloads: "
+              "copy built again right after, as it is (every step from the cache). Workloads: "
               + "; ".join(f"{w} ({lines_of_rust.get(w, 0)} lines of Rust of its own): {JOINT_WORKLOADS[w]}"
                           for w in rows) + ".")
     text = header + "\n\n" + table_text

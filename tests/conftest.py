@@ -82,6 +82,14 @@ def platform_sh(world: Path, command: str, *, popen: bool = False, **env: str):
     return subprocess.run(argv, cwd=world / "src", env=full, capture_output=True, text=True)
 
 
+def compile_runs(dockerfile: str) -> list[str]:
+    """Every RUN of a Dockerfile's compile steps (platform.sh cook and build, each and joint), continuation
+    lines joined."""
+    joined = dockerfile.replace("\\\n", " ")
+    return [line for line in joined.splitlines()
+            if line.startswith("RUN ") and ("platform.sh cook" in line or "platform.sh build" in line)]
+
+
 def run_inv(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
             timeout: float = 1500) -> subprocess.CompletedProcess[str]:
     """Run `inv ARGS` the way a user does (invoke loads tasks.py from the suite)."""

@@ -17,7 +17,17 @@ from pathlib import Path
 import pytest
 
 from tasks.core.platforms import lookup
-from tests.conftest import LOCAL_WORLD, REGISTRY, git, images_of, make_project, manifest, run_inv, unique_image
+from tests.conftest import (
+    LOCAL_WORLD,
+    REGISTRY,
+    compile_runs,
+    git,
+    images_of,
+    make_project,
+    manifest,
+    run_inv,
+    unique_image,
+)
 
 pytestmark = pytest.mark.real
 
@@ -197,16 +207,13 @@ def test_secrets_and_build_output_never_reach_the_builder(built_example, tmp_pat
                 or p.startswith("target/release")], sent
 
 
-
 def test_only_a_project_with_private_sources_stages_the_secret_and_ssh_mounts(tmp_path):
     """The compile steps mount the credentials' secrets and the SSH agent only for a project that may need them
     (BuildKit spends seconds before each step that mounts them); the build, its SBOM and a rebuild stage alike."""
     from tasks.steps.build import stage_build_files
 
     def compile_mounts(project: Path) -> list[str]:
-        text = (stage_build_files(project) / "Dockerfile").read_text().replace("\\\n", " ")
-        runs = [line for line in text.splitlines() if line.startswith("RUN ") and "platform.sh" in line
-                and ("platform.sh cook" in line or "platform.sh build" in line)]
+        runs = compile_runs((stage_build_files(project) / "Dockerfile").read_text())
         assert len(runs) == 6, runs
         return [m for run in runs for m in run.split() if m.startswith(("--mount=type=secret", "--mount=type=ssh"))]
 

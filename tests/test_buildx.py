@@ -7,6 +7,7 @@ import pytest
 
 from tasks.core import buildx, references
 from tasks.core.platforms import parse_platforms
+from tests.conftest import compile_runs
 
 
 def request(**overrides) -> buildx.BuildRequest:
@@ -239,23 +240,15 @@ def test_compiled_units_add_up_what_platform_sh_counted_in_every_step():
     assert buildx.compiled_units("#3 CACHED\n") == (0, 0)
 
 
-def _compile_runs(text: str) -> list[str]:
-    """Every RUN of docker/Dockerfile's compile steps (cook and build, each and joint), continuation lines
-    joined."""
-    joined = text.replace("\\\n", " ")
-    return [line for line in joined.splitlines()
-            if line.startswith("RUN ") and ("platform.sh cook" in line or "platform.sh build" in line)]
-
-
 def test_a_project_without_private_sources_stages_compile_steps_without_secret_or_ssh_mounts():
     text = (Path(__file__).parents[1] / "docker" / "Dockerfile").read_text()
-    runs = _compile_runs(text)
+    runs = compile_runs(text)
     assert len(runs) == 6 and all("type=ssh" in r and "id=cargo-credentials" in r for r in runs)
     for network in ("default", "host"):
-        kept = _compile_runs(buildx.staged_dockerfile(text, network, private=True))
+        kept = compile_runs(buildx.staged_dockerfile(text, network, private=True))
         assert all(r.count("type=secret") == 3 and "--mount=type=ssh" in r for r in kept)
         stripped = buildx.staged_dockerfile(text, network, private=False)
-        bare = _compile_runs(stripped)
+        bare = compile_runs(stripped)
         assert len(bare) == 6
         for run in bare:
             assert "type=secret" not in run and "type=ssh" not in run
